@@ -1,0 +1,1 @@
+"""HTML views of the annotation app, one module per area (annotate, projects, profile, imports)."""

@@ -1,0 +1,6 @@
+"""Websocket routes of every app, collected in one place."""
+from __future__ import annotations
+
+from django.urls import URLPattern
+
+websocket_urlpatterns: list[URLPattern] = []
