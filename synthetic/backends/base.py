@@ -126,7 +126,9 @@ class Backend(ABC):
         """Free-text answers, one per conversation, in input order."""
 
     @abstractmethod
-    def score(self, conversations: list[Conversation], options: list[str]) -> list[dict[str, float]]:
+    def score(
+        self, conversations: list[Conversation], options: list[str]
+    ) -> list[dict[str, float]]:
         """Log-probability of each option string as the continuation of each conversation
         (next-token log-probability for single-token options), one dict per conversation."""
 

@@ -87,9 +87,10 @@ def parse_ranking(text: str, labels: tuple[str, ...], allow_ties: bool) -> WeakO
     if not allow_ties and "=" in answer:
         raise RankingParseError(f"ties are not allowed: {answer!r}")
     if not is_complete(scan(answer, labels, allow_ties), labels):
+        seps = "'>' or '='" if allow_ties else "'>'"
         raise RankingParseError(
             f"{answer!r} is not a ranking of {', '.join(labels)} (each exactly once, "
-            f"separated by '>'{' or =' if allow_ties else ''})"
+            f"separated by {seps})"
         )
     return _groups(answer, labels)
 
@@ -173,3 +174,7 @@ def parse_json_answer(raw: str) -> tuple[str, str | None]:
         raise RankingParseError("answer JSON has no string field 'ranking'")
     reasoning = data.get("reasoning")
     return data["ranking"], reasoning if isinstance(reasoning, str) else None
+
+
+# Every character a ranking answer over labels A..Z can contain.
+GRAMMAR_ALPHABET = frozenset(string.ascii_uppercase) | frozenset(" >=")
