@@ -68,6 +68,23 @@ def add_member(*, project: Project, user: AbstractBaseUser, role: str) -> Member
     return membership
 
 
+class MembershipError(Exception):
+    """A membership change that would leave the project without its owner, or names no member."""
+
+
+@transaction.atomic
+def remove_member(*, project: Project, user: AbstractBaseUser) -> None:
+    """Take `user` off the project; their live leases return to the pool at once."""
+    if user.pk == project.owner_id:
+        raise MembershipError(f"{user} owns project {project.name!r} and cannot be removed")
+    deleted, _ = Membership.objects.filter(project=project, user=user).delete()
+    if not deleted:
+        raise MembershipError(f"{user} is not a member of project {project.name!r}")
+    Assignment.objects.filter(item__project=project, rater__user=user, status=Assignment.Status.LEASED).update(
+        status=Assignment.Status.EXPIRED, finished_at=timezone.now()
+    )
+
+
 @transaction.atomic
 def create_project(*, owner: AbstractBaseUser, **fields: Any) -> Project:
     project = Project.objects.create(owner=owner, **fields)
@@ -335,3 +352,24 @@ def project_progress(project: Project) -> dict[str, int]:
         "target": totals["n"] * project.overlap_target,
         "complete_items": complete,
     }
+
+
+def rater_progress(project: Project) -> list[dict[str, Any]]:
+    """Current rankings per rater, most first; members who have ranked nothing yet are listed with 0.
+
+    Humans are labelled by username, synthetic raters by persona id and model. Two queries.
+    """
+    counts = (
+        Ranking.objects.filter(item__project=project, is_current=True)
+        .values("rater__kind", "rater__user__username", "rater__persona", "rater__model")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    rows: dict[str, dict[str, Any]] = {}
+    for row in counts:
+        human = row["rater__kind"] == Rater.Kind.HUMAN
+        label = row["rater__user__username"] if human else f"{(row['rater__persona'] or {}).get('id', '?')} · {row['rater__model']}"
+        rows[label] = {"label": label, "kind": row["rater__kind"], "role": "", "rankings": row["n"]}
+    for username, role in Membership.objects.filter(project=project).values_list("user__username", "role"):
+        rows.setdefault(username, {"label": username, "kind": Rater.Kind.HUMAN, "rankings": 0})["role"] = role
+    return sorted(rows.values(), key=lambda r: (-r["rankings"], r["label"]))
