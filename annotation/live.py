@@ -23,10 +23,10 @@ def project_group(project: Project) -> str:
 
 def ranking_stored(ranking: Ranking) -> None:
     project = ranking.item.project
-    layer = get_channel_layer()
-    if layer is None:
-        return
     try:
+        layer = get_channel_layer()
+        if layer is None:
+            return
         async_to_sync(layer.group_send)(project_group(project), {"type": "project.progress"})
     except Exception:  # a dead channel layer must never lose a stored ranking
         logger.exception("could not publish progress for project %s", project.pk)
