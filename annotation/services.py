@@ -25,8 +25,8 @@ from annotation.models import (
     Item,
     Membership,
     Project,
-    Rater,
     Ranking,
+    Rater,
     Response,
 )
 from annotation.weak_orders import RankingError, validate_shown_order, validate_weak_order

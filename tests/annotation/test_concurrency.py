@@ -10,7 +10,13 @@ import pytest
 from django.db import connection, connections
 
 from annotation.models import Assignment, Item, Membership, Project, Ranking
-from annotation.services import add_member, create_item, create_project, next_assignment, submit_ranking
+from annotation.services import (
+    add_member,
+    create_item,
+    create_project,
+    next_assignment,
+    submit_ranking,
+)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

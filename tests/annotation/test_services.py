@@ -5,7 +5,13 @@ import uuid
 import pytest
 
 from annotation.models import Assignment, Item, Ranking
-from annotation.services import AssignmentError, next_assignment, record_ranking, skip_assignment, submit_ranking
+from annotation.services import (
+    AssignmentError,
+    next_assignment,
+    record_ranking,
+    skip_assignment,
+    submit_ranking,
+)
 from annotation.weak_orders import RankingError
 
 pytestmark = pytest.mark.django_db

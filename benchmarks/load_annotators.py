@@ -1,0 +1,219 @@
+"""Load benchmark: N simulated annotators against the running server on PostgreSQL.
+
+Each annotator loops next -> submit through the REST API (token auth) for a fixed time. The
+server is the product's own ASGI app under Daphne; several Daphne processes share one listening
+socket (pre-fork, `daphne --fd`), as a one-machine deployment would run them. Afterwards the
+database is checked: every submission the clients saw succeed is stored exactly once.
+
+    .venv/bin/python benchmarks/load_annotators.py --annotators 50 --seconds 20
+    .venv/bin/python benchmarks/load_annotators.py --annotators 200 --seconds 20 --mode separate
+
+`--mode combined` (default) uses the submit response's embedded next assignment (one request
+per submission, what the browser and API clients do); `--mode separate` asks for the next item
+with its own request (two requests per submission).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+logger = logging.getLogger("load")
+
+
+@dataclass
+class Stats:
+    latencies: list[float] = field(default_factory=list)
+    submissions: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def prepare_database(url: str) -> None:
+    import psycopg
+
+    base, name = url.rsplit("/", 1)
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, check=True)
+
+
+def seed(annotators: int, items: int, target: int) -> tuple[str, list[str]]:
+    """A project with `items` items of 4 responses and `annotators` members with API tokens."""
+    import django
+
+    django.setup()
+    from django.contrib.auth import get_user_model
+    from rest_framework.authtoken.models import Token
+
+    from annotation.models import Item, Membership, Project, Rater, Response
+    from annotation.services import create_project
+
+    user_model = get_user_model()
+    owner = user_model.objects.create_user("bench-owner")
+    project = create_project(owner=owner, name="load", overlap_target=target, status=Project.Status.ACTIVE)
+    made = Item.objects.bulk_create(Item(project=project, external_id=f"i{n}", prompt=f"p{n}") for n in range(items))
+    Response.objects.bulk_create(
+        Response(item=i, response_id=f"r{k}", text=f"answer {k}", position=k) for i in made for k in range(4)
+    )
+    users = user_model.objects.bulk_create(user_model(username=f"a{n}") for n in range(annotators))
+    Membership.objects.bulk_create(Membership(project=project, user=u, role=Membership.Role.ANNOTATOR) for u in users)
+    Rater.objects.bulk_create(Rater(kind=Rater.Kind.HUMAN, user=u, key=f"user:{u.pk}") for u in users)
+    tokens = Token.objects.bulk_create(Token(user=u, key=Token.generate_key()) for u in users)
+    return str(project.public_id), [t.key for t in tokens]
+
+
+def start_servers(processes: int, env: dict[str, str]) -> tuple[list[subprocess.Popen], int, socket.socket]:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(1024)
+    sock.set_inheritable(True)
+    daphne = str(Path(sys.executable).with_name("daphne"))
+    procs = [
+        subprocess.Popen(
+            [daphne, "--fd", str(sock.fileno()), "-v", "0", "config.asgi:application"],
+            cwd=ROOT, env=env, pass_fds=(sock.fileno(),),
+        )
+        for _ in range(processes)
+    ]
+    return procs, sock.getsockname()[1], sock
+
+
+async def wait_ready(base: str) -> None:
+    import httpx
+
+    async with httpx.AsyncClient() as client:
+        for _ in range(100):
+            try:
+                await client.get(f"{base}/api/v1/schema/", timeout=2)
+                return
+            except httpx.TransportError:
+                await asyncio.sleep(0.2)
+    raise RuntimeError("server did not start")
+
+
+async def annotator(client, base: str, project: str, token: str, deadline: float, mode: str, stats: Stats) -> None:
+    headers = {"Authorization": f"Token {token}"}
+    assignment = await _timed_next(client, base, project, headers, stats)
+    while assignment is not None and time.perf_counter() < deadline:
+        order = [[rid] for rid in assignment["responses_order"]]
+        sid = str(uuid.uuid4())
+        body = {"ranking": order, "submission_id": sid, "seconds": 1.0}
+        started = time.perf_counter()
+        reply = await client.post(f"{base}/api/v1/assignments/{assignment['id']}/submit/", json=body, headers=headers)
+        stats.latencies.append(time.perf_counter() - started)
+        if reply.status_code not in (200, 201):
+            stats.errors.append(f"submit {reply.status_code}: {reply.text[:200]}")
+            return
+        stats.submissions.append(sid)
+        if mode == "combined":
+            assignment = _assignment_of(reply.json().get("next"))
+        else:
+            assignment = await _timed_next(client, base, project, headers, stats)
+
+
+async def _timed_next(client, base: str, project: str, headers: dict[str, str], stats: Stats) -> dict | None:
+    started = time.perf_counter()
+    reply = await client.post(f"{base}/api/v1/projects/{project}/next/", headers=headers)
+    stats.latencies.append(time.perf_counter() - started)
+    if reply.status_code == 204:
+        return None
+    if reply.status_code != 200:
+        stats.errors.append(f"next {reply.status_code}: {reply.text[:200]}")
+        return None
+    return _assignment_of(reply.json())
+
+
+def _assignment_of(data: dict | None) -> dict | None:
+    if not data:
+        return None
+    return {"id": data["id"], "responses_order": [r["id"] for r in data["responses"]]}
+
+
+async def drive(base: str, project: str, tokens: list[str], seconds: float, mode: str) -> tuple[Stats, float]:
+    import httpx
+
+    stats = Stats()
+    limits = httpx.Limits(max_connections=len(tokens), max_keepalive_connections=len(tokens))
+    async with httpx.AsyncClient(limits=limits, timeout=60) as client:
+        started = time.perf_counter()
+        deadline = started + seconds
+        await asyncio.gather(*(annotator(client, base, project, t, deadline, mode, stats) for t in tokens))
+        return stats, time.perf_counter() - started
+
+
+def check_database(stats: Stats) -> dict[str, int]:
+    from django.db.models import Count
+
+    from annotation.models import Ranking
+
+    stored = Ranking.objects.filter(submission_id__in=stats.submissions).count()
+    duplicates = (
+        Ranking.objects.values("item_id", "rater_id").annotate(n=Count("pk")).filter(n__gt=1).count()
+    )
+    return {"client_submissions": len(stats.submissions), "stored": stored,
+            "total_rankings": Ranking.objects.count(), "duplicate_item_rater": duplicates}
+
+
+def percentile(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100)[int(q) - 1] if len(values) > 1 else (values[0] if values else 0.0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--annotators", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--items", type=int, default=20000)
+    parser.add_argument("--target", type=int, default=3)
+    parser.add_argument("--server-processes", type=int, default=2)
+    parser.add_argument("--mode", choices=["combined", "separate"], default="combined")
+    parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/rlchf_bench")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+
+    env = {**os.environ, "DATABASE_URL": args.database_url, "DEBUG": "0", "SECRET_KEY": "bench-" + uuid.uuid4().hex,
+           "ALLOWED_HOSTS": "127.0.0.1", "SECURE_SSL_REDIRECT": "0", "DB_CONN_MAX_AGE": "600", "LOG_LEVEL": "WARNING",
+           "DJANGO_SETTINGS_MODULE": "config.settings"}
+    os.environ.update(env)
+    prepare_database(args.database_url)
+    project, tokens = seed(args.annotators, args.items, args.target)
+    procs, port, sock = start_servers(args.server_processes, env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        asyncio.run(wait_ready(base))
+        stats, elapsed = asyncio.run(drive(base, project, tokens, args.seconds, args.mode))
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(timeout=10)
+        sock.close()
+    check = check_database(stats)
+    rate = len(stats.submissions) / elapsed
+    lat = sorted(stats.latencies)
+    print(f"annotators={args.annotators} mode={args.mode} server_processes={args.server_processes} "
+          f"seconds={elapsed:.1f}")
+    print(f"submissions/s={rate:.1f}  requests={len(lat)}  p50={percentile(lat, 50) * 1000:.1f} ms  "
+          f"p95={percentile(lat, 95) * 1000:.1f} ms  errors={len(stats.errors)}")
+    print(f"database: {check}")
+    ok = check["stored"] == check["client_submissions"] == check["total_rankings"] and not check["duplicate_item_rater"]
+    print("database check: " + ("every submission stored exactly once" if ok else "MISMATCH"))
+    for error in stats.errors[:5]:
+        print("  error:", error)
+    sys.exit(0 if ok and not stats.errors else 1)
+
+
+if __name__ == "__main__":
+    main()
