@@ -3,4 +3,7 @@ from __future__ import annotations
 
 from django.urls import URLPattern, URLResolver
 
+from annotation.views import projects
+
 urlpatterns: list[URLPattern | URLResolver] = []
+urlpatterns += projects.urlpatterns
