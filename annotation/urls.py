@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from django.urls import URLPattern, URLResolver
 
-from annotation.views import projects
+from annotation.views import annotate, profile, projects
 
 urlpatterns: list[URLPattern | URLResolver] = []
 urlpatterns += projects.urlpatterns
+urlpatterns += annotate.urlpatterns
+urlpatterns += profile.urlpatterns

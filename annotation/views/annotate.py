@@ -1,0 +1,188 @@
+"""The annotator's pages: my projects, and ranking one item after another.
+
+Submit and skip answer an htmx request with the next item's fragment (`annotation/_item.html`)
+and a plain form post with a redirect to the annotate page, so the page works without JavaScript.
+A submission that is not stored re-renders the fragment with the reason (422, or 409 when the
+project no longer takes rankings); the widget restores the annotator's work from sessionStorage.
+"""
+from __future__ import annotations
+
+import string
+from typing import Any
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import NoReverseMatch, path, reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from annotation.forms import RankingForm
+from annotation.markdown import render_markdown
+from annotation.models import Assignment, Membership, Project
+from annotation.services import (
+    annotator_progress,
+    next_assignment,
+    skip_assignment,
+    submit_ranking,
+)
+from annotation.weak_orders import RankingError
+
+_NOT_OPEN = {
+    Project.Status.DRAFT: "This project is not open for annotation yet.",
+    Project.Status.CLOSED: "This project is closed and takes no more rankings. Thank you!",
+}
+
+
+# ---------------------------------------------------------------- permission helpers
+
+
+def _member_project(request: HttpRequest, public_id: Any) -> Project:
+    """A project the user belongs to; anyone else gets 404."""
+    return get_object_or_404(Project.objects.filter(memberships__user=request.user), public_id=public_id)
+
+
+def _own_assignment(request: HttpRequest, public_id: Any) -> Assignment:
+    """The user's own assignment in a project they still belong to; anything else is 404."""
+    assignments = Assignment.objects.select_related("item__project", "rater").filter(
+        rater__user=request.user, item__project__memberships__user=request.user
+    )
+    return get_object_or_404(assignments, public_id=public_id)
+
+
+# ---------------------------------------------------------------- my projects
+
+
+def _manage_url(project: Project) -> str | None:
+    """The researcher's project page, once that view exists."""
+    try:
+        return reverse("annotation-project-detail", args=[project.public_id])
+    except NoReverseMatch:
+        return None
+
+
+def _project_rows(user: Any) -> list[dict[str, Any]]:
+    memberships = Membership.objects.filter(user=user).select_related("project").order_by("-project__created_at")
+    rows = []
+    for membership in memberships:
+        project = membership.project
+        is_researcher = membership.role == Membership.Role.RESEARCHER
+        if project.status == Project.Status.DRAFT and not is_researcher:
+            continue
+        rows.append({
+            "project": project,
+            "is_researcher": is_researcher,
+            "progress": annotator_progress(project=project, user=user),
+            "manage_url": _manage_url(project) if is_researcher else None,
+        })
+    return rows
+
+
+@login_required
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    return render(request, "annotation/home.html", {"rows": _project_rows(request.user)})
+
+
+# ---------------------------------------------------------------- ranking
+
+
+def _cards(assignment: Assignment) -> list[dict[str, str]]:
+    """The responses in the order this annotator is shown them, labelled A, B, C..."""
+    texts = dict(assignment.item.responses.values_list("response_id", "text"))
+    letters = string.ascii_uppercase
+    return [
+        {"id": rid, "label": letters[i] if i < len(letters) else str(i + 1), "text": texts[rid]}
+        for i, rid in enumerate(assignment.shown_order)
+        if rid in texts
+    ]
+
+
+def _item_context(request: HttpRequest, project: Project, assignment: Assignment | None, **extra: Any) -> dict:
+    context: dict[str, Any] = {
+        "project": project,
+        "assignment": assignment,
+        "progress": annotator_progress(project=project, user=request.user),
+        "form": extra.pop("form", None) or RankingForm(),
+        "error": None,
+        "announce": "",
+    }
+    if assignment is not None:
+        context["cards"] = _cards(assignment)
+    context.update(extra)
+    return context
+
+
+def _render_item(request: HttpRequest, context: dict[str, Any], status: int = 200) -> HttpResponse:
+    """The fragment for htmx, else the whole page around it."""
+    project = context["project"]
+    if request.htmx:
+        return render(request, "annotation/_item.html", context, status=status)
+    context["guidelines_html"] = render_markdown(project.guidelines)
+    return render(request, "annotation/annotate.html", context, status=status)
+
+
+def _current_item(request: HttpRequest, project: Project, announce: str = "") -> HttpResponse:
+    """The item leased to the user (leasing the next one if needed), or why there is none."""
+    if project.status != Project.Status.ACTIVE:
+        context = _item_context(request, project, None, not_open=_NOT_OPEN[project.status], announce=announce)
+        return _render_item(request, context)
+    assignment = next_assignment(project=project, user=request.user)
+    return _render_item(request, _item_context(request, project, assignment, announce=announce))
+
+
+def _next_item(request: HttpRequest, project: Project, announce: str) -> HttpResponse:
+    if not request.htmx:
+        return redirect("annotation-annotate", public_id=project.public_id)
+    return _current_item(request, project, announce)
+
+
+@login_required
+@require_GET
+def annotate(request: HttpRequest, public_id: Any) -> HttpResponse:
+    return _current_item(request, _member_project(request, public_id))
+
+
+def _refuse(request: HttpRequest, assignment: Assignment, form: RankingForm, message: str,
+            field: str, status: int = 422) -> HttpResponse:
+    """Re-render the same item with the reason nothing was stored."""
+    project = assignment.item.project
+    context = _item_context(request, project, assignment, form=form, error=message, error_field=field)
+    return _render_item(request, context, status=status)
+
+
+@login_required
+@require_POST
+def submit(request: HttpRequest, public_id: Any) -> HttpResponse:
+    assignment = _own_assignment(request, public_id)
+    project = assignment.item.project
+    form = RankingForm(request.POST)
+    if project.status != Project.Status.ACTIVE:
+        return _refuse(request, assignment, form, f"Not saved: {_NOT_OPEN[project.status]}", "project", 409)
+    if not form.is_valid():
+        field, message = form.first_error()
+        return _refuse(request, assignment, form, f"Not saved: {message}", field)
+    data = form.cleaned_data
+    try:
+        submit_ranking(
+            user=request.user, assignment=assignment, order=data["ranking"], rationale=data["rationale"],
+            flags=data["flags"], seconds=data["seconds"], submission_id=data["submission_id"],
+        )
+    except RankingError as error:
+        return _refuse(request, assignment, form, f"Not saved: {error.field}: {error}", error.field)
+    return _next_item(request, project, announce="Ranking saved. Next item loaded.")
+
+
+@login_required
+@require_POST
+def skip(request: HttpRequest, public_id: Any) -> HttpResponse:
+    assignment = _own_assignment(request, public_id)
+    skip_assignment(assignment=assignment, user=request.user)
+    return _next_item(request, assignment.item.project, announce="Item skipped. Next item loaded.")
+
+
+urlpatterns = [
+    path("", home, name="annotation-home"),
+    path("annotate/<uuid:public_id>/", annotate, name="annotation-annotate"),
+    path("assignments/<uuid:public_id>/submit/", submit, name="annotation-submit-ranking"),
+    path("assignments/<uuid:public_id>/skip/", skip, name="annotation-skip-assignment"),
+]
