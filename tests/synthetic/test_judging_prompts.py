@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from synthetic.judging.listwise import example_ranking, listwise_conversation
+from synthetic.judging.pairwise import pair_conversation
+from synthetic.judging.prompts import (
+    PromptTemplateError,
+    available_versions,
+    load_template,
+    parse_template,
+)
+from synthetic.judging.types import JudgeItem, JudgeOptions, Method, ResponseText
+
+ITEM = JudgeItem(
+    "i1",
+    "How do I boil an egg? Use {braces} and $dollars freely.",
+    (
+        ResponseText("r1", "Boil it for 8 minutes."),
+        ResponseText("r2", "Put it in water at $100 {C}."),
+        ResponseText("r3", "Eggs cannot be boiled."),
+    ),
+)
+PERSONA = "You are a 70-year-old retired chef from Lyon."
+
+
+def test_shipped_templates_are_versioned_files() -> None:
+    assert {"listwise_v1", "pairwise_v1"} <= set(available_versions())
+    assert JudgeOptions().version == "listwise_v1"
+    assert JudgeOptions(method=Method.PAIRWISE_LOGPROB).version == "pairwise_v1"
+
+
+def test_listwise_prompt_shows_responses_in_shown_order_with_persona_last() -> None:
+    (message,) = listwise_conversation(
+        load_template("listwise_v1"), ITEM, ["r3", "r1", "r2"], PERSONA, JudgeOptions()
+    )
+    text = message["content"]
+    assert message["role"] == "user"
+    assert text.index("[Response A]\nEggs cannot") < text.index("[Response B]\nBoil it")
+    assert text.index("[Response B]") < text.index("[Response C]\nPut it in water at $100 {C}.")
+    assert "{braces} and $dollars" in text
+    assert text.rstrip().endswith(PERSONA)
+    # Shared text first: two personas' prompts differ only after the persona header.
+    other = listwise_conversation(
+        load_template("listwise_v1"),
+        ITEM,
+        ["r3", "r1", "r2"],
+        "You are someone else.",
+        JudgeOptions(),
+    )[0]["content"]
+    common = text.index("[The person you are]")
+    assert text[:common] == other[:common]
+
+
+@pytest.mark.parametrize(
+    ("options", "expected", "absent"),
+    [
+        (JudgeOptions(), 'separated by ">", for example: C > B > A', '"="'),
+        (JudgeOptions(allow_ties=True), 'or by "=" where', "Final ranking"),
+        (JudgeOptions(reasoning=True), 'write "Final ranking:"', '"="'),
+        (JudgeOptions(reasoning=True, allow_ties=True), '(or "=" for equally good)', "Reply with"),
+    ],
+)
+def test_listwise_answer_format_follows_options(
+    options: JudgeOptions, expected: str, absent: str
+) -> None:
+    text = listwise_conversation(
+        load_template("listwise_v1"), ITEM, ["r1", "r2", "r3"], PERSONA, options
+    )[0]["content"]
+    assert expected in text
+    assert absent not in text
+
+
+def test_pairwise_prompt_puts_first_as_a_and_persona_last() -> None:
+    options = JudgeOptions(method=Method.PAIRWISE_LOGPROB)
+    text = pair_conversation(load_template("pairwise_v1"), ITEM, "r2", "r1", PERSONA, options)[0][
+        "content"
+    ]
+    assert text.index("[Response A]\nPut it in water") < text.index("[Response B]\nBoil it")
+    assert "single letter: A or B" in text
+    assert text.rstrip().endswith(PERSONA)
+
+
+@pytest.mark.parametrize(
+    ("k", "ties", "example"),
+    [(2, False, "B > A"), (3, True, "C > B = A"), (4, False, "D > C > B > A")],
+)
+def test_example_ranking(k: int, ties: bool, example: str) -> None:
+    assert example_ranking(tuple("ABCD"[:k]), ties) == example
+
+
+def test_template_errors_are_explicit(tmp_path: Path) -> None:
+    with pytest.raises(PromptTemplateError, match="no prompt template"):
+        load_template("listwise_v99")
+    with pytest.raises(PromptTemplateError, match="invalid prompt version"):
+        load_template("../etc/passwd")
+    template = parse_template("t", "# comment\n=== user ===\nHello $name\n")
+    assert template.render("user", name="x") == "Hello x"
+    with pytest.raises(PromptTemplateError, match=r"needs \$name"):
+        template.render("user")
+    with pytest.raises(PromptTemplateError, match="before the first section"):
+        parse_template("t", "stray text\n=== user ===\n")
