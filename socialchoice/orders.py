@@ -1,0 +1,65 @@
+"""Collective weak orders as arrays: ``levels[i, a]`` = tie group of a (0 = best), vectorised.
+
+Two ways rules turn their computation into a weak order, both deterministic and label-free:
+
+* :func:`levels_from_scores`: higher score is better; scores within ``tol`` of the next higher
+  score (after sorting) share its group.
+* :func:`levels_from_defeats`: for rules that produce an acyclic *defeat* relation, group 0 is
+  the undefeated alternatives, group 1 those undefeated once group 0 is set aside, and so on
+  (iterated removal of the maximal elements; the defeat relation is not recomputed). The top group
+  is exactly the rule's winner set, and a defeats b always puts a in a strictly better group.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def levels_from_scores(scores: np.ndarray, tol: float | np.ndarray = 0.0) -> np.ndarray:
+    """Dense tie-group levels ``int64 [n, K]`` from ``scores [n, K]`` (higher is better)."""
+    s = np.asarray(scores, dtype=np.float64)
+    order = np.argsort(-s, axis=1, kind="stable")
+    sorted_s = np.take_along_axis(s, order, axis=1)
+    tol_arr = np.broadcast_to(np.asarray(tol, dtype=np.float64).reshape(-1, 1), (s.shape[0], 1))
+    new_group = np.diff(sorted_s, axis=1) < -tol_arr
+    sorted_levels = np.concatenate(
+        [np.zeros((s.shape[0], 1), dtype=np.int64), np.cumsum(new_group, axis=1)], axis=1
+    )
+    levels = np.empty_like(sorted_levels)
+    np.put_along_axis(levels, order, sorted_levels, axis=1)
+    return levels
+
+
+def levels_from_defeats(defeats: np.ndarray) -> np.ndarray:
+    """Levels from an acyclic defeat relation ``bool [n, K, K]`` (``[i, a, b]``: a defeats b)."""
+    n, k, _ = defeats.shape
+    levels = np.full((n, k), -1, dtype=np.int64)
+    remaining = np.ones((n, k), dtype=bool)
+    for step in range(k):
+        beaten = np.any(defeats & remaining[:, :, None], axis=1)
+        top = remaining & ~beaten
+        levels[top] = step
+        remaining &= ~top
+        if not remaining.any():
+            break
+    if remaining.any():
+        raise ValueError("defeat relation has a cycle")
+    return levels
+
+
+def below_counts(levels: np.ndarray) -> np.ndarray:
+    """Number of alternatives in strictly worse groups, ``float64 [n, K]`` (an order score)."""
+    return np.sum(levels[:, None, :] > levels[:, :, None], axis=2).astype(np.float64)
+
+
+def transitive_closure(rel: np.ndarray) -> np.ndarray:
+    """Transitive closure of ``bool [n, K, K]`` relations (Warshall, vectorised over items)."""
+    r = rel.copy()
+    for m in range(r.shape[1]):
+        r |= r[:, :, m, None] & r[:, None, m, :]
+    return r
+
+
+def precedence(levels: np.ndarray) -> np.ndarray:
+    """``bool [n, K, K]``: ``[i, a, b]`` true when a is in a strictly better group than b."""
+    return levels[:, :, None] < levels[:, None, :]

@@ -1,0 +1,217 @@
+"""Preference profiles: the weak orders of many voters over one item's alternatives.
+
+A weak order arrives in the contract form of ARCHITECTURE.md, a list of tie groups best first:
+``[["r3"], ["r1", "r4"], ["r2"]]`` means r3 > r1 = r4 > r2. Internally a profile is a *rank
+matrix* ``ranks[voter, alternative]`` holding the alternative's **fractional rank**: the mean of
+the 0-based positions its tie group occupies (r3 -> 0, r1 and r4 -> 1.5, r2 -> 3). Smaller is
+better and tied alternatives have equal ranks, so every rule reads pairwise preferences as
+``ranks[v, a] < ranks[v, b]``, and the tie-aware Borda score of a in v's ballot is
+``k_v - 1 - ranks[v, a]`` with ``k_v`` the number of alternatives v ranked.
+
+Partial rankings (some alternatives unranked) are treated by the ``partial`` policy:
+
+* ``"bottom"`` (default): the unranked alternatives form one tie group below every ranked one.
+* ``"ignore"``: unranked alternatives get rank ``NaN``; every comparison with them is false, so a
+  voter takes part only in the pairs she ranked both of (and positional rules skip them).
+
+Weights are non-negative voter weights; a weight of 0 means "absent" (the batch form pads items
+with fewer voters this way). The fastest input path is :meth:`BatchProfile.from_rank_arrays`:
+one integer array of *tie-group indices* per stored ranking (0 = best group, equal index = tie,
+-1 = unranked) plus the item index of each ranking; it is fully vectorised.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+Partial = Literal["bottom", "ignore"]
+WeakOrder = list[list[str]]
+_CHUNK = 1 << 16
+
+
+def fractional_ranks(groups: np.ndarray, partial: Partial = "bottom") -> np.ndarray:
+    """Tie-group indices ``[..., K]`` (0 = best, equal = tied, negative = unranked) to
+    fractional ranks ``float32 [..., K]`` (mean 0-based position of the tie group).
+
+    With ``partial="bottom"`` unranked alternatives share the bottom group; with ``"ignore"``
+    they get ``NaN`` and ranked alternatives are positioned among the ranked ones only.
+    """
+    _check_partial(partial)
+    flat = np.asarray(groups).reshape(-1, np.shape(groups)[-1]).astype(np.float64)
+    out = np.empty(flat.shape, dtype=np.float32)
+    for start in range(0, flat.shape[0], _CHUNK):
+        out[start : start + _CHUNK] = _fractional_chunk(flat[start : start + _CHUNK], partial)
+    return out.reshape(np.shape(groups))
+
+
+def _fractional_chunk(g: np.ndarray, partial: Partial) -> np.ndarray:
+    ranked = g >= 0
+    if partial == "bottom":
+        g = np.where(ranked, g, np.inf)
+        ranked = np.ones_like(ranked)
+    a, b = g[:, :, None], g[:, None, :]
+    both = ranked[:, None, :]
+    above = np.count_nonzero((b < a) & both, axis=2)
+    tied = np.count_nonzero((b == a) & both, axis=2) - 1
+    frac = above + 0.5 * tied
+    return np.where(ranked, frac, np.nan)
+
+
+def _check_partial(partial: str) -> None:
+    if partial not in ("bottom", "ignore"):
+        raise ValueError(f"partial must be 'bottom' or 'ignore', not {partial!r}")
+
+
+def _check_weights(weights: np.ndarray, n: int) -> np.ndarray:
+    w = np.asarray(weights, dtype=np.float64)
+    if w.shape != (n,):
+        raise ValueError(f"expected {n} weights, got shape {w.shape}")
+    if not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise ValueError("weights must be finite and non-negative")
+    return w
+
+
+def encode_weak_order(order: Sequence[Sequence[str]], index: dict[str, int]) -> np.ndarray:
+    """One weak order (contract form) to tie-group indices over ``index``'s alternatives.
+
+    Raises ``ValueError`` for an unknown id or an id listed twice. Unlisted alternatives get -1.
+    """
+    row = np.full(len(index), -1, dtype=np.int16)
+    placed = 0
+    for g, group in enumerate(order):
+        for alt in group:
+            i = index.get(alt)
+            if i is None:
+                raise ValueError(f"unknown alternative {alt!r}")
+            if row[i] >= 0:
+                raise ValueError(f"alternative {alt!r} listed twice")
+            row[i] = g
+            placed += 1
+    return row
+
+
+def decode_levels(alternatives: Sequence[str], levels: np.ndarray) -> WeakOrder:
+    """Tie-group levels ``[K]`` (0 = best) back to the contract form, ids in input order."""
+    order: WeakOrder = []
+    for level in np.unique(levels[levels >= 0]):
+        order.append([alternatives[i] for i in np.flatnonzero(levels == level)])
+    return order
+
+
+@dataclass(frozen=True)
+class Profile:
+    """The weak orders of the voters of one item.
+
+    ``ranks`` is ``float32 [V, K]`` (fractional ranks, ``NaN`` = unranked under "ignore"),
+    ``weights`` is ``float64 [V]``, ``groups`` optionally names each voter's rater group (for the
+    egalitarian rule and per-group agreement).
+    """
+
+    alternatives: tuple[str, ...]
+    ranks: np.ndarray
+    weights: np.ndarray
+    partial: Partial = "bottom"
+    groups: tuple[str, ...] | None = None
+
+    @classmethod
+    def from_weak_orders(
+        cls,
+        alternatives: Sequence[str],
+        orders: Sequence[Sequence[Sequence[str]]],
+        weights: Sequence[float] | np.ndarray | None = None,
+        partial: Partial = "bottom",
+        groups: Sequence[str] | None = None,
+    ) -> Profile:
+        """Build from weak orders in the contract form; see the module docstring for ``partial``."""
+        alts = tuple(alternatives)
+        index = {a: i for i, a in enumerate(alts)}
+        if len(index) != len(alts):
+            raise ValueError("alternative ids must be unique")
+        rows = [encode_weak_order(o, index) for o in orders]
+        group_idx = np.array(rows, dtype=np.int16).reshape(len(rows), len(alts))
+        return cls.from_group_indices(alts, group_idx, weights, partial, groups)
+
+    @classmethod
+    def from_group_indices(
+        cls,
+        alternatives: Sequence[str],
+        group_indices: np.ndarray,
+        weights: Sequence[float] | np.ndarray | None = None,
+        partial: Partial = "bottom",
+        groups: Sequence[str] | None = None,
+    ) -> Profile:
+        """Build from tie-group indices ``[V, K]`` (0 = best, equal = tied, -1 = unranked)."""
+        g = np.asarray(group_indices)
+        n = g.shape[0]
+        w = np.ones(n) if weights is None else _check_weights(np.asarray(weights), n)
+        if groups is not None and len(groups) != n:
+            raise ValueError("groups must name one group per voter")
+        ranks = fractional_ranks(g, partial)
+        grp = None if groups is None else tuple(groups)
+        return cls(tuple(alternatives), ranks, w, partial, grp)
+
+    @property
+    def n_voters(self) -> int:
+        """Number of ballots (including weight-0 ones)."""
+        return int(self.ranks.shape[0])
+
+    @property
+    def n_alternatives(self) -> int:
+        """K, the number of alternatives."""
+        return len(self.alternatives)
+
+    def weak_orders(self) -> list[WeakOrder]:
+        """Each voter's ballot back in the contract form (unranked alternatives omitted)."""
+        return [decode_levels(self.alternatives, _levels_of_ranks(r)) for r in self.ranks]
+
+    def as_group(self) -> ProfileGroup:
+        """This profile as a batch group of one item (what the rule functions consume)."""
+        codes = None
+        if self.groups is not None:
+            names = sorted(set(self.groups))
+            codes = np.array([[names.index(g) for g in self.groups]], dtype=np.int32)
+        return ProfileGroup(
+            np.zeros(1, dtype=np.int64),
+            self.ranks[None],
+            self.weights[None],
+            self.partial,
+            codes,
+        )
+
+
+def _levels_of_ranks(ranks: np.ndarray) -> np.ndarray:
+    levels = np.full(ranks.shape, -1, dtype=np.int64)
+    ok = ~np.isnan(ranks)
+    levels[ok] = np.unique(ranks[ok], return_inverse=True)[1]
+    return levels
+
+
+@dataclass(frozen=True)
+class ProfileGroup:
+    """Items of a batch that share K: dense arrays the rules work on.
+
+    ``ranks float32 [n, V, K]``, ``weights float64 [n, V]`` (0 = padding / absent voter),
+    ``items int64 [n]`` (positions in the batch), ``voter_groups int32 [n, V]`` (-1 = none) or None.
+    """
+
+    items: np.ndarray
+    ranks: np.ndarray
+    weights: np.ndarray
+    partial: Partial = "bottom"
+    voter_groups: np.ndarray | None = None
+
+    @property
+    def k(self) -> int:
+        """Number of alternatives of every item in the group."""
+        return int(self.ranks.shape[2])
+
+    def take(self, rows: np.ndarray) -> ProfileGroup:
+        """The sub-group of the given rows."""
+        vg = None if self.voter_groups is None else self.voter_groups[rows]
+        return ProfileGroup(
+            self.items[rows], self.ranks[rows], self.weights[rows], self.partial, vg
+        )
