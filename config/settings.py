@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "django_tasks",
     "django_tasks_db",
     "annotation",
+    "jobs",
 ]
 
 MIDDLEWARE = [
@@ -106,6 +107,12 @@ TASKS = {
         "QUEUES": ["default", "gpu"],
     }
 }
+# Runs (jobs app): a running run's worker heartbeats every JOBS_HEARTBEAT_SECONDS; a run silent for
+# JOBS_STALE_SECONDS is marked interrupted by the reaper. Extra handler modules are imported at
+# start-up (deployments with their own run kinds; the tests' fake handlers).
+JOBS_HEARTBEAT_SECONDS = env_int("JOBS_HEARTBEAT_SECONDS", 5)
+JOBS_STALE_SECONDS = env_int("JOBS_STALE_SECONDS", 60)
+JOBS_EXTRA_HANDLER_MODULES = env_list("JOBS_EXTRA_HANDLER_MODULES", [])
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
