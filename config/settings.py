@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "django_tasks_db",
     "annotation",
     "jobs",
+    "synthetic",
 ]
 
 MIDDLEWARE = [
@@ -137,6 +138,9 @@ MEDIA_ROOT = VAR_DIR / "media"
 # Where runs write their artifacts (snapshots, checkpoints, logs) and where models are kept.
 ARTIFACTS_DIR = Path(env_str("RLCHF_ARTIFACTS_DIR", str(VAR_DIR / "artifacts")))
 MODELS_DIR = Path(env_str("RLCHF_MODELS_DIR", str(VAR_DIR / "models")))
+# Synthetic and generation runs load their engine in a child process, so an engine crash (CUDA,
+# OOM) fails the run but never the worker. Off only for tests and debugging.
+SYNTHETIC_ENGINE_SUBPROCESS = env_bool("SYNTHETIC_ENGINE_SUBPROCESS", True)
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 50 * 1024 * 1024)
 
 REST_FRAMEWORK = {

@@ -1,0 +1,385 @@
+"""Workflows of the synthetic app: persona panels (import, generate, twins, new versions) and
+starting synthetic-rating and candidate-generation runs.
+
+Panels never change in place: every change stores a new panel row with the next version, so a
+run always points at the personas it judged with. Everything a run needs is validated here,
+BEFORE anything is queued: a run that cannot start is never stored.
+"""
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterable, Sequence
+from dataclasses import fields as dataclass_fields
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import Max, QuerySet
+
+from annotation.models import AnnotatorProfile, Item, Membership, Project
+from jobs import services as jobs_services
+from synthetic import personas as pure
+from synthetic.backends import BackendConfig, BackendConfigError, config_problems
+from synthetic.judging.prompts import PromptTemplateError, load_template
+from synthetic.judging.types import DEFAULT_PROMPT_VERSIONS, Method
+from synthetic.models import GenerationRun, Persona, PersonaPanel, SyntheticRun
+
+MAX_PANEL_SIZE = 10_000
+# Profile fields that the panel generator calls by another name.
+PROFILE_TO_PANEL = {"gender": "sex"}
+
+
+class PanelError(ValueError):
+    """A panel cannot be made as asked; the message says what is wrong (and on which line)."""
+
+
+class SyntheticRunError(ValueError):
+    """A run cannot start as configured; nothing was stored or queued."""
+
+
+# ---------------------------------------------------------------- panels
+
+
+def _next_version(owner: AbstractBaseUser, name: str) -> int:
+    latest = PersonaPanel.objects.filter(owner=owner, name=name).aggregate(v=Max("version"))["v"]
+    return (latest or 0) + 1
+
+
+@transaction.atomic
+def create_panel(
+    *,
+    owner: AbstractBaseUser,
+    name: str,
+    personas: Sequence[pure.Persona],
+    source: str,
+    project: Project | None = None,
+    description: str = "",
+    recipe: dict[str, Any] | None = None,
+) -> PersonaPanel:
+    """Store `personas` as a new panel, or as the next version of the owner's panel `name`."""
+    name = name.strip()
+    if not name:
+        raise PanelError("a panel needs a name")
+    if not personas:
+        raise PanelError(f"panel {name!r} would have no personas")
+    # Lock the owner's existing versions so two saves cannot both take the same next version.
+    list(PersonaPanel.objects.select_for_update().filter(owner=owner, name=name).values_list("pk", flat=True))
+    panel = PersonaPanel.objects.create(
+        owner=owner, name=name, version=_next_version(owner, name), project=project,
+        description=description, source=source, recipe=recipe or {},
+    )
+    Persona.objects.bulk_create(
+        Persona(panel=panel, persona_id=p.id, description=p.description, attributes=p.attributes)
+        for p in personas
+    )
+    return panel
+
+
+def panel_personas(panel: PersonaPanel) -> list[pure.Persona]:
+    """The panel's personas as the pure engine's `Persona` (with every attribute)."""
+    return [pure.Persona(p.persona_id, p.description, p.attributes) for p in panel.personas.all()]
+
+
+@transaction.atomic
+def import_panel(
+    *,
+    owner: AbstractBaseUser,
+    name: str,
+    text: str,
+    project: Project | None = None,
+    description: str = "",
+    filename: str = "",
+) -> PersonaPanel:
+    """Import personas from JSONL (our format, the seed project's, PersonaHub's).
+
+    All or nothing: one bad row rejects the file, and the error lists every bad row by line.
+    """
+    try:
+        personas = pure.parse_persona_jsonl(text)
+    except pure.PersonaImportError as exc:
+        where = f" in {filename}" if filename else ""
+        raise PanelError(f"could not import personas{where}: {exc}") from None
+    return create_panel(
+        owner=owner, name=name, personas=personas, source=PersonaPanel.Source.IMPORTED, project=project,
+        description=description, recipe={"import": filename or "pasted text", "rows": len(personas)},
+    )
+
+
+@transaction.atomic
+def new_panel_version(
+    *, panel: PersonaPanel, personas: Sequence[pure.Persona] | None = None, description: str | None = None
+) -> PersonaPanel:
+    """A changed copy of `panel` as its next version; the old version stays as it was."""
+    return create_panel(
+        owner=panel.owner, name=panel.name,
+        personas=panel_personas(panel) if personas is None else personas,
+        source=panel.source, project=panel.project,
+        description=panel.description if description is None else description,
+        recipe={**panel.recipe, "from_version": panel.version},
+    )
+
+
+def consenting_profiles(project: Project) -> QuerySet[AnnotatorProfile]:
+    """Profiles of the project's annotators who consented to share at least one field."""
+    annotators = Membership.objects.filter(project=project, role=Membership.Role.ANNOTATOR).values("user_id")
+    return (
+        AnnotatorProfile.objects.filter(user_id__in=annotators)
+        .exclude(consented_fields=[])
+        .select_related("user")
+        .order_by("user_id")
+    )
+
+
+def project_quotas(project: Project) -> dict[str, dict[str, float]]:
+    """Generator quotas matching the consented demographics of the project's annotators."""
+    profiles = []
+    for profile in consenting_profiles(project):
+        values = profile.consented_values()
+        profiles.append({PROFILE_TO_PANEL.get(k, k): v for k, v in values.items()})
+    return pure.quotas_from_profiles(profiles)
+
+
+@transaction.atomic
+def generate_panel(
+    *,
+    owner: AbstractBaseUser,
+    name: str,
+    size: int,
+    seed: int = 0,
+    project: Project | None = None,
+    match_annotators: bool = False,
+    quotas: dict[str, dict[str, float]] | None = None,
+    description: str = "",
+) -> PersonaPanel:
+    """A seeded stratified panel; with `match_annotators`, quotas follow the project's annotators."""
+    if not 1 <= size <= MAX_PANEL_SIZE:
+        raise PanelError(f"panel size must be between 1 and {MAX_PANEL_SIZE}, got {size}")
+    quotas = dict(quotas or {})
+    if match_annotators:
+        if project is None:
+            raise PanelError("matching annotators needs a project")
+        quotas = {**project_quotas(project), **quotas}
+        if not quotas:
+            raise PanelError(
+                f"no annotator of project {project.name!r} has consented to share a field the generator uses"
+            )
+    spec = pure.PanelSpec(size=size, seed=seed, quotas=quotas)
+    problems = pure.panel_problems(spec)
+    if problems:
+        raise PanelError(" ".join(problems))
+    recipe = {"size": size, "seed": seed, "quotas": quotas, "match_annotators": match_annotators}
+    return create_panel(
+        owner=owner, name=name, personas=pure.generate_panel(spec), source=PersonaPanel.Source.GENERATED,
+        project=project, description=description, recipe=recipe,
+    )
+
+
+@transaction.atomic
+def twin_panel(*, owner: AbstractBaseUser, project: Project, name: str, description: str = "") -> PersonaPanel:
+    """One persona per consenting annotator of `project`, built from consented fields only.
+
+    `attributes["twin_of"]` records the annotator's user id; only the project's researchers see it
+    (panels of a project are visible to its researchers only, and raters drop it).
+    """
+    twins = []
+    for profile in consenting_profiles(project):
+        consented = profile.consented_values()
+        if consented:
+            twins.append(pure.twin_persona(str(profile.user_id), consented, list(consented)))
+    if not twins:
+        raise PanelError(f"no annotator of project {project.name!r} has consented to share a demographic field")
+    return create_panel(
+        owner=owner, name=name, personas=twins, source=PersonaPanel.Source.TWINS, project=project,
+        description=description, recipe={"twins_of_project": str(project.public_id)},
+    )
+
+
+# ---------------------------------------------------------------- synthetic runs
+
+
+_BACKEND_FIELDS = {f.name for f in dataclass_fields(BackendConfig)} - {"engine", "model"}
+
+
+def backend_config(engine: str, model: str, options: dict[str, Any] | None = None) -> BackendConfig:
+    """A `BackendConfig`, with SyntheticRunError naming any unknown option."""
+    options = dict(options or {})
+    unknown = sorted(set(options) - _BACKEND_FIELDS)
+    if unknown:
+        raise SyntheticRunError(
+            f"unknown backend option(s) {', '.join(unknown)}; known: {', '.join(sorted(_BACKEND_FIELDS))}"
+        )
+    return BackendConfig(engine=engine, model=model, **options)
+
+
+def check_backend(config: BackendConfig) -> None:
+    """Raise SyntheticRunError with every reason `config` cannot run here (missing package, path)."""
+    try:
+        problems = config_problems(config)
+    except BackendConfigError as exc:
+        problems = [str(exc)]
+    if problems:
+        raise SyntheticRunError("backend: " + " ".join(problems))
+
+
+def select_items(
+    project: Project, mode: str, item_ids: Sequence[str] = (), sample_size: int | None = None, sample_seed: int = 0
+) -> list[Item]:
+    """The items a run judges, in a stable order; SyntheticRunError for an empty or bad choice."""
+    items = list(Item.objects.filter(project=project).order_by("id"))
+    if mode == SyntheticRun.Items.LIST:
+        wanted = list(dict.fromkeys(item_ids))
+        by_id = {i.external_id: i for i in items}
+        missing = [x for x in wanted if x not in by_id]
+        if missing:
+            raise SyntheticRunError(f"items: no item with external id {', '.join(map(repr, missing[:10]))} in this project")
+        items = [by_id[x] for x in wanted]
+    elif mode == SyntheticRun.Items.RANDOM:
+        if not sample_size or sample_size < 1:
+            raise SyntheticRunError("items: a random sample needs a size of at least 1")
+        items = sorted(random.Random(sample_seed).sample(items, min(sample_size, len(items))), key=lambda i: i.pk)
+    elif mode != SyntheticRun.Items.ALL:
+        raise SyntheticRunError(f"items: unknown selection {mode!r}; use all, list or random")
+    if not items:
+        raise SyntheticRunError("items: the selection holds no item")
+    return items
+
+
+def _check_judging(method: str, prompt_version: str, tie_margin: float, temperature: float) -> None:
+    if not prompt_version.startswith(method.split("_")[0]):
+        raise SyntheticRunError(f"prompt version: {prompt_version!r} is not a {method} prompt")
+    try:
+        load_template(prompt_version)
+    except PromptTemplateError as exc:
+        raise SyntheticRunError(f"prompt version: {exc}") from None
+    if not 0 <= tie_margin < 0.5:
+        raise SyntheticRunError(f"tie margin must be in [0, 0.5), got {tie_margin}")
+    if temperature < 0:
+        raise SyntheticRunError(f"temperature must be >= 0, got {temperature}")
+
+
+@transaction.atomic
+def start_synthetic_run(
+    *,
+    owner: AbstractBaseUser,
+    project: Project,
+    panel: PersonaPanel,
+    engine: str,
+    model: str,
+    backend_options: dict[str, Any] | None = None,
+    method: str = SyntheticRun.Method.LISTWISE,
+    items: str = SyntheticRun.Items.ALL,
+    item_ids: Sequence[str] = (),
+    sample_size: int | None = None,
+    sample_seed: int = 0,
+    allow_ties: bool = False,
+    reasoning: bool = False,
+    both_orders: bool = False,
+    tie_margin: float = 0.05,
+    orders_per_item: int | None = None,
+    temperature: float = 0.0,
+    max_reasoning_tokens: int = 256,
+    seed: int = 0,
+    prompt_version: str = "",
+    name: str = "",
+) -> SyntheticRun:
+    """Validate everything (backend first), then store the run and queue it on commit."""
+    config = backend_config(engine, model, backend_options)
+    check_backend(config)
+    if method not in SyntheticRun.Method.values:
+        raise SyntheticRunError(f"method: unknown method {method!r}; use {', '.join(SyntheticRun.Method.values)}")
+    prompt_version = prompt_version or DEFAULT_PROMPT_VERSIONS[Method(method)]
+    _check_judging(method, prompt_version, tie_margin, temperature)
+    if allow_ties and not project.allow_ties:
+        raise SyntheticRunError("allow ties: this project does not allow ties in rankings")
+    chosen = select_items(project, items, item_ids, sample_size, sample_seed)
+    if not panel.personas.exists():
+        raise SyntheticRunError(f"panel {panel}: has no personas")
+    summary = {
+        "engine": engine, "model": model, "method": method, "panel": f"{panel.name} v{panel.version}",
+        "items": len(chosen), "personas": panel.personas.count(), "seed": seed, "prompt_version": prompt_version,
+    }
+    run = jobs_services.start_run("synthetic", owner, project, summary, name=name or f"{panel.name} × {config.label}")
+    return SyntheticRun.objects.create(
+        run=run, project=project, panel=panel, items=items, item_ids=[i.external_id for i in chosen],
+        sample_size=sample_size,
+        sample_seed=sample_seed, engine=engine, model=model, backend_options=backend_options or {}, method=method,
+        allow_ties=allow_ties, reasoning=reasoning, both_orders=both_orders, tie_margin=tie_margin,
+        orders_per_item=orders_per_item, seed=seed, prompt_version=prompt_version,
+        sampling={"temperature": temperature, "max_reasoning_tokens": max_reasoning_tokens},
+        judgments_total=len(chosen) * summary["personas"],
+    )
+
+
+# ---------------------------------------------------------------- generation runs
+
+
+def parse_prompts_jsonl(text: str) -> list[dict[str, str]]:
+    """[{id, prompt}] from JSONL rows `{"id": ..., "prompt": ...}` (id optional), errors by line."""
+    rows, errors = [], []
+    for line_no, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            errors.append(f"line {line_no}: invalid JSON ({exc.msg})")
+            continue
+        prompt = row.get("prompt") if isinstance(row, dict) else None
+        if not isinstance(prompt, str) or not prompt.strip():
+            errors.append(f"line {line_no}: missing or empty 'prompt'")
+            continue
+        rows.append({"id": str(row.get("id") or f"gen-{line_no}"), "prompt": prompt})
+    if errors:
+        raise SyntheticRunError("prompts: " + "; ".join(errors))
+    if not rows:
+        raise SyntheticRunError("prompts: the file holds no prompt")
+    return rows
+
+
+def _check_generation(project: Project, prompts: list[dict[str, str]], models: list[BackendConfig], k: int,
+                      temperature: float) -> None:
+    if not 2 <= k <= 16:
+        raise SyntheticRunError(f"K must be between 2 and 16 responses per prompt, got {k}")
+    if not models:
+        raise SyntheticRunError("models: give at least one model")
+    if k > len(models) and temperature <= 0:
+        raise SyntheticRunError("temperature: several responses from one model need temperature > 0")
+    ids = [p["id"] for p in prompts]
+    duplicates = sorted({x for x in ids if ids.count(x) > 1})
+    if duplicates:
+        raise SyntheticRunError(f"prompts: duplicate id(s) {', '.join(duplicates[:10])}")
+    taken = list(Item.objects.filter(project=project, external_id__in=ids).values_list("external_id", flat=True)[:10])
+    if taken:
+        raise SyntheticRunError(f"prompts: the project already has item(s) {', '.join(taken)}")
+
+
+@transaction.atomic
+def start_generation_run(
+    *,
+    owner: AbstractBaseUser,
+    project: Project,
+    prompts: list[dict[str, str]],
+    models: Iterable[dict[str, Any]],
+    k: int = 4,
+    temperature: float = 0.8,
+    top_p: float = 0.95,
+    max_new_tokens: int = 256,
+    seed: int = 0,
+    name: str = "",
+) -> GenerationRun:
+    """Validate the prompts and every model's backend, then store the run and queue it."""
+    model_specs = [dict(m) for m in models]
+    configs = []
+    for spec in model_specs:
+        options = {k2: v for k2, v in spec.items() if k2 not in ("engine", "model")}
+        configs.append(backend_config(str(spec.get("engine", "")), str(spec.get("model", "")), options))
+    for config in configs:
+        check_backend(config)
+    _check_generation(project, prompts, configs, k, temperature)
+    summary = {"prompts": len(prompts), "models": [c.label for c in configs], "k": k, "seed": seed}
+    run = jobs_services.start_run("generation", owner, project, summary, name=name or f"generate {k} × {len(prompts)}")
+    return GenerationRun.objects.create(
+        run=run, project=project, prompts=prompts, models_config=model_specs, k=k, seed=seed,
+        sampling={"temperature": temperature, "top_p": top_p, "max_new_tokens": max_new_tokens},
+    )
