@@ -459,11 +459,14 @@ class AssignmentViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
 
 def _parse_moment(name: str, value: str, *, end: bool) -> datetime:
     """An ISO date (a whole day: `until` includes it) or date-time from a query parameter."""
-    moment = parse_datetime(value)
+    try:
+        moment = parse_datetime(value)
+        day = parse_date(value) if moment is None else None
+    except ValueError:  # well formed but impossible, such as month 13
+        moment = day = None
+    if moment is None and day is None:
+        raise ValidationError({name: [f"expected an ISO-8601 date or date-time, got {value!r}"]})
     if moment is None:
-        day = parse_date(value)
-        if day is None:
-            raise ValidationError({name: [f"expected an ISO-8601 date or date-time, got {value!r}"]})
         moment = datetime.combine(day, time.max if end else time.min)
     return timezone.make_aware(moment) if timezone.is_naive(moment) else moment
 
