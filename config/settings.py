@@ -159,10 +159,11 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Projects, items, assignments, rankings and exports for collective feedback.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
-    # The docs pages load Swagger UI and Redoc from drf-spectacular-sidecar's static files, no CDN.
+    # The docs page loads Swagger UI from drf-spectacular-sidecar's static files, no CDN, and never
+    # asks validator.swagger.io. (No Redoc page: its template pulls fonts from Google.)
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
-    "REDOC_DIST": "SIDECAR",
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
 }
 
 # Assignment leases: an item handed to an annotator is held this long, then returns to the pool.
