@@ -53,8 +53,8 @@ def copeland(group: ProfileGroup, tie_credit: float = 0.5) -> RuleOutput:
     return RuleOutput(scores, levels_from_scores(scores), {"margins": m})
 
 
-@register("minimax", axioms=("anonymity", "neutrality", "pareto", "condorcet_winner",
-                             "monotonicity"), condorcet=True)
+@register("minimax", axioms=("anonymity", "neutrality", "condorcet_winner", "monotonicity"),
+          condorcet=True)
 def minimax(group: ProfileGroup) -> RuleOutput:
     """Minimax (Simpson-Kramer), margins variant.
 
@@ -62,8 +62,9 @@ def minimax(group: ProfileGroup) -> RuleOutput:
     nobody beats a). Higher score (smaller worst defeat) ranks higher.
     Ties: equal scores are tied; in particular all alternatives nobody beats share the top group.
     Complexity: O(V K^2) for the margins, O(K^2) after.
-    Axioms: anonymity, neutrality, Pareto, Condorcet winner, monotonicity; fails the Condorcet
-    loser criterion and independence of clones.
+    Axioms: anonymity, neutrality, Condorcet winner, monotonicity; only weak Pareto (alternatives
+    that lose their worst contest by the same margin tie even if everyone prefers one of them);
+    fails the Condorcet loser criterion and independence of clones.
     Reference: P. B. Simpson (1969); G. H. Kramer (1977), "A dynamical model of political
     equilibrium", J. Econ. Theory 16.
     """
