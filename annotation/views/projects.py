@@ -193,8 +193,7 @@ def project_members(request: HttpRequest, public_id: UUID) -> HttpResponse:
         messages.success(request, f"{user} is now a member as {Membership.Role(role).label.lower()}.")
         return redirect("annotation-project-members", public_id=project.public_id)
     members = project.memberships.select_related("user").order_by("role", "user__username")
-    status = 400 if form.errors else 200
-    return render(request, "annotation/members.html", {"project": project, "form": form, "members": members}, status=status)
+    return render(request, "annotation/members.html", {"project": project, "form": form, "members": members})
 
 
 @login_required
