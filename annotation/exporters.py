@@ -22,7 +22,7 @@ import tempfile
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -69,15 +69,16 @@ def parse_bound(value: str | None, name: str) -> datetime | None:
     if not value:
         return None
     try:
-        moment = parse_datetime(value)
-        day = None if moment else parse_date(value)
+        # parse_datetime also accepts a bare date (as midnight), so dates are told apart first.
+        day = parse_date(value)
+        moment = None if day else parse_datetime(value)
     except ValueError:
         moment = day = None
     if day is not None:
         moment = datetime.combine(day + timedelta(days=1) if name == "until" else day, time.min)
     if moment is None:
         raise ExportError(f"{name}: {value!r} is not an ISO-8601 date or datetime (e.g. 2026-11-25)")
-    return timezone.make_aware(moment, timezone.UTC) if timezone.is_naive(moment) else moment
+    return timezone.make_aware(moment, UTC) if timezone.is_naive(moment) else moment
 
 
 def check_format(fmt: str | None) -> str:
