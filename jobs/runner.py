@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 # At most this many live updates per second reach the browser; the last one always does.
 PUBLISH_INTERVAL = 0.25
 LOG_FLUSH_INTERVAL = 0.5
+CANCEL_POLL = 0.5
 
 __all__ = ["Cancelled", "RunContext", "SubprocessFailed", "execute"]
 
@@ -48,6 +49,7 @@ class RunContext:
         self._log_dirty = False
         self._last_log_flush = 0.0
         self._last_publish = 0.0
+        self._last_cancel_check = 0.0
         Path(run.log_path).parent.mkdir(parents=True, exist_ok=True)
 
     # ---------------------------------------------------------------- for handlers
@@ -83,6 +85,11 @@ class RunContext:
 
     @property
     def cancelled(self) -> bool:
+        """True once a cancel was requested; looks at the database at most every CANCEL_POLL s."""
+        if not self._cancel.is_set() and time.monotonic() - self._last_cancel_check >= CANCEL_POLL:
+            self._last_cancel_check = time.monotonic()
+            if Run.objects.filter(pk=self.run.pk, cancel_requested=True).exists():
+                self._cancel.set()
         return self._cancel.is_set()
 
     def run_subprocess(
@@ -113,9 +120,6 @@ class RunContext:
             self._publish(force=True)
         self._last_log_flush = time.monotonic()
 
-    def request_cancel(self) -> None:
-        self._cancel.set()
-
     def _publish(self, *, force: bool = False) -> None:
         now = time.monotonic()
         if force or now - self._last_publish >= PUBLISH_INTERVAL:
@@ -124,7 +128,7 @@ class RunContext:
 
 
 class _Heartbeat(threading.Thread):
-    """Stamps heartbeat_at every few seconds and notices cancel requests, on its own connection."""
+    """Stamps heartbeat_at every few seconds, on its own connection, whatever the handler is doing."""
 
     def __init__(self, ctx: RunContext, interval: float) -> None:
         super().__init__(name=f"heartbeat-{ctx.run.pk}", daemon=True)
@@ -141,8 +145,6 @@ class _Heartbeat(threading.Thread):
     def beat(self) -> None:
         try:
             Run.objects.filter(pk=self.ctx.run.pk).update(heartbeat_at=timezone.now())
-            if Run.objects.filter(pk=self.ctx.run.pk, cancel_requested=True).exists():
-                self.ctx.request_cancel()
         except Exception:  # a missed beat is harmless; a dead heartbeat thread is not
             logger.exception("heartbeat of run %s failed", self.ctx.run.pk)
 
