@@ -13,5 +13,6 @@ urlpatterns = [
     path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/", include("annotation.api_urls")),
     path("jobs/", include("jobs.urls")),
+    path("synthetic/", include("synthetic.urls")),
     path("", include("annotation.urls")),
 ]

@@ -1,0 +1,132 @@
+"""Forms of the synthetic pages: panels (import, generate, twins) and starting runs."""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django import forms
+from django.conf import settings
+from django.db.models import QuerySet
+
+from synthetic.models import PersonaPanel, SyntheticRun
+from synthetic.services import MAX_PANEL_SIZE
+
+ENGINE_CHOICES = [
+    ("transformers", "transformers (local model, CPU or GPU)"),
+    ("openai", "OpenAI-compatible HTTP server"),
+    ("vllm", "vLLM (GPU machines)"),
+]
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+
+
+def default_model_dir() -> str:
+    return str(settings.MODELS_DIR / "smollm2-135m-instruct")
+
+
+def _read_upload(upload: Any, label: str) -> str:
+    if upload.size > MAX_UPLOAD_BYTES:
+        raise forms.ValidationError(f"{label} is larger than {MAX_UPLOAD_BYTES // (1024 * 1024)} MB")
+    try:
+        return upload.read().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise forms.ValidationError(f"{label} is not UTF-8 text (byte {exc.start})") from None
+
+
+class PanelImportForm(forms.Form):
+    name = forms.CharField(max_length=200, help_text="An existing name of yours adds a new version.")
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    file = forms.FileField(required=False, help_text="JSONL: our format, the seed format or PersonaHub's.")
+    text = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 6}), label="Or paste JSONL")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        upload = data.get("file")
+        data["jsonl"] = _read_upload(upload, upload.name) if upload else data.get("text", "")
+        data["filename"] = upload.name if upload else ""
+        if not data["jsonl"].strip():
+            raise forms.ValidationError("Upload a JSONL file or paste its lines.")
+        return data
+
+
+class PanelGenerateForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    size = forms.IntegerField(min_value=1, max_value=MAX_PANEL_SIZE, initial=20)
+    seed = forms.IntegerField(initial=0)
+    match_annotators = forms.BooleanField(
+        required=False, initial=True,
+        help_text="Quotas follow the consented demographics of this project's annotators.",
+    )
+
+
+class TwinPanelForm(forms.Form):
+    name = forms.CharField(max_length=200, initial="Annotator twins")
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+
+
+class BackendFields(forms.Form):
+    """Engine, model and connection fields shared by both run forms."""
+
+    engine = forms.ChoiceField(choices=ENGINE_CHOICES, initial="transformers")
+    model = forms.CharField(max_length=500, help_text="Local model directory or .gguf (transformers, vLLM), or the served model name (OpenAI).")
+    base_url = forms.URLField(required=False, assume_scheme="http", label="Base URL", help_text="OpenAI-compatible servers only.")
+    api_key_env = forms.CharField(required=False, max_length=100, label="API key variable",
+                                  help_text="Name of the environment variable holding the key (never the key).")
+    device = forms.CharField(initial="auto", max_length=20)
+    batch_size = forms.IntegerField(min_value=1, max_value=4096, initial=8)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["model"].initial = default_model_dir()
+
+    def backend_options(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        options: dict[str, Any] = {"device": data["device"], "batch_size": data["batch_size"]}
+        if data.get("base_url"):
+            options["base_url"] = data["base_url"]
+        if data.get("api_key_env"):
+            options["api_key_env"] = data["api_key_env"]
+        return options
+
+
+class SyntheticRunForm(BackendFields):
+    name = forms.CharField(max_length=200, required=False)
+    panel = forms.ModelChoiceField(queryset=PersonaPanel.objects.none())
+    method = forms.ChoiceField(choices=SyntheticRun.Method.choices, initial=SyntheticRun.Method.LISTWISE)
+    items = forms.ChoiceField(choices=SyntheticRun.Items.choices, initial=SyntheticRun.Items.ALL)
+    item_ids = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}), label="Item external ids",
+                               help_text="For a listed subset: separated by spaces, commas or new lines.")
+    sample_size = forms.IntegerField(required=False, min_value=1, label="Random sample size")
+    sample_seed = forms.IntegerField(initial=0)
+    allow_ties = forms.BooleanField(required=False)
+    reasoning = forms.BooleanField(required=False, help_text="Let the model explain before it ranks.")
+    both_orders = forms.BooleanField(required=False, help_text="Pairwise: ask each pair in both orders.")
+    tie_margin = forms.FloatField(min_value=0, max_value=0.49, initial=0.05)
+    temperature = forms.FloatField(min_value=0, max_value=5, initial=0.0)
+    seed = forms.IntegerField(initial=0)
+
+    def __init__(self, *args: Any, panels: QuerySet[PersonaPanel], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["panel"].queryset = panels
+
+    def clean_item_ids(self) -> list[str]:
+        return [x for x in re.split(r"[\s,]+", self.cleaned_data.get("item_ids", "")) if x]
+
+
+class GenerationRunForm(BackendFields):
+    name = forms.CharField(max_length=200, required=False)
+    file = forms.FileField(required=False, label="Prompts (JSONL)", help_text='One {"id": ..., "prompt": ...} per line.')
+    text = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 5}), label="Or paste JSONL")
+    k = forms.IntegerField(min_value=2, max_value=16, initial=4, label="Responses per prompt (K)")
+    temperature = forms.FloatField(min_value=0, max_value=5, initial=0.8)
+    top_p = forms.FloatField(min_value=0.01, max_value=1, initial=0.95)
+    max_new_tokens = forms.IntegerField(min_value=1, max_value=8192, initial=256)
+    seed = forms.IntegerField(initial=0)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        upload = data.get("file")
+        data["jsonl"] = _read_upload(upload, upload.name) if upload else data.get("text", "")
+        if not data["jsonl"].strip():
+            raise forms.ValidationError("Upload a JSONL file of prompts or paste its lines.")
+        return data
