@@ -2,8 +2,9 @@
 
 Submit and skip answer an htmx request with the next item's fragment (`annotation/_item.html`)
 and a plain form post with a redirect to the annotate page, so the page works without JavaScript.
-A submission that is not stored re-renders the fragment with the reason (422, or 409 when the
-project no longer takes rankings); the widget restores the annotator's work from sessionStorage.
+A submission that is not stored re-renders the item with the reason (a plain post gets 422, or 409
+when the project no longer takes rankings); the widget restores the annotator's work from
+sessionStorage.
 """
 from __future__ import annotations
 
@@ -144,10 +145,14 @@ def annotate(request: HttpRequest, public_id: Any) -> HttpResponse:
 
 def _refuse(request: HttpRequest, assignment: Assignment, form: RankingForm, message: str,
             field: str, status: int = 422) -> HttpResponse:
-    """Re-render the same item with the reason nothing was stored."""
+    """Re-render the same item with the reason nothing was stored.
+
+    htmx gets 200, so it swaps the fragment in and Chromium logs no failed request in the console;
+    a plain form post gets the error status.
+    """
     project = assignment.item.project
     context = _item_context(request, project, assignment, form=form, error=message, error_field=field)
-    return _render_item(request, context, status=status)
+    return _render_item(request, context, status=200 if request.htmx else status)
 
 
 @login_required

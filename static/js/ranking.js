@@ -10,6 +10,7 @@
   "use strict";
 
   var DRAFT_PREFIX = "rlchf:ranking:";
+  var MAX_SECONDS = 24 * 60 * 60;  // annotation.forms.MAX_SECONDS
 
   function uuid4() {
     if (window.crypto && typeof window.crypto.randomUUID === "function") return window.crypto.randomUUID();
@@ -272,7 +273,8 @@
 
   /* Called before the form leaves; returns false (with a message) when it must not. */
   RankingWidget.prototype.beforeSubmit = function () {
-    this.field("seconds").value = ((Date.now() - this.startedAt) / 1000).toFixed(1);
+    // Capped at the server's limit: a tab left open for days must not block the submit.
+    this.field("seconds").value = Math.min((Date.now() - this.startedAt) / 1000, MAX_SECONDS).toFixed(1);
     this.save();
     var left = this.unranked();
     if (left.length && !this.allowPartial) {
@@ -366,6 +368,7 @@
       drag.ghost = drag.card.cloneNode(true);
       drag.ghost.removeAttribute("tabindex");
       drag.ghost.removeAttribute("id");
+      drag.ghost.setAttribute("aria-hidden", "true");
       drag.ghost.className = "response-card drag-ghost";
       drag.ghost.style.width = drag.card.offsetWidth + "px";
       document.body.appendChild(drag.ghost);

@@ -60,6 +60,14 @@ def test_home_hides_draft_projects_from_annotators_but_not_researchers(client, o
     assert "Secret draft" in client.get(reverse("annotation-home")).content.decode()
 
 
+def test_home_links_researchers_to_their_project_page_and_annotators_not(client, project, owner, annotator):
+    manage = reverse("annotation-project-detail", args=[project.public_id])
+    client.force_login(owner)
+    assert manage in client.get(reverse("annotation-home")).content.decode()
+    client.force_login(annotator)
+    assert manage not in client.get(reverse("annotation-home")).content.decode()
+
+
 def test_home_needs_login_and_get(client, annotator):
     assert client.get(reverse("annotation-home")).status_code == 302
     client.force_login(annotator)
@@ -127,8 +135,11 @@ def test_submit_on_a_project_closed_meanwhile_is_refused_and_stores_nothing(clie
     assignment = leased(client, project, annotator)
     Project.objects.filter(pk=project.pk).update(status=Project.Status.CLOSED)
     response = client.post(submit_url(assignment), ranking_post([["r1"], ["r2"], ["r3"], ["r4"]]), **HTMX)
-    assert response.status_code == 409
+    assert response.status_code == 200  # htmx swaps it in
     assert "Not saved: This project is closed" in response.content.decode()
+    plain = client.post(submit_url(assignment), ranking_post([["r1"], ["r2"], ["r3"], ["r4"]]))
+    assert plain.status_code == 409
+    assert "Not saved: This project is closed" in plain.content.decode()
     assert not Ranking.objects.exists()
 
 
@@ -173,8 +184,9 @@ def test_plain_form_submit_redirects_to_the_annotate_page(client, project, annot
 def test_invalid_ranking_rerenders_same_item_with_error_and_stores_nothing(client, project, annotator, order, message):
     assignment = leased(client, project, annotator)
     response = client.post(submit_url(assignment), ranking_post(order, rationale="kept"), **HTMX)
-    assert response.status_code == 422
+    assert response.status_code == 200
     page = response.content.decode()
+    assert "<html" not in page
     assert "Not saved: ranking:" in page and message in page
     assert submit_url(assignment) in page  # the same item again
     assert ">kept</textarea>" in page  # what was typed is not lost
@@ -182,12 +194,16 @@ def test_invalid_ranking_rerenders_same_item_with_error_and_stores_nothing(clien
     assert Item.objects.get(pk=assignment.item_id).ranking_count == 0
     assignment.refresh_from_db()
     assert assignment.status == Assignment.Status.LEASED
+    plain = client.post(submit_url(assignment), ranking_post(order))
+    assert plain.status_code == 422
+    assert "<html" in plain.content.decode() and message in plain.content.decode()
+    assert not Ranking.objects.exists()
 
 
 def test_ties_refused_when_project_disallows_them(client, project, annotator):
     Project.objects.filter(pk=project.pk).update(allow_ties=False)
     assignment = leased(client, project, annotator)
-    response = client.post(submit_url(assignment), ranking_post([["r1", "r2"], ["r3"], ["r4"]]), **HTMX)
+    response = client.post(submit_url(assignment), ranking_post([["r1", "r2"], ["r3"], ["r4"]]))
     assert response.status_code == 422
     assert "this project allows no ties" in response.content.decode()
     assert not Ranking.objects.exists()
@@ -195,7 +211,7 @@ def test_ties_refused_when_project_disallows_them(client, project, annotator):
 
 def test_malformed_fields_are_named(client, project, annotator):
     assignment = leased(client, project, annotator)
-    response = client.post(submit_url(assignment), {"ranking": "[[r1", "seconds": "-3"}, **HTMX)
+    response = client.post(submit_url(assignment), {"ranking": "[[r1", "seconds": "-3"})
     assert response.status_code == 422
     assert "Not saved: ranking: ranking is not valid JSON" in response.content.decode()
     response = client.post(submit_url(assignment), ranking_post([["r1"], ["r2"], ["r3"], ["r4"]], flags=["nope"]), **HTMX)
@@ -206,7 +222,7 @@ def test_malformed_fields_are_named(client, project, annotator):
 def test_required_rationale_missing_is_refused(client, project, annotator):
     Project.objects.filter(pk=project.pk).update(rationale=Project.Rationale.REQUIRED)
     assignment = leased(client, project, annotator)
-    response = client.post(submit_url(assignment), ranking_post([["r1"], ["r2"], ["r3"], ["r4"]], rationale="  "), **HTMX)
+    response = client.post(submit_url(assignment), ranking_post([["r1"], ["r2"], ["r3"], ["r4"]], rationale="  "))
     assert response.status_code == 422
     assert "Not saved: rationale: this project requires a rationale" in response.content.decode()
     assert not Ranking.objects.exists()

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from annotation.models import Assignment, Ranking
+from annotation.models import Assignment, Project, Ranking
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -138,4 +138,45 @@ def test_widget_fits_a_375px_phone(new_page, log_in, live_server, project, annot
     widget = page.locator(".ranking-widget").bounding_box()
     assert widget["x"] >= 0 and widget["x"] + widget["width"] <= 375
     page.screenshot(path=os.path.join(shots, "annotate-375.png"), full_page=True)
+    assert console_errors == [], "\n".join(console_errors)
+
+
+def test_no_ties_project_reorders_asks_for_rationale_and_keeps_work_when_refused(
+    new_page, log_in, live_server, project, annotator, console_errors
+):
+    Project.objects.filter(pk=project.pk).update(allow_ties=False, rationale=Project.Rationale.REQUIRED)
+    page = new_page(1100, 1300)
+    log_in(page, "annie", "annie-pass-123")
+    page.goto(f"{live_server.url}/annotate/{project.public_id}/")
+    page.wait_for_selector(".response-card")
+    first = leased(annotator)
+    s = first.shown_order
+    drag(page, s[0], "0")
+    drag(page, s[1], "0")  # a filled rank: without ties the card takes the rank, the other moves down
+    assert page.evaluate(SCREEN_TIERS) == [[s[1]], [s[0]]]
+    tab_to(page, s[2])
+    page.keyboard.press("3")
+    page.keyboard.press("t")  # ignored: this project allows no ties
+    tab_to(page, s[3])
+    page.keyboard.press("4")
+    expected = [[s[1]], [s[0]], [s[2]], [s[3]]]
+    assert page.evaluate(SCREEN_TIERS) == expected
+
+    page.keyboard.press("Enter")
+    assert "asks for a rationale" in page.inner_text("#ranking-error")
+    page.keyboard.type("s1 answers the question")  # the rationale box has the focus now
+
+    # Closed while the annotator worked: the server refuses, the page says so, the work stays.
+    Project.objects.filter(pk=project.pk).update(status=Project.Status.CLOSED)
+    page.keyboard.press("Control+Enter")
+    page.wait_for_function("() => document.getElementById('ranking-error').textContent.includes('closed')")
+    assert not Ranking.objects.exists()
+    assert page.evaluate(SCREEN_TIERS) == expected
+
+    Project.objects.filter(pk=project.pk).update(status=Project.Status.ACTIVE)
+    page.keyboard.press("Control+Enter")
+    wait_for_next_item(page, first)
+    ranking = Ranking.objects.get(assignment=first)
+    assert ranking.order == expected
+    assert ranking.rationale == "s1 answers the question"
     assert console_errors == [], "\n".join(console_errors)
