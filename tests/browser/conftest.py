@@ -49,11 +49,12 @@ def console_errors() -> ConsoleErrors:
 
 @pytest.fixture
 def new_page(browser, console_errors):
-    """`new_page(width=..., height=...)`: a fresh context (own cookies, own sessionStorage)."""
+    """`new_page(width, height, **context_options)`: a page in a fresh context (own cookies and
+    sessionStorage); its console errors are collected in `console_errors`."""
     contexts = []
 
-    def make(width: int = 1100, height: int = 900):
-        context = browser.new_context(viewport={"width": width, "height": height})
+    def make(width: int = 1100, height: int = 900, **options: object):
+        context = browser.new_context(viewport={"width": width, "height": height}, **options)
         contexts.append(context)
         page = context.new_page()
         page.set_default_timeout(10_000)

@@ -123,16 +123,42 @@ def test_rank_by_keyboard_then_by_drag_and_drop_with_a_tie(new_page, log_in, liv
     assert console_errors == [], "\n".join(console_errors)
 
 
-def test_widget_fits_a_375px_phone(new_page, log_in, live_server, project, annotator, console_errors, tmp_path):
-    page = new_page(375, 800)
+def touch_drag(page, response_id: str, slot: str) -> None:
+    """Drag with a finger: raw touch events through the DevTools protocol (Playwright only taps)."""
+    page.evaluate(
+        """([id, slot]) => {
+            const a = document.querySelector(`.response-card[data-response="${id}"] .drag-handle`).getBoundingClientRect();
+            const b = document.querySelector(`[data-slot="${slot}"]`).getBoundingClientRect();
+            window.scrollBy(0, (a.top + b.top) / 2 - window.innerHeight / 2);
+        }""",
+        [response_id, slot],
+    )
+    handle = page.locator(f'.response-card[data-response="{response_id}"] .drag-handle').bounding_box()
+    target = page.locator(f'[data-slot="{slot}"]').bounding_box()
+    start = (handle["x"] + handle["width"] / 2, handle["y"] + handle["height"] / 2)
+    end = (target["x"] + target["width"] * 0.7, target["y"] + target["height"] / 2)
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": start[0], "y": start[1]}]})
+    for step in range(1, 13):
+        x = start[0] + (end[0] - start[0]) * step / 12
+        y = start[1] + (end[1] - start[1]) * step / 12
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [{"x": x, "y": y}]})
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+    cdp.detach()
+
+
+def test_widget_fits_a_375px_phone_and_works_by_touch(new_page, log_in, live_server, project, annotator,
+                                                      console_errors, tmp_path):
+    page = new_page(375, 800, has_touch=True, is_mobile=True)
     log_in(page, "annie", "annie-pass-123")
     page.goto(f"{live_server.url}/annotate/{project.public_id}/")
     page.wait_for_selector(".response-card")
     s = leased(annotator).shown_order
     shots = os.environ.get("RLCHF_SCREENSHOT_DIR") or str(tmp_path)
     page.screenshot(path=os.path.join(shots, "annotate-375-before.png"), full_page=True)
-    drag(page, s[1], "0")
-    assert page.evaluate(SCREEN_TIERS) == [[s[1]]]
+    touch_drag(page, s[1], "0")
+    touch_drag(page, s[3], "0")  # a filled rank: a tie
+    assert page.evaluate(SCREEN_TIERS) == [[s[1], s[3]]]
     overflow = page.evaluate("() => document.documentElement.scrollWidth - document.documentElement.clientWidth")
     assert overflow <= 0, f"page scrolls sideways by {overflow}px at 375px"
     widget = page.locator(".ranking-widget").bounding_box()
