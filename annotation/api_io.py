@@ -56,7 +56,10 @@ def _source(request: Request) -> ImportSource:
         if fmt is not None and fmt not in UPLOAD_FORMATS:
             raise ImportFailed([RowError(f"unknown format {fmt!r}; use one of {', '.join(UPLOAD_FORMATS)}",
                                          field="format")])
-        return ImportSource.from_file(upload, name=upload.name or "upload", format=fmt)
+        try:
+            return ImportSource.from_file(upload, name=upload.name or "upload", format=fmt)
+        except RowError as exc:  # unknown file type
+            raise ImportFailed([exc]) from None
     body = request.data
     items = body.get("items") if isinstance(body, dict) else body
     if not isinstance(items, list):

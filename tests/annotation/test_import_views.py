@@ -152,6 +152,14 @@ def test_api_import_errors_change_nothing(owner, project):
     assert not Item.objects.filter(external_id="u1").exists()
 
 
+def test_api_import_unknown_file_type(owner, project):
+    api = APIClient()
+    api.force_authenticate(owner)
+    response = api.post(api_url(project), {"file": upload(GOOD, name="items.xlsx")}, format="multipart")
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["message"].startswith("unreadable file type '.xlsx' of 'items.xlsx'")
+
+
 def test_api_import_body_without_items(owner, project):
     api = APIClient()
     api.force_authenticate(owner)
