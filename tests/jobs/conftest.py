@@ -47,9 +47,12 @@ def _migrated_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def shared_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """DATABASE_URL of a database that this test and its subprocesses both use."""
+    """DATABASE_URL of a database that this test and its subprocesses both use.
+
+    Tests using it are marked `django_db(transaction=True)`, so that on PostgreSQL the test
+    database exists and what the test writes is committed for the subprocesses to see.
+    """
     if connections["default"].vendor == "postgresql":
-        request.getfixturevalue("transactional_db")
         yield _postgres_url(connections["default"].settings_dict)
         return
     template = request.getfixturevalue("_migrated_sqlite_template")

@@ -14,7 +14,7 @@ from jobs.models import Run
 from jobs.services import cancel_run, reap_stale_runs, resume_run, start_run
 from tests.jobs.conftest import wait_for
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.django_db(transaction=True)]
 
 
 def make_owner():
