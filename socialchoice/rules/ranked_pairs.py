@@ -96,6 +96,7 @@ def ranked_pairs(
     (a permutation of alternative indices, best first) the rule is instead Tideman's fixed-order
     variant, as pref-voting's ``ranked_pairs_tb``: zero-margin edges are included and equal margins
     are ordered by the tie-breaker positions of (source, target); the result is a linear order.
+    Indices >= K in ``tie_breaker`` are ignored, so one order serves a batch of mixed K.
     Complexity: O(V K^2) for margins plus O(K^4) for locking (K^2 edges, each an O(K^2)
     reachability update); batched one edge per vectorised step.
     Axioms: anonymity, neutrality (default tie policy), Pareto, Condorcet winner and loser,
@@ -107,7 +108,8 @@ def ranked_pairs(
     if tie_breaker is None:
         reach = _lock_group_policy(m)
     else:
-        position = np.argsort(np.asarray(tie_breaker, dtype=np.int64))
+        order = np.asarray(tie_breaker, dtype=np.int64)
+        position = np.argsort(order[order < group.k])
         reach = _lock_tie_breaker(m, position)
     defeats = reach & ~np.eye(group.k, dtype=bool)
     levels = levels_from_defeats(defeats)
