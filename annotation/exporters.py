@@ -35,7 +35,7 @@ from annotation.models import AnnotatorProfile, Project, Ranking, Rater
 
 CHUNK_SIZE = 500
 FORMATS = ("jsonl", "parquet", "datasets")
-RATER_KINDS = ("all", Rater.Kind.HUMAN.value, Rater.Kind.SYNTHETIC.value)
+RATER_KINDS = ("all", *Rater.Kind.values)
 
 
 class ExportError(ValueError):

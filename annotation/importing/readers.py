@@ -93,7 +93,7 @@ def _text_lines(source: ImportSource) -> Iterator[tuple[int, str | RowError]]:
     raw = source.open_binary()
     head = raw.read(2)
     raw.seek(0)
-    stream: IO[bytes] = gzip.GzipFile(fileobj=raw) if head == b"\x1f\x8b" else raw
+    stream: IO[bytes] | gzip.GzipFile = gzip.GzipFile(fileobj=raw) if head == b"\x1f\x8b" else raw
     try:
         for number, line in enumerate(stream, start=1):
             try:
