@@ -8,7 +8,7 @@ from django.urls import URLPattern, URLResolver, path
 from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import SimpleRouter
 
-from annotation import api
+from annotation import api, api_io
 
 router = SimpleRouter()
 router.register("projects", api.ProjectViewSet, basename="api-project")
@@ -24,4 +24,8 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("projects/<uuid:project_id>/items/", items, name="api-item-list"),
     path("projects/<uuid:project_id>/items/<int:pk>/", item, name="api-item-detail"),
     *router.urls,
+]
+urlpatterns += [
+    path("projects/<uuid:public_id>/import/", api_io.import_items, name="api-import-items"),
+    path("projects/<uuid:public_id>/export/", api_io.export_rankings, name="api-export-rankings"),
 ]

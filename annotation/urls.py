@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from django.urls import URLPattern, URLResolver
 
-from annotation.views import annotate, profile, projects
+from annotation.views import annotate, imports, profile, projects
 
 urlpatterns: list[URLPattern | URLResolver] = []
 urlpatterns += projects.urlpatterns
 urlpatterns += annotate.urlpatterns
 urlpatterns += profile.urlpatterns
+urlpatterns += imports.urlpatterns
