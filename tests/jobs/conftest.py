@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.core.management import call_command
 from django.db import connections
 
 import tests.jobs.handlers  # noqa: F401  (registers the test-only run kinds in this process)
