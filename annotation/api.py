@@ -79,7 +79,11 @@ User = AbstractBaseUser | AnonymousUser
 
 
 def assignment_payload(assignment: Assignment, project: Project) -> dict[str, Any]:
-    """The assignment as a client shows it: responses in the shown order, ids and text only."""
+    """The assignment as a client shows it: responses in the shown order, ids and text only.
+
+    A plain dict in the shape of `AssignmentSerializer` (which documents it): this is the hot path
+    of the annotation loop, and DRF's JSON encoder already writes UUIDs and datetimes as it would.
+    """
     texts = dict(ItemResponse.objects.filter(item_id=assignment.item_id).values_list("response_id", "text"))
     item = assignment.item
     return {
@@ -246,7 +250,7 @@ class ProjectViewSet(
             return Response({"detail": str(error)}, status=status.HTTP_409_CONFLICT)
         if assignment is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        return Response(AssignmentSerializer(assignment_payload(assignment, project)).data)
+        return Response(assignment_payload(assignment, project))
 
 
 # ---------------------------------------------------------------- items (researchers only)
@@ -390,7 +394,7 @@ class AssignmentViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
 
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         assignment = self.get_object()
-        return Response(AssignmentSerializer(assignment_payload(assignment, assignment.item.project)).data)
+        return Response(assignment_payload(assignment, assignment.item.project))
 
     @extend_schema(
         request=SubmitSerializer,
@@ -406,10 +410,7 @@ class AssignmentViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         serializer = SubmitSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        project = assignment.item.project
-        repeat = self._earlier_submission(assignment, data["submission_id"])
-        if repeat is not None:
-            return self._submitted(repeat, project, status.HTTP_200_OK)
+        started = timezone.now()
         try:
             ranking = services.submit_ranking(
                 user=request.user, assignment=assignment, order=data["ranking"], rationale=data["rationale"],
@@ -419,24 +420,22 @@ class AssignmentViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
             raise ValidationError({error.field: [str(error)]}) from None
         except services.AssignmentError as error:
             raise PermissionDenied(str(error)) from None
-        return self._submitted(ranking, project, status.HTTP_201_CREATED)
+        if ranking.created_at >= started:
+            return self._submitted(ranking, assignment.item.project, status.HTTP_201_CREATED)
+        return self._repeated(ranking, assignment)
 
-    def _earlier_submission(self, assignment: Assignment, submission_id: Any) -> Ranking | None:
-        if submission_id is None:
-            return None
-        ranking = (
-            Ranking.objects.select_related("item__project", "rater", "assignment")
-            .filter(submission_id=submission_id)
-            .first()
-        )
-        if ranking is not None and (ranking.rater_id, ranking.item_id) != (assignment.rater_id, assignment.item_id):
+    def _repeated(self, ranking: Ranking, assignment: Assignment) -> Response:
+        """A retry: the service handed back the ranking stored under this submission id before.
+
+        Checked after the fact so that the common, first submission costs no extra query.
+        """
+        if (ranking.rater_id, ranking.item_id) != (assignment.rater_id, assignment.item_id):
             raise ValidationError({"submission_id": ["this submission id was already used for another ranking"]})
-        return ranking
+        ranking = Ranking.objects.select_related("item__project", "rater", "assignment").get(pk=ranking.pk)
+        return self._submitted(ranking, assignment.item.project, status.HTTP_200_OK)
 
     def _submitted(self, ranking: Ranking, project: Project, code: int) -> Response:
         body = {"ranking": RankingSerializer(ranking).data, "next": next_payload(self.request.user, project)}
-        if body["next"] is not None:
-            body["next"] = AssignmentSerializer(body["next"]).data
         return Response(body, status=code)
 
     @extend_schema(request=None, responses=SkipResultSerializer, summary="Skip this item; answers with the next one")
@@ -447,11 +446,7 @@ class AssignmentViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
             services.skip_assignment(assignment=assignment, user=request.user)
         except services.AssignmentError as error:
             raise PermissionDenied(str(error)) from None
-        upcoming = next_payload(request.user, assignment.item.project)
-        return Response({
-            "skipped": assignment.public_id,
-            "next": AssignmentSerializer(upcoming).data if upcoming is not None else None,
-        })
+        return Response({"skipped": assignment.public_id, "next": next_payload(request.user, assignment.item.project)})
 
 
 # ---------------------------------------------------------------- rankings
