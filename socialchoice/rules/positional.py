@@ -11,11 +11,21 @@ from .registry import RuleOutput, register
 
 
 def weighted_sum(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """``sum_v weights[n, v] * values[n, v, K]`` -> ``[n, K]``; exact for small integer weights."""
-    if np.all(weights == np.round(weights)) and weights.sum(axis=1).max(initial=0) * 64 < 2**24:
+    """``sum_v weights[n, v] * values[n, v, K]`` -> ``[n, K]``.
+
+    Uses a float32 matrix product (several times faster) only when it is exact: small integer
+    weights and half-integer values (Borda points); otherwise float64, whose last-bit summation
+    differences the callers remove with :func:`~socialchoice.pairwise.snap`."""
+    small = weights.sum(axis=1).max(initial=0) * 64 < 2**24
+    if small and np.all(weights == np.round(weights)) and _half_integers(values):
         v32 = values.astype(np.float32, copy=False)
         return np.matmul(weights.astype(np.float32)[:, None, :], v32)[:, 0].astype(np.float64)
     return np.einsum("nvk,nv->nk", values.astype(np.float64), weights)
+
+
+def _half_integers(values: np.ndarray) -> bool:
+    twice = values * 2
+    return bool(np.all(twice == np.round(twice)))
 
 
 def _by_scores(group: ProfileGroup, scores: np.ndarray) -> RuleOutput:

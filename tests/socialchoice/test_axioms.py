@@ -15,7 +15,7 @@ from socialchoice import REGISTRY, Profile, aggregate
 
 from .helpers import canonical, condorcet_loser, condorcet_winner, profiles, top
 
-SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=35, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def claiming(axiom: str) -> list[str]:

@@ -45,7 +45,7 @@ from pref_voting.scoring_methods import (  # noqa: E402
 from socialchoice import BatchProfile, aggregate_batch  # noqa: E402
 from socialchoice.orders import levels_from_defeats  # noqa: E402
 
-N_DEFAULT, N_SLOW = 400, 4000
+N_DEFAULT, N_SLOW = 300, 4000
 
 
 def random_profiles(n: int, seed: int, ties: bool, max_weight: int = 3) -> tuple[np.ndarray, np.ndarray, np.ndarray,
