@@ -6,9 +6,6 @@ assignment, then `POST /assignments/{id}/submit/` stores a ranking and answers w
 """
 from __future__ import annotations
 
-import hashlib
-import json
-from collections.abc import Iterator
 from datetime import datetime, time
 from typing import Any
 
@@ -65,6 +62,7 @@ from annotation.serializers import (
     SkipResultSerializer,
     SubmitResultSerializer,
     SubmitSerializer,
+    validate_item_batch,
 )
 from annotation.weak_orders import RankingError
 
@@ -84,7 +82,10 @@ def assignment_payload(assignment: Assignment, project: Project) -> dict[str, An
     A plain dict in the shape of `AssignmentSerializer` (which documents it): this is the hot path
     of the annotation loop, and DRF's JSON encoder already writes UUIDs and datetimes as it would.
     """
-    texts = dict(ItemResponse.objects.filter(item_id=assignment.item_id).values_list("response_id", "text"))
+    # A fresh lease carries its response texts (services._lease read them anyway); a held one does not.
+    texts = getattr(assignment, "response_texts", None)
+    if texts is None:
+        texts = dict(ItemResponse.objects.filter(item_id=assignment.item_id).values_list("response_id", "text"))
     item = assignment.item
     return {
         "id": assignment.public_id,
@@ -256,74 +257,6 @@ class ProjectViewSet(
 # ---------------------------------------------------------------- items (researchers only)
 
 
-def _flatten_errors(errors: Any, path: str = "") -> Iterator[tuple[str, str]]:
-    """DRF's nested error structure as (dotted field path, message) pairs: "responses[1].id"."""
-    if isinstance(errors, dict):
-        for key, value in errors.items():
-            if key == "non_field_errors":
-                sub = path
-            elif isinstance(key, int):
-                sub = f"{path}[{key}]"
-            else:
-                sub = f"{path}.{key}" if path else str(key)
-            yield from _flatten_errors(value, sub)
-    elif isinstance(errors, list) and all(isinstance(e, str) for e in errors):
-        for message in errors:
-            yield path, str(message)
-    elif isinstance(errors, list):
-        for index, value in enumerate(errors):
-            yield from _flatten_errors(value, f"{path}[{index}]")
-    else:
-        yield path, str(errors)
-
-
-def _content_id(entry: dict[str, Any]) -> str:
-    """A stable external id for an entry without one, so a re-sent batch is reported as duplicate."""
-    content = json.dumps([entry["prompt"], entry["context"], entry["responses"]], sort_keys=True)
-    return "auto-" + hashlib.sha256(content.encode()).hexdigest()[:16]
-
-
-def _validate_entries(entries: list[Any]) -> tuple[list[dict[str, Any] | None], list[dict[str, Any]]]:
-    cleaned: list[dict[str, Any] | None] = []
-    errors: list[dict[str, Any]] = []
-    for index, entry in enumerate(entries):
-        if not isinstance(entry, dict):
-            errors.append({"index": index, "field": "", "message": "expected an object with prompt and responses"})
-            cleaned.append(None)
-            continue
-        serializer = ItemInputSerializer(data=entry)
-        if serializer.is_valid():
-            data = dict(serializer.validated_data)
-            data["responses"] = [dict(r) for r in data["responses"]]
-            data["context"] = [dict(m) for m in data["context"]]
-            data.setdefault("external_id", _content_id(data))
-            cleaned.append(data)
-        else:
-            cleaned.append(None)
-            errors += [{"index": index, "field": f, "message": m} for f, m in _flatten_errors(serializer.errors)]
-    return cleaned, errors
-
-
-def _duplicate_errors(project: Project, cleaned: list[dict[str, Any] | None]) -> list[dict[str, Any]]:
-    ids = [entry["external_id"] for entry in cleaned if entry is not None]
-    existing = set(Item.objects.filter(project=project, external_id__in=ids).values_list("external_id", flat=True))
-    first_index: dict[str, int] = {}
-    errors = []
-    for index, entry in enumerate(cleaned):
-        if entry is None:
-            continue
-        external_id = entry["external_id"]
-        if external_id in existing:
-            message = f"an item with external_id {external_id!r} already exists in this project"
-            errors.append({"index": index, "field": "external_id", "message": message})
-        elif external_id in first_index:
-            message = f"external_id {external_id!r} repeats entry {first_index[external_id]} of this batch"
-            errors.append({"index": index, "field": "external_id", "message": message})
-        else:
-            first_index[external_id] = index
-    return errors
-
-
 def _bad_batch(errors: list[dict[str, Any]]) -> Response:
     first = errors[0]
     where = f"entry {first['index']}" + (f", field {first['field']}" if first["field"] else "")
@@ -361,10 +294,9 @@ class ItemViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
             raise ValidationError({"detail": "expected a non-empty JSON list of items"})
         if len(entries) > MAX_BULK_ITEMS:
             raise ValidationError({"detail": f"at most {MAX_BULK_ITEMS} items per request, got {len(entries)}"})
-        cleaned, errors = _validate_entries(entries)
-        errors += _duplicate_errors(project, cleaned)
+        cleaned, errors = validate_item_batch(project, entries)
         if errors:
-            return _bad_batch(sorted(errors, key=lambda e: e["index"]))
+            return _bad_batch(errors)
         try:
             with transaction.atomic():
                 items = [services.create_item(project=project, **entry) for entry in cleaned if entry is not None]

@@ -6,7 +6,10 @@ shown, never the source label). Researchers also see a project's configuration a
 """
 from __future__ import annotations
 
-from typing import Any
+import hashlib
+import json
+from collections.abc import Iterator
+from typing import Any, TypedDict
 
 from django.contrib.auth import get_user_model
 from django.utils import timezone
@@ -185,6 +188,91 @@ class ItemInputSerializer(StrictFieldsMixin, serializers.Serializer):
                 raise serializers.ValidationError(f"responses[{index}].id {response['id']!r} is used twice")
             seen.add(response["id"])
         return value
+
+
+class BatchError(TypedDict):
+    index: int
+    field: str
+    message: str
+
+
+def validate_item_batch(project: Project, entries: list[Any]) -> tuple[list[dict[str, Any]], list[BatchError]]:
+    """Check a bulk upload entry by entry, then for duplicate external ids, before anything is stored.
+
+    Returns the cleaned entries and every problem as {index, field, message}, sorted by index;
+    `field` is a path into the entry such as "responses[1].id" ("" for the entry as a whole).
+    """
+    cleaned, errors = _validate_entries(entries)
+    errors += _duplicate_errors(project, cleaned)
+    return [entry for entry in cleaned if entry is not None], sorted(errors, key=lambda e: e["index"])
+
+
+def _flatten_errors(errors: Any, path: str = "") -> Iterator[tuple[str, str]]:
+    """DRF's nested error structure as (dotted field path, message) pairs: "responses[1].id"."""
+    if isinstance(errors, dict):
+        for key, value in errors.items():
+            if key == "non_field_errors":
+                sub = path
+            elif isinstance(key, int):
+                sub = f"{path}[{key}]"
+            else:
+                sub = f"{path}.{key}" if path else str(key)
+            yield from _flatten_errors(value, sub)
+    elif isinstance(errors, list) and all(isinstance(e, str) for e in errors):
+        for message in errors:
+            yield path, str(message)
+    elif isinstance(errors, list):
+        for index, value in enumerate(errors):
+            yield from _flatten_errors(value, f"{path}[{index}]")
+    else:
+        yield path, str(errors)
+
+
+def _content_id(entry: dict[str, Any]) -> str:
+    """A stable external id for an entry without one, so a re-sent batch is reported as duplicate."""
+    content = json.dumps([entry["prompt"], entry["context"], entry["responses"]], sort_keys=True)
+    return "auto-" + hashlib.sha256(content.encode()).hexdigest()[:16]
+
+
+def _validate_entries(entries: list[Any]) -> tuple[list[dict[str, Any] | None], list[BatchError]]:
+    cleaned: list[dict[str, Any] | None] = []
+    errors: list[BatchError] = []
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            errors.append({"index": index, "field": "", "message": "expected an object with prompt and responses"})
+            cleaned.append(None)
+            continue
+        serializer = ItemInputSerializer(data=entry)
+        if serializer.is_valid():
+            data = dict(serializer.validated_data)
+            data["responses"] = [dict(r) for r in data["responses"]]
+            data["context"] = [dict(m) for m in data["context"]]
+            data.setdefault("external_id", _content_id(data))
+            cleaned.append(data)
+        else:
+            cleaned.append(None)
+            errors += [{"index": index, "field": f, "message": m} for f, m in _flatten_errors(serializer.errors)]
+    return cleaned, errors
+
+
+def _duplicate_errors(project: Project, cleaned: list[dict[str, Any] | None]) -> list[BatchError]:
+    ids = [entry["external_id"] for entry in cleaned if entry is not None]
+    existing = set(Item.objects.filter(project=project, external_id__in=ids).values_list("external_id", flat=True))
+    first_index: dict[str, int] = {}
+    errors: list[BatchError] = []
+    for index, entry in enumerate(cleaned):
+        if entry is None:
+            continue
+        external_id = entry["external_id"]
+        if external_id in existing:
+            message = f"an item with external_id {external_id!r} already exists in this project"
+            errors.append({"index": index, "field": "external_id", "message": message})
+        elif external_id in first_index:
+            message = f"external_id {external_id!r} repeats entry {first_index[external_id]} of this batch"
+            errors.append({"index": index, "field": "external_id", "message": message})
+        else:
+            first_index[external_id] = index
+    return errors
 
 
 class BulkItemsResultSerializer(serializers.Serializer):
