@@ -217,6 +217,8 @@ class Assignment(models.Model):
             # next_assignment: the rater's own live lease; counting live leases per item.
             models.Index(fields=["rater", "status"], name="assignment_rater_status"),
             models.Index(fields=["item", "status", "expires_at"], name="assignment_item_live"),
+            # next_assignment: "has this rater been assigned this item" per candidate row.
+            models.Index(fields=["item", "rater"], name="assignment_item_rater"),
         ]
 
     def __str__(self) -> str:
@@ -265,6 +267,8 @@ class Ranking(models.Model):
             # Exports and aggregation: current rankings of a project's items, by rater kind and date.
             models.Index(fields=["item", "is_current"], name="ranking_item_current"),
             models.Index(fields=["rater", "is_current"], name="ranking_rater_current"),
+            # next_assignment: "has this rater ranked this item" per candidate row.
+            models.Index(fields=["item", "rater"], name="ranking_item_rater"),
         ]
 
     def __str__(self) -> str:

@@ -12,8 +12,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, transaction
-from django.db.models import Count, Exists, F, OuterRef, QuerySet, Subquery, Sum, Value
+from django.db import transaction
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -132,16 +132,20 @@ def _live_leases(now: Any) -> Subquery:
 
 
 def _candidates(project: Project, rater: Rater, now: Any) -> QuerySet[Item]:
-    """Items below target that this rater has neither ranked nor skipped, least loaded first."""
-    done = Assignment.objects.filter(rater=rater, item=OuterRef("pk")).exclude(status=Assignment.Status.EXPIRED)
+    """Items below target that this rater has neither ranked nor skipped, fewest rankings first.
+
+    Ordered by the indexed (ranking_count, id) so the database walks the index and stops at the
+    first row that passes the per-row checks, instead of computing every item's load to sort.
+    """
+    skipped = Assignment.objects.filter(rater=rater, item=OuterRef("pk"), status=Assignment.Status.SKIPPED)
     ranked = Ranking.objects.filter(rater=rater, item=OuterRef("pk"))
     return (
         Item.objects.filter(project=project, ranking_count__lt=project.overlap_target)
-        .annotate(load=F("ranking_count") + _live_leases(now))
+        .alias(load=F("ranking_count") + _live_leases(now))
         .filter(load__lt=project.overlap_target)
-        .exclude(Exists(done))
+        .exclude(Exists(skipped))
         .exclude(Exists(ranked))
-        .order_by("load", "id")
+        .order_by("ranking_count", "id")
     )
 
 
@@ -188,22 +192,27 @@ def next_assignment(*, project: Project, user: AbstractBaseUser, seed: int | Non
 
 
 def _has_room(item: Item, project: Project, now: Any) -> bool:
-    """Authoritative count, taken while the item row is locked."""
-    item.refresh_from_db(fields=["ranking_count"])
+    """Authoritative count, taken while the item row is locked.
+
+    `item.ranking_count` is current: a locking read returns the newest committed row version.
+    """
     live = item.assignments.filter(status=Assignment.Status.LEASED, expires_at__gt=now).count()
     return item.ranking_count + live < project.overlap_target
 
 
 def _lease(item: Item, rater: Rater, project: Project, now: Any, seed: int | None) -> Assignment:
-    ids = list(item.responses.values_list("response_id", flat=True))
+    texts = dict(item.responses.values_list("response_id", "text"))
+    ids = list(texts)
     random.Random(seed).shuffle(ids) if seed is not None else random.SystemRandom().shuffle(ids)
-    # An expired lease of this rater on this item is closed first so the partial unique index holds.
+    # A lease of this rater on this item that ran out is closed first so the partial unique index holds.
     Assignment.objects.filter(item=item, rater=rater, status=Assignment.Status.LEASED).update(
         status=Assignment.Status.EXPIRED, finished_at=now
     )
-    return Assignment.objects.create(
+    assignment = Assignment.objects.create(
         item=item, rater=rater, shown_order=ids, leased_at=now, expires_at=Assignment.lease_end(project)
     )
+    assignment.response_texts = texts  # spares the caller a query when it shows the item
+    return assignment
 
 
 @transaction.atomic
@@ -232,9 +241,8 @@ def expire_leases(*, now: Any = None) -> int:
 # ---------------------------------------------------------------- rankings
 
 
-def _validate(project: Project, item: Item, order: object, shown_order: object | None, flags: Iterable[str],
+def _validate(project: Project, ids: list[str], order: object, shown_order: object | None, flags: Iterable[str],
               rationale: str) -> tuple[list[list[str]], bool, list[str], list[str]]:
-    ids = list(item.responses.values_list("response_id", flat=True))
     normalised, partial = validate_weak_order(
         order, ids, allow_ties=project.allow_ties, allow_partial=project.allow_partial
     )
@@ -266,16 +274,18 @@ def submit_ranking(
     """
     _own_assignment(assignment, user)
     item = Item.objects.select_for_update().select_related("project").get(pk=assignment.item_id)
-    if submission_id is not None:
-        existing = Ranking.objects.filter(submission_id=submission_id).first()
-        if existing is not None:
-            return existing
+    existing, previous = _earlier(item, assignment.rater, submission_id)
+    if existing is not None:
+        return existing
     project = item.project
     rationale = rationale if project.rationale != Project.Rationale.OFF else ""
-    normalised, partial, shown, flag_list = _validate(project, item, order, assignment.shown_order, flags, rationale)
+    # The shown order is a permutation of the item's response ids, fixed when the lease was made.
+    normalised, partial, shown, flag_list = _validate(
+        project, assignment.shown_order, order, assignment.shown_order, flags, rationale
+    )
     ranking = _store_version(
         item=item, rater=assignment.rater, assignment=assignment, order=normalised, shown=shown, partial=partial,
-        rationale=rationale, flags=flag_list, seconds=seconds, submission_id=submission_id,
+        rationale=rationale, flags=flag_list, seconds=seconds, submission_id=submission_id, previous=previous,
     )
     Assignment.objects.filter(pk=assignment.pk).update(status=Assignment.Status.SUBMITTED, finished_at=timezone.now())
     transaction.on_commit(lambda: live.ranking_stored(ranking))
@@ -296,36 +306,49 @@ def record_ranking(
 ) -> Ranking:
     """Store a ranking without a lease: synthetic raters, imports, and edits of one's own ranking."""
     item = Item.objects.select_for_update().select_related("project").get(pk=item.pk)
-    if submission_id is not None:
-        existing = Ranking.objects.filter(submission_id=submission_id).first()
-        if existing is not None:
-            return existing
-    normalised, partial, shown, flag_list = _validate(item.project, item, order, shown_order, flags, rationale)
+    existing, previous = _earlier(item, rater, submission_id)
+    if existing is not None:
+        return existing
+    ids = list(item.responses.values_list("response_id", flat=True))
+    normalised, partial, shown, flag_list = _validate(item.project, ids, order, shown_order, flags, rationale)
     ranking = _store_version(
         item=item, rater=rater, assignment=None, order=normalised, shown=shown, partial=partial,
-        rationale=rationale, flags=flag_list, seconds=seconds, submission_id=submission_id,
+        rationale=rationale, flags=flag_list, seconds=seconds, submission_id=submission_id, previous=previous,
     )
     transaction.on_commit(lambda: live.ranking_stored(ranking))
     return ranking
 
 
+def _earlier(item: Item, rater: Rater, submission_id: uuid.UUID | str | None) -> tuple[Ranking | None, Ranking | None]:
+    """In one query: the ranking already stored under `submission_id` (a retry), and the rater's
+    current ranking of the item (which a new submission supersedes). Called with the item locked.
+    """
+    wanted = Q(item=item, rater=rater, is_current=True)
+    if submission_id is not None:
+        wanted |= Q(submission_id=submission_id)
+    existing = previous = None
+    for ranking in Ranking.objects.filter(wanted):
+        if submission_id is not None and str(ranking.submission_id) == str(submission_id):
+            existing = ranking
+        if ranking.item_id == item.pk and ranking.rater_id == rater.pk and ranking.is_current:
+            previous = ranking
+    if existing is not None and (existing.item_id, existing.rater_id) != (item.pk, rater.pk):
+        raise RankingError("this submission id was already used for another ranking", field="submission_id")
+    return existing, previous
+
+
 def _store_version(*, item: Item, rater: Rater, assignment: Assignment | None, order: list[list[str]],
                    shown: list[str], partial: bool, rationale: str, flags: list[str], seconds: float | None,
-                   submission_id: uuid.UUID | str | None) -> Ranking:
-    previous = Ranking.objects.filter(item=item, rater=rater, is_current=True).first()
+                   submission_id: uuid.UUID | str | None, previous: Ranking | None) -> Ranking:
     if previous is not None:
         Ranking.objects.filter(pk=previous.pk).update(is_current=False)
     else:
         Item.objects.filter(pk=item.pk).update(ranking_count=F("ranking_count") + 1)
-    try:
-        with transaction.atomic():
-            return Ranking.objects.create(
-                item=item, rater=rater, assignment=assignment, order=order, shown_order=shown, is_partial=partial,
-                rationale=rationale, flags=flags, seconds=seconds, submission_id=submission_id or uuid.uuid4(),
-                version=(previous.version + 1) if previous else 1,
-            )
-    except IntegrityError:
-        raise RankingError("this submission id was already used for another ranking", field="submission_id") from None
+    return Ranking.objects.create(
+        item=item, rater=rater, assignment=assignment, order=order, shown_order=shown, is_partial=partial,
+        rationale=rationale, flags=flags, seconds=seconds, submission_id=submission_id or uuid.uuid4(),
+        version=(previous.version + 1) if previous else 1,
+    )
 
 
 # ---------------------------------------------------------------- progress

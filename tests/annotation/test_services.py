@@ -89,3 +89,26 @@ def test_skip_and_foreign_assignment(project, annotator, annotator2):
 def test_outsider_cannot_get_assignment(project, outsider):
     with pytest.raises(AssignmentError, match="not a member"):
         next_assignment(project=project, user=outsider)
+
+
+def test_submission_id_reused_on_another_item_is_refused(project, annotator):
+    sid = uuid.uuid4()
+    first = next_assignment(project=project, user=annotator)
+    submit_ranking(user=annotator, assignment=first, order=[["r1"], ["r2"], ["r3"], ["r4"]], submission_id=sid)
+    second = next_assignment(project=project, user=annotator)
+    with pytest.raises(RankingError, match="already used"):
+        submit_ranking(user=annotator, assignment=second, order=[["r1"], ["r2"], ["r3"], ["r4"]], submission_id=sid)
+    assert Ranking.objects.count() == 1
+
+
+def test_expired_lease_returns_item_to_pool_and_to_the_same_annotator(project, annotator):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    first = next_assignment(project=project, user=annotator)
+    Assignment.objects.filter(pk=first.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    again = next_assignment(project=project, user=annotator)
+    assert again.pk != first.pk and again.item_id == first.item_id
+    first.refresh_from_db()
+    assert first.status == Assignment.Status.EXPIRED
