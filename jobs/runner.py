@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import close_old_connections, connection, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from jobs import live, registry
@@ -181,7 +181,6 @@ def execute(run_id: int, *, worker_id: str = "") -> Run:
 
 def _claim(run_id: int, worker_id: str) -> Run | None:
     """Mark the run running for this worker, unless it is final, cancelled or already taken."""
-    close_old_connections()
     with transaction.atomic():
         run = Run.objects.select_for_update().filter(pk=run_id).first()
         if run is None:
