@@ -10,6 +10,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
@@ -51,6 +52,9 @@ class Command(BaseCommand):
             user.set_password(password)
             user.is_staff = username == "researcher"
             user.save()
+        if username == "researcher":
+            # Creating projects is what makes someone a researcher.
+            user.user_permissions.add(Permission.objects.get(codename="add_project", content_type__app_label="annotation"))
         return user
 
     def _project(self, users: dict[str, Any]) -> Project:
