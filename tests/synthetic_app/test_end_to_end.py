@@ -16,7 +16,7 @@ from jobs.runner import execute
 from synthetic.models import Judgment
 from synthetic.services import import_panel, start_synthetic_run
 
-pytestmark = [pytest.mark.slow, pytest.mark.django_db]
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 PERSONAS = (
     '{"id": "nurse", "description": "A retired nurse from Lyon who values kindness."}\n'

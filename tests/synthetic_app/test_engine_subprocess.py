@@ -11,6 +11,8 @@ from synthetic.models import Judgment
 from synthetic.services import start_synthetic_run
 from tests.jobs.conftest import _migrated_sqlite_template, shared_db  # noqa: F401  (fixtures)
 
+pytestmark = pytest.mark.django_db(transaction=True)
+
 
 @pytest.fixture
 def child_mode(settings, shared_db, monkeypatch):  # noqa: F811

@@ -11,7 +11,8 @@ from synthetic.models import Judgment
 from synthetic.runs import judge_run
 from synthetic.services import start_generation_run, start_synthetic_run
 
-pytestmark = pytest.mark.django_db
+# execute() closes connections that are inside a transaction: these tests commit for real.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def _start(owner, project, panel, **overrides):

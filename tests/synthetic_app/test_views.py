@@ -8,7 +8,8 @@ from jobs.models import Run
 from jobs.runner import execute
 from synthetic.models import PersonaPanel, SyntheticRun
 
-pytestmark = pytest.mark.django_db
+# execute() closes connections that are inside a transaction: these tests commit for real.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def _urls(project, panel, srun=None):
