@@ -348,6 +348,29 @@ class RankingSerializer(serializers.ModelSerializer):
     def get_assignment(self, ranking: Ranking) -> str | None:
         return str(ranking.assignment.public_id) if ranking.assignment_id else None
 
+    def to_representation(self, instance: Ranking) -> dict[str, Any]:
+        # Written out by hand: the submit loop answers with one of these per request, and building
+        # the declared fields costs more than the rest of the serialisation. The fields above still
+        # document the shape (the schema test pins it); DRF's JSON encoder writes UUIDs and datetimes.
+        rater = instance.rater
+        return {
+            "id": instance.pk,
+            "project": instance.item.project.public_id,
+            "item": instance.item.external_id,
+            "assignment": self.get_assignment(instance),
+            "rater": {"id": rater.pk, "kind": rater.kind, "persona": rater.persona, "model": rater.model},
+            "ranking": instance.order,
+            "shown_order": instance.shown_order,
+            "is_partial": instance.is_partial,
+            "rationale": instance.rationale,
+            "flags": instance.flags,
+            "seconds": instance.seconds,
+            "submission_id": instance.submission_id,
+            "version": instance.version,
+            "is_current": instance.is_current,
+            "created_at": instance.created_at,
+        }
+
 
 class SubmitResultSerializer(serializers.Serializer):
     ranking = RankingSerializer()

@@ -53,3 +53,29 @@ def test_docs_page_loads_only_local_assets():
         assert asset.startswith("/static/")
         assert finders.find(asset.removeprefix("/static/")), f"{asset} is not shipped"
     assert "/api/v1/schema/" in html
+
+
+def test_ranking_output_matches_its_documented_fields(owner, project, annotator):
+    from annotation.services import next_assignment, submit_ranking
+
+    submit_ranking(user=annotator, assignment=next_assignment(project=project, user=annotator),
+                   order=[["r1"], ["r2"], ["r3"], ["r4"]])
+    client = APIClient()
+    client.force_authenticate(owner)
+    listed = client.get("/api/v1/rankings/").json()["results"][0]
+    schema = client.get("/api/v1/schema/", {"format": "json"}).json()
+    documented = schema["components"]["schemas"]["Ranking"]["properties"]
+    assert set(listed) == set(documented)
+    assert set(listed["rater"]) == set(schema["components"]["schemas"]["Rater"]["properties"])
+    assert listed["created_at"].endswith("Z") and len(listed["submission_id"]) == 36
+
+
+def test_assignment_output_matches_its_documented_fields(annotator, project):
+    client = APIClient()
+    client.force_authenticate(annotator)
+    payload = client.post(f"/api/v1/projects/{project.public_id}/next/").json()
+    schemas = client.get("/api/v1/schema/", {"format": "json"}).json()["components"]["schemas"]
+    assert set(payload) == set(schemas["Assignment"]["properties"])
+    assert set(payload["item"]) == set(schemas["AssignmentItem"]["properties"])
+    assert set(payload["responses"][0]) == set(schemas["ShownResponse"]["properties"])
+    assert set(payload["settings"]) == set(schemas["RankingSettings"]["properties"])
