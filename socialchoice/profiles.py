@@ -38,27 +38,43 @@ def fractional_ranks(groups: np.ndarray, partial: Partial = "bottom") -> np.ndar
     fractional ranks ``float32 [..., K]`` (mean 0-based position of the tie group).
 
     With ``partial="bottom"`` unranked alternatives share the bottom group; with ``"ignore"``
-    they get ``NaN`` and ranked alternatives are positioned among the ranked ones only.
+    they get ``NaN`` and ranked alternatives are positioned among the ranked ones only. Group
+    indices need not be dense (``[0, 5, 5]`` is the same ballot as ``[0, 1, 1]``).
     """
     _check_partial(partial)
-    flat = np.asarray(groups).reshape(-1, np.shape(groups)[-1]).astype(np.float64)
+    shape = np.shape(groups)
+    flat = np.asarray(groups).reshape(-1, shape[-1])
     out = np.empty(flat.shape, dtype=np.float32)
     for start in range(0, flat.shape[0], _CHUNK):
         out[start : start + _CHUNK] = _fractional_chunk(flat[start : start + _CHUNK], partial)
-    return out.reshape(np.shape(groups))
+    return out.reshape(shape)
 
 
 def _fractional_chunk(g: np.ndarray, partial: Partial) -> np.ndarray:
+    """O(R K) via per-ballot group sizes: #above = sizes of better groups, #tied = own size - 1."""
+    r, k = g.shape
     ranked = g >= 0
-    if partial == "bottom":
-        g = np.where(ranked, g, np.inf)
-        ranked = np.ones_like(ranked)
-    a, b = g[:, :, None], g[:, None, :]
-    both = ranked[:, None, :]
-    above = np.count_nonzero((b < a) & both, axis=2)
-    tied = np.count_nonzero((b == a) & both, axis=2) - 1
-    frac = above + 0.5 * tied
-    return np.where(ranked, frac, np.nan)
+    if int(g.max(initial=0)) >= k:
+        g = _densify(g)
+    dense = np.where(ranked, g, k).astype(np.int64)
+    counted = ranked if partial == "ignore" else np.ones_like(ranked)
+    idx = (np.arange(r)[:, None] * (k + 1) + dense)[counted]
+    sizes = np.bincount(idx, minlength=r * (k + 1)).reshape(r, k + 1)
+    above = np.cumsum(sizes, axis=1) - sizes
+    own = np.take_along_axis(sizes, dense, axis=1)
+    frac = np.take_along_axis(above, dense, axis=1) + 0.5 * (own - 1)
+    return np.where(ranked | (partial == "bottom"), frac, np.nan)
+
+
+def _densify(g: np.ndarray) -> np.ndarray:
+    """Per-row dense ranks of the values (equal values equal, order kept), all below K."""
+    order = np.argsort(g, axis=1, kind="stable")
+    sv = np.take_along_axis(g, order, axis=1)
+    steps = np.cumsum(np.diff(sv, axis=1) > 0, axis=1)
+    d = np.concatenate([np.zeros((g.shape[0], 1), dtype=steps.dtype), steps], axis=1)
+    out = np.empty_like(d)
+    np.put_along_axis(out, order, d, axis=1)
+    return out
 
 
 def _check_partial(partial: str) -> None:

@@ -21,7 +21,7 @@ def first_choice_tallies(group: ProfileGroup, remaining: np.ndarray) -> np.ndarr
     return snap(weighted_sum(share, group.weights), total_weight(group))
 
 
-@register("instant_runoff", axioms=("anonymity", "neutrality", "condorcet_loser"))
+@register("instant_runoff", axioms=("anonymity", "neutrality"))
 def instant_runoff(group: ProfileGroup) -> RuleOutput:
     """Instant-runoff voting as a ranking (iterated elimination).
 
@@ -35,7 +35,9 @@ def instant_runoff(group: ProfileGroup) -> RuleOutput:
     simultaneous elimination replaces the usual arbitrary tie-breaking. pref-voting's
     ``instant_runoff_ranking`` agrees on ballots without ties in any round.
     Complexity: O(K) rounds of O(V K) each: O(V K^2) per item, vectorised over items.
-    Axioms: anonymity, neutrality, Condorcet loser (never on top); classic IRV is independent of
+    Axioms: anonymity, neutrality; with linear ballots the Condorcet loser never wins, but with
+    tied ballots split first-choice shares can tie everyone (found by the property tests), so it
+    is not claimed; classic IRV is independent of
     clones (Tideman 1987), but with simultaneous elimination this holds only when no two
     alternatives tie for the lowest tally (an original and its clone can tie and leave together),
     so it is not claimed; NOT monotonic, not Condorcet-consistent.
