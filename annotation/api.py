@@ -7,7 +7,7 @@ assignment, then `POST /assignments/{id}/submit/` stores a ranking and answers w
 from __future__ import annotations
 
 from datetime import datetime, time
-from typing import Any
+from typing import Any, TypeAlias
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import IntegrityError, transaction
@@ -48,6 +48,7 @@ from annotation.permissions import (
 )
 from annotation.serializers import (
     AssignmentSerializer,
+    BatchError,
     BulkItemsResultSerializer,
     ItemInputSerializer,
     ItemSerializer,
@@ -70,7 +71,7 @@ UUID_REGEX = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-
 MAX_BULK_ITEMS = 1000
 MAX_REPORTED_ERRORS = 100
 
-User = AbstractBaseUser | AnonymousUser
+User: TypeAlias = AbstractBaseUser | AnonymousUser
 
 
 # ---------------------------------------------------------------- assignment payloads
@@ -257,7 +258,7 @@ class ProjectViewSet(
 # ---------------------------------------------------------------- items (researchers only)
 
 
-def _bad_batch(errors: list[dict[str, Any]]) -> Response:
+def _bad_batch(errors: list[BatchError]) -> Response:
     first = errors[0]
     where = f"entry {first['index']}" + (f", field {first['field']}" if first["field"] else "")
     detail = f"{len(errors)} problem(s), nothing was created; first: {where}: {first['message']}"
@@ -391,9 +392,9 @@ def _parse_moment(name: str, value: str, *, end: bool) -> datetime:
         day = parse_date(value) if moment is None else None
     except ValueError:  # well formed but impossible, such as month 13
         moment = day = None
-    if moment is None and day is None:
-        raise ValidationError({name: [f"expected an ISO-8601 date or date-time, got {value!r}"]})
     if moment is None:
+        if day is None:
+            raise ValidationError({name: [f"expected an ISO-8601 date or date-time, got {value!r}"]})
         moment = datetime.combine(day, time.max if end else time.min)
     return timezone.make_aware(moment) if timezone.is_naive(moment) else moment
 
