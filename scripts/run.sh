@@ -14,7 +14,7 @@ $PY manage.py collectstatic --noinput --verbosity 0
 $PY manage.py prepare_default_model
 $PY manage.py seed_demo
 
-$PY manage.py db_worker --queue-name '*' &
+$PY manage.py db_worker --queue-name default,gpu --no-reload &
 worker=$!
 trap 'kill $worker 2>/dev/null || true' EXIT INT TERM
 echo "rlchf is running on http://127.0.0.1:${PORT:-8000}/ (Ctrl+C stops it)"
