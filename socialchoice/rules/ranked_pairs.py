@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..orders import below_counts, levels_from_defeats, transitive_closure
+from ..orders import below_counts, levels_from_defeats
 from ..pairwise import margins
 from ..profiles import ProfileGroup
 from .condorcet import CONDORCET_AXIOMS
@@ -56,9 +56,23 @@ def _lock_group_policy(m: np.ndarray) -> np.ndarray:
 
 def _lock_together(reach: np.ndarray, cand: np.ndarray) -> np.ndarray:
     """Lock equal-margin candidate edges at once, skipping those that lie on a cycle together."""
-    closure = transitive_closure(reach | cand)
+    closure = _add_edges(reach, cand)
     accepted = cand & ~closure.transpose(0, 2, 1)
-    return transitive_closure(reach | accepted)
+    return _add_edges(reach, accepted)
+
+
+def _add_edges(reach: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Reachability after adding ``edges`` to the closed graph ``reach``: one outer-product update
+    per edge (the closure of a union does not depend on the order edges are added in)."""
+    out = reach.copy()
+    m, k, _ = edges.shape
+    flat = edges.reshape(m, -1)
+    order = np.argsort(~flat, axis=1, kind="stable")
+    for j in range(int(flat.sum(axis=1).max(initial=0))):
+        rows = np.flatnonzero(flat[np.arange(m), order[:, j]])
+        e = order[rows, j]
+        _lock_single(out, rows, e // k, e % k)
+    return out
 
 
 def _lock_tie_breaker(m: np.ndarray, position: np.ndarray) -> np.ndarray:
