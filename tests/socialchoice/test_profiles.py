@@ -1,0 +1,102 @@
+"""Profiles and batches: construction, partial-ranking policies, batch vs single-item results."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from socialchoice import BatchProfile, Profile, aggregate, aggregate_batch
+
+
+def test_ties_get_equal_fractional_ranks() -> None:
+    p = Profile.from_weak_orders(["r1", "r2", "r3", "r4"], [[["r3"], ["r1", "r4"], ["r2"]]])
+    assert p.ranks.tolist() == [[1.5, 3.0, 0.0, 1.5]]
+    assert p.weak_orders() == [[["r3"], ["r1", "r4"], ["r2"]]]
+
+
+def test_partial_bottom_ties_unranked_below() -> None:
+    p = Profile.from_weak_orders(list("abcd"), [[["c"], ["a"]]], partial="bottom")
+    assert p.ranks.tolist() == [[1.0, 2.5, 0.0, 2.5]]
+    assert aggregate(p, "borda").order == [["c"], ["a"], ["b", "d"]]
+
+
+def test_partial_ignore_skips_unranked_pairs() -> None:
+    # Voter 1 ranks only a > b; voter 2 ranks c > b > a. Under "ignore" voter 1 says nothing
+    # about c, so c vs a is decided by voter 2 alone.
+    orders = [[["a"], ["b"]], [["c"], ["b"], ["a"]]]
+    p = Profile.from_weak_orders(list("abc"), orders, partial="ignore")
+    assert np.isnan(p.ranks[0, 2])
+    result = aggregate(p, "copeland")
+    assert result.margin("c", "a") == pytest.approx(0.5)
+    assert result.margin("a", "b") == 0.0
+    bottom = aggregate(Profile.from_weak_orders(list("abc"), orders), "copeland")
+    assert bottom.margin("c", "a") == 0.0
+
+
+def test_invalid_ballots_are_rejected() -> None:
+    with pytest.raises(ValueError, match="unknown alternative"):
+        Profile.from_weak_orders(["a", "b"], [[["a"], ["z"]]])
+    with pytest.raises(ValueError, match="listed twice"):
+        Profile.from_weak_orders(["a", "b"], [[["a"], ["a", "b"]]])
+    with pytest.raises(ValueError, match="non-negative"):
+        Profile.from_weak_orders(["a", "b"], [[["a"], ["b"]]], weights=[-1])
+    with pytest.raises(ValueError, match="partial"):
+        Profile.from_weak_orders(["a", "b"], [[["a"], ["b"]]], partial="top")  # type: ignore[arg-type]
+
+
+def test_weights_count_like_repeated_ballots() -> None:
+    weighted = Profile.from_weak_orders(list("abc"), [[["a"], ["b"], ["c"]], [["c"], ["b"], ["a"]]],
+                                        weights=[2, 1])
+    repeated = Profile.from_weak_orders(list("abc"), [[["a"], ["b"], ["c"]]] * 2
+                                        + [[["c"], ["b"], ["a"]]])
+    for rule in ("borda", "schulze", "kemeny", "plackett_luce"):
+        assert aggregate(weighted, rule).order == aggregate(repeated, rule).order
+
+
+def _mixed_items() -> tuple[list[list[str]], list[list[list[list[str]]]]]:
+    rng = np.random.default_rng(5)
+    alts, orders = [], []
+    for i in range(30):
+        k = int(rng.integers(2, 6))
+        ids = [f"i{i}r{j}" for j in range(k)]
+        ballots = []
+        for _ in range(int(rng.integers(1, 6))):
+            g = rng.integers(0, k, size=k)
+            ballots.append([[ids[j] for j in np.flatnonzero(g == lv)] for lv in np.unique(g)])
+        alts.append(ids)
+        orders.append(ballots)
+    return alts, orders
+
+
+@pytest.mark.parametrize("rule", ["borda", "copeland", "ranked_pairs", "kemeny", "instant_runoff",
+                                  "bradley_terry", "split_cycle"])
+def test_batch_with_mixed_k_matches_single_items(rule: str) -> None:
+    alts, orders = _mixed_items()
+    batch = BatchProfile.from_weak_orders(alts, orders)
+    results = aggregate_batch(batch, rule).results()
+    for ids, ballots, res in zip(alts, orders, results, strict=True):
+        single = aggregate(Profile.from_weak_orders(ids, ballots), rule)
+        assert res.order == single.order
+        assert res.scores == pytest.approx(single.scores)
+
+
+def test_rank_arrays_fast_path_matches_contract_form() -> None:
+    groups = np.array([[0, 1, 1], [2, 0, 1], [0, -1, -1], [1, 0, -1]])
+    item = np.array([0, 0, 1, 1])
+    fast = BatchProfile.from_rank_arrays(groups, item, [3, 2], alternatives=[list("abc"), ["x", "y"]])
+    slow = BatchProfile.from_weak_orders(
+        [list("abc"), ["x", "y"]],
+        [[[["a"], ["b", "c"]], [["b"], ["c"], ["a"]]], [[["x"]], [["y"], ["x"]]]],
+    )
+    assert aggregate_batch(fast, "borda").orders() == aggregate_batch(slow, "borda").orders()
+    assert fast.profile(1).ranks.tolist() == [[0.0, 1.0], [1.0, 0.0]]
+
+
+def test_batch_random_tie_policy_records_seed_per_item() -> None:
+    batch = BatchProfile.from_weak_orders([list("abc")] * 3, [[[["a", "b", "c"]]]] * 3)
+    res = aggregate_batch(batch, "borda", tie_policy="random", seed=11)
+    again = aggregate_batch(batch, "borda", tie_policy="random", seed=11)
+    assert res.orders() == again.orders()
+    first = res.result(0)
+    assert first.tie_break is not None and first.tie_break["seed"] == 11
+    assert [g[0] for g in first.order] == first.tie_break["priority"]
