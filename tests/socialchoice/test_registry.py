@@ -19,7 +19,8 @@ def test_describe_gives_every_fact_for_every_rule() -> None:
     rows = describe()
     assert [r["name"] for r in rows] == sorted(EXPECTED)
     for row in rows:
-        for key in ("title", "definition", "ties", "complexity", "axioms", "reference"):
+        assert row["title"]
+        for key in ("definition", "ties", "complexity", "axioms", "reference"):
             assert len(row[key]) > 10, (row["name"], key)  # type: ignore[literal-required]
         assert "clone" in row["axioms"].lower(), row["name"]
         assert "pick the first" not in row["ties"].lower()
