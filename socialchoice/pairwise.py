@@ -17,6 +17,7 @@ import numpy as np
 from .profiles import ProfileGroup
 
 SNAP = 1e-10
+_BROADCAST_LIMIT = 1 << 18
 
 
 def total_weight(group: ProfileGroup) -> np.ndarray:
@@ -34,7 +35,9 @@ def snap(x: np.ndarray, scale: np.ndarray) -> np.ndarray:
 
 def margins(group: ProfileGroup) -> np.ndarray:
     """Weighted pairwise margins ``float64 [n, K, K]`` (antisymmetric, snapped)."""
-    n, _, k = group.ranks.shape
+    n, v, k = group.ranks.shape
+    if n * v * k * k <= _BROADCAST_LIMIT:
+        return _margins_broadcast(group)
     out = np.zeros((n, k, k))
     rt = np.ascontiguousarray(group.ranks.transpose(2, 0, 1))
     w = group.weights.astype(np.float32)[:, :, None]
@@ -46,6 +49,14 @@ def margins(group: ProfileGroup) -> np.ndarray:
         out = _exact_margins(group, out)
     out = snap(out - out.transpose(0, 2, 1), total_weight(group))
     return out
+
+
+def _margins_broadcast(group: ProfileGroup) -> np.ndarray:
+    """Small groups (one item): all pairs in one broadcast comparison, float64 throughout."""
+    r = group.ranks
+    a, b = r[:, :, :, None], r[:, :, None, :]
+    d = (a < b).astype(np.float64) - (a > b)
+    return snap(np.einsum("nvab,nv->nab", d, group.weights), total_weight(group))
 
 
 def _integral(w: np.ndarray) -> bool:
