@@ -438,16 +438,21 @@
     }
   }, true);
 
-  document.addEventListener("htmx:load", function (event) {
-    var item = event.detail.elt;
-    initWithin(item);
-    if (item.id !== "annotate-item") return;
+  /* After a swap (not on htmx:load, which waits for the settle delay) so a restored draft is on
+   * screen in the same frame as the new item. htmx has already put the focus back on an element
+   * with the same id (the rationale box); otherwise the first response card gets it. */
+  document.addEventListener("htmx:afterSwap", function () {
+    initWithin(document);
+    var item = document.getElementById("annotate-item");
+    if (!item || item.dataset.swapSeen) return;
+    item.dataset.swapSeen = "1";
     var error = item.querySelector("#ranking-error");
     if (error && error.textContent.trim()) announce(error.textContent.trim());
     else if (item.dataset.announce) announce(item.dataset.announce);
     var first = item.querySelector(".response-card, .all-done a, .notice a");
-    if (first && (item.dataset.announce || error)) first.focus();
+    if (first && !item.contains(document.activeElement)) first.focus();
   });
+  document.addEventListener("htmx:load", function (event) { initWithin(event.detail.elt); });
 
   function requestFailed(event, why) {
     var form = event.detail.elt.closest("[data-ranking-form]");

@@ -178,7 +178,7 @@ def test_plain_form_submit_redirects_to_the_annotate_page(client, project, annot
 
 @pytest.mark.parametrize(("order", "message"), [
     ([["r1"], ["r9"], ["r2"], ["r3"]], "names &#x27;r9&#x27;, which is not a response of this item"),
-    ([["r1"], ["r2"]], "ranking leaves out r3, r4"),
+    ([["r1"], ["r2"]], "this project needs every response ranked"),
     ([["r1"], ["r1"], ["r2"], ["r3"], ["r4"]], "response r1 appears more than once"),
 ])
 def test_invalid_ranking_rerenders_same_item_with_error_and_stores_nothing(client, project, annotator, order, message):
