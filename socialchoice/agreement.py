@@ -41,7 +41,7 @@ class Interval:
 
 def _ranks_of(order: WeakOrder, alternatives: Sequence[str]) -> np.ndarray:
     index = {a: i for i, a in enumerate(alternatives)}
-    return fractional_ranks(encode_weak_order(order, index)[None], "bottom")[0]
+    return fractional_ranks(np.array([encode_weak_order(order, index)]), "bottom")[0]
 
 
 def signs(ranks: np.ndarray) -> np.ndarray:

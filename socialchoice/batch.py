@@ -87,11 +87,12 @@ class BatchProfile:
         :meth:`from_rank_arrays` for whole projects.
         """
         k_max = max((len(a) for a in alternatives), default=1)
-        rows: list[np.ndarray] = []
+        rows: list[list[int]] = []
         items: list[int] = []
         for i, (alts, item_orders) in enumerate(zip(alternatives, orders, strict=True)):
             index = {a: j for j, a in enumerate(alts)}
-            rows.extend(_padded(encode_weak_order(o, index), k_max) for o in item_orders)
+            pad = [-1] * (k_max - len(alts))
+            rows.extend(encode_weak_order(o, index) + pad for o in item_orders)
             items.extend([i] * len(item_orders))
         g = np.array(rows, dtype=np.int16).reshape(len(rows), k_max)
         w = None if weights is None else np.concatenate([np.asarray(x, float) for x in weights])
@@ -121,10 +122,6 @@ class BatchProfile:
                 return Profile(self.alternatives[item], grp.ranks[rows[0]][keep],
                                grp.weights[rows[0]][keep], self.partial)
         raise IndexError(item)
-
-
-def _padded(row: np.ndarray, k_max: int) -> np.ndarray:
-    return np.pad(row, (0, k_max - len(row)), constant_values=-1)
 
 
 def _default_alternatives(

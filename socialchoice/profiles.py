@@ -91,13 +91,13 @@ def _check_weights(weights: np.ndarray, n: int) -> np.ndarray:
     return w
 
 
-def encode_weak_order(order: Sequence[Sequence[str]], index: dict[str, int]) -> np.ndarray:
+def encode_weak_order(order: Sequence[Sequence[str]], index: dict[str, int]) -> list[int]:
     """One weak order (contract form) to tie-group indices over ``index``'s alternatives.
 
     Raises ``ValueError`` for an unknown id or an id listed twice. Unlisted alternatives get -1.
+    Plain Python lists: this runs once per stored ballot, where numpy scalar access is slow.
     """
-    row = np.full(len(index), -1, dtype=np.int16)
-    placed = 0
+    row = [-1] * len(index)
     for g, group in enumerate(order):
         for alt in group:
             i = index.get(alt)
@@ -106,7 +106,6 @@ def encode_weak_order(order: Sequence[Sequence[str]], index: dict[str, int]) -> 
             if row[i] >= 0:
                 raise ValueError(f"alternative {alt!r} listed twice")
             row[i] = g
-            placed += 1
     return row
 
 
