@@ -61,6 +61,7 @@
     this.dropStaleDrafts();
     this.render();
     this.bind();
+    form.dataset.ready = "true";  // for tests and styles: the widget is live
   }
 
   RankingWidget.prototype.field = function (name) {

@@ -53,7 +53,7 @@ def drag(page, response_id: str, slot: str) -> None:
 
 def wait_for_next_item(page, previous: Assignment) -> None:
     page.wait_for_function(
-        "(old) => { const f = document.querySelector('[data-ranking-form]'); return f && f.dataset.assignment !== old; }",
+        "(old) => { const f = document.querySelector('[data-ranking-form]'); return f && f.dataset.ready && f.dataset.assignment !== old; }",
         arg=str(previous.public_id),
     )
 
@@ -64,7 +64,7 @@ def test_rank_by_keyboard_then_by_drag_and_drop_with_a_tie(new_page, log_in, liv
     log_in(page, "annie", "annie-pass-123")
     assert "Done 0 · Remaining 3" in page.inner_text(f'[data-project="{project.public_id}"] .progress')
     page.click("text=Annotate")
-    page.wait_for_selector(".response-card")
+    page.wait_for_selector("[data-ranking-form][data-ready]")
     first = leased(annotator)
     s = first.shown_order
     assert page.evaluate("() => Array.from(document.querySelectorAll('.response-card')).map(c => c.dataset.response)") == s
@@ -103,7 +103,7 @@ def test_rank_by_keyboard_then_by_drag_and_drop_with_a_tie(new_page, log_in, liv
     drag(page, t[2], "1")
     assert page.evaluate(SCREEN_TIERS) == [[t[0]], [t[1], t[2]]]
     page.reload()
-    page.wait_for_selector(".response-card")
+    page.wait_for_selector("[data-ranking-form][data-ready]")
     assert page.evaluate(SCREEN_TIERS) == [[t[0]], [t[1], t[2]]]
     drag(page, t[3], "2")
     on_screen = page.evaluate(SCREEN_TIERS)
@@ -152,7 +152,7 @@ def test_widget_fits_a_375px_phone_and_works_by_touch(new_page, log_in, live_ser
     page = new_page(375, 800, has_touch=True, is_mobile=True)
     log_in(page, "annie", "annie-pass-123")
     page.goto(f"{live_server.url}/annotate/{project.public_id}/")
-    page.wait_for_selector(".response-card")
+    page.wait_for_selector("[data-ranking-form][data-ready]")
     s = leased(annotator).shown_order
     shots = os.environ.get("RLCHF_SCREENSHOT_DIR") or str(tmp_path)
     page.screenshot(path=os.path.join(shots, "annotate-375-before.png"), full_page=True)
@@ -174,7 +174,7 @@ def test_no_ties_project_reorders_asks_for_rationale_and_keeps_work_when_refused
     page = new_page(1100, 1300)
     log_in(page, "annie", "annie-pass-123")
     page.goto(f"{live_server.url}/annotate/{project.public_id}/")
-    page.wait_for_selector(".response-card")
+    page.wait_for_selector("[data-ranking-form][data-ready]")
     first = leased(annotator)
     s = first.shown_order
     drag(page, s[0], "0")
