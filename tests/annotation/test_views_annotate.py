@@ -266,3 +266,13 @@ def test_skip_moves_on_without_storing(client, project, annotator):
     assert second.item.prompt in response.content.decode()
     plain = client.post(skip_url(second))
     assert plain.status_code == 302 and plain["Location"] == annotate_url(project)
+
+
+def test_home_offers_new_project_only_to_researchers(client, owner, annotator):
+    from django.contrib.auth.models import Permission
+
+    owner.user_permissions.add(Permission.objects.get(codename="add_project"))
+    client.force_login(owner)
+    assert reverse("annotation-project-create") in client.get(reverse("annotation-home")).content.decode()
+    client.force_login(annotator)
+    assert reverse("annotation-project-create") not in client.get(reverse("annotation-home")).content.decode()
