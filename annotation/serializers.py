@@ -16,6 +16,7 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from annotation.markdown import render_markdown
 from annotation.models import (
     MAX_RESPONSES,
     MIN_RESPONSES,
@@ -70,14 +71,18 @@ class ProjectSerializer(serializers.ModelSerializer):
     role = serializers.CharField(source="my_role", read_only=True, help_text="Your role in this project.")
     owner = serializers.CharField(source="owner.username", read_only=True)
     my_progress = serializers.SerializerMethodField()
+    guidelines_html = serializers.SerializerMethodField(help_text="The guidelines rendered and sanitised.")
 
     class Meta:
         model = Project
         fields = [
-            "id", "name", "guidelines", "status", "allow_ties", "allow_partial", "rationale", "consent_text",
+            "id", "name", "guidelines", "guidelines_html", "status", "allow_ties", "allow_partial", "rationale", "consent_text",
             "role", "my_progress", *RESEARCHER_ONLY_FIELDS,
         ]
         read_only_fields = fields
+
+    def get_guidelines_html(self, project: Project) -> str:
+        return str(render_markdown(project.guidelines))
 
     @extend_schema_field(ProgressSerializer)
     def get_my_progress(self, project: Project) -> dict[str, int]:

@@ -24,6 +24,7 @@ def test_annotator_sees_only_what_they_need_and_their_own_progress(project, anno
     submit_ranking(user=annotator, assignment=next_assignment(project=project, user=annotator), order=ORDER)
     body = _client(annotator).get(f"/api/v1/projects/{project.public_id}/").json()
     assert body["name"] == "Demo" and body["guidelines"] == "Rank **helpfulness**."
+    assert body["guidelines_html"] == "<p>Rank <strong>helpfulness</strong>.</p>"
     assert body["status"] == "active" and body["role"] == "annotator"
     assert body["my_progress"] == {"done": 1, "remaining": 2}
     assert not RESEARCHER_FIELDS & set(body)
