@@ -18,6 +18,7 @@ from .profiles import ProfileGroup
 
 SNAP = 1e-10
 _BROADCAST_LIMIT = 1 << 18
+_MAX_BITS_K = 63  # doubled ranks up to 2(K - 1) fit in int8
 
 
 def total_weight(group: ProfileGroup) -> np.ndarray:
@@ -35,6 +36,11 @@ def snap(x: np.ndarray, scale: np.ndarray) -> np.ndarray:
 
 def margins(group: ProfileGroup) -> np.ndarray:
     """Weighted pairwise margins ``float64 [n, K, K]`` (antisymmetric, snapped)."""
+    if _unit_weights(group):
+        wins = _wins_last(group.ranks, group.weights > 0).astype(np.int32)
+        out = np.empty((group.ranks.shape[0], group.k, group.k))
+        out[...] = (wins - wins.transpose(1, 0, 2)).transpose(2, 0, 1)
+        return out
     n, v, k = group.ranks.shape
     if n * v * k * k <= _BROADCAST_LIMIT:
         return _margins_broadcast(group)
@@ -49,6 +55,47 @@ def margins(group: ProfileGroup) -> np.ndarray:
         out = _exact_margins(group, out)
     out = snap(out - out.transpose(0, 2, 1), total_weight(group))
     return out
+
+
+def _unit_weights(group: ProfileGroup) -> bool:
+    """Whether the counting path applies: weights 0 or 1, no NaN ranks, K small enough."""
+    if group.k > _MAX_BITS_K or group.ranks.size == 0:
+        return False
+    w = group.weights
+    if not bool(np.all((w == 1.0) | (w == 0.0))):
+        return False
+    return group.partial == "bottom" or not bool(np.isnan(group.ranks).any())
+
+
+def win_counts(ranks: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """``wins[n, a, b]`` = number of present voters ranking a strictly above b, ``int64``."""
+    return _wins_last(ranks, present).transpose(2, 0, 1).astype(np.int64)
+
+
+def _wins_last(ranks: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """:func:`win_counts` laid out ``[a, b, n]`` (uint8 when every item has < 256 voters).
+
+    Doubled fractional ranks are small integers: they go to int8 with voters on the last axis,
+    and each ordered pair is one comparison plus a byte-sized count over voters (blocks of 255
+    voters, so a uint8 count cannot overflow). Absent voters get equal ranks everywhere, so they
+    never count."""
+    n, v, k = ranks.shape
+    r2 = np.multiply(ranks, 2, out=np.empty((n, v, k), dtype=np.int8), casting="unsafe")
+    if not bool(present.all()):
+        r2 *= present[:, :, None]
+    kt = np.ascontiguousarray(r2.transpose(2, 0, 1))
+    counts = np.zeros((k, k, n), dtype=np.uint8)
+    total = np.zeros((k, k, n), dtype=np.int64) if v > 255 else None
+    for start in range(0, v, 255):
+        block = kt[:, :, start : start + 255]
+        for a in range(k):
+            for b in range(k):
+                if a != b:
+                    less = (block[a] < block[b]).view(np.uint8)
+                    np.add.reduce(less, axis=-1, dtype=np.uint8, out=counts[a, b])
+        if total is not None:
+            total += counts
+    return counts if total is None else total
 
 
 def _margins_broadcast(group: ProfileGroup) -> np.ndarray:
