@@ -36,14 +36,14 @@ def snap(x: np.ndarray, scale: np.ndarray) -> np.ndarray:
 
 def margins(group: ProfileGroup) -> np.ndarray:
     """Weighted pairwise margins ``float64 [n, K, K]`` (antisymmetric, snapped)."""
+    n, v, k = group.ranks.shape
+    if n * v * k * k <= _BROADCAST_LIMIT:
+        return _margins_broadcast(group)
     if _unit_weights(group):
         wins = _wins_last(group.ranks, group.weights > 0).astype(np.int32)
         out = np.empty((group.ranks.shape[0], group.k, group.k))
         out[...] = (wins - wins.transpose(1, 0, 2)).transpose(2, 0, 1)
         return out
-    n, v, k = group.ranks.shape
-    if n * v * k * k <= _BROADCAST_LIMIT:
-        return _margins_broadcast(group)
     out = np.zeros((n, k, k))
     rt = np.ascontiguousarray(group.ranks.transpose(2, 0, 1))
     w = group.weights.astype(np.float32)[:, :, None]

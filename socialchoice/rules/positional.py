@@ -10,17 +10,26 @@ from ..profiles import ProfileGroup
 from .registry import RuleOutput, register
 
 
+def _small_integer_weights(weights: np.ndarray) -> bool:
+    """Whether float32 sums of half-integer values (up to 32) times ``weights`` are exact."""
+    small = weights.sum(axis=1).max(initial=0) * 64 < 2**24
+    return bool(small and np.all(weights == np.round(weights)))
+
+
 def weighted_sum(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """``sum_v weights[n, v] * values[n, v, K]`` -> ``[n, K]``.
 
     Uses a float32 matrix product (several times faster) only when it is exact: small integer
     weights and half-integer values (Borda points); otherwise float64, whose last-bit summation
     differences the callers remove with :func:`~socialchoice.pairwise.snap`."""
-    small = weights.sum(axis=1).max(initial=0) * 64 < 2**24
-    if small and np.all(weights == np.round(weights)) and _half_integers(values):
-        v32 = values.astype(np.float32, copy=False)
-        return np.matmul(weights.astype(np.float32)[:, None, :], v32)[:, 0].astype(np.float64)
+    if _small_integer_weights(weights) and _half_integers(values):
+        return _sum32(values, weights)
     return np.einsum("nvk,nv->nk", values.astype(np.float64), weights)
+
+
+def _sum32(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    v32 = values.astype(np.float32, copy=False)
+    return np.matmul(weights.astype(np.float32)[:, None, :], v32)[:, 0].astype(np.float64)
 
 
 def _half_integers(values: np.ndarray) -> bool:
@@ -57,7 +66,13 @@ def borda(group: ProfileGroup) -> RuleOutput:
     Reference: J.-C. de Borda (1781); H. P. Young, "An axiomatization of Borda's rule", J. Econ.
     Theory 9 (1974).
     """
-    return _by_scores(group, weighted_sum(borda_points(group.ranks), group.weights))
+    w = group.weights
+    complete = group.partial == "bottom" and _half_integers(group.ranks)
+    if complete and _small_integer_weights(w):
+        # Complete ballots: points = K - 1 - rank (fractional ranks are half-integers, so the
+        # float32 sum is exact and equals the general path's).
+        return _by_scores(group, (group.k - 1) * w.sum(axis=1)[:, None] - _sum32(group.ranks, w))
+    return _by_scores(group, weighted_sum(borda_points(group.ranks), w))
 
 
 @register("plurality", axioms=("anonymity", "neutrality", "monotonicity"))
