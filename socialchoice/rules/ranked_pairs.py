@@ -75,19 +75,48 @@ def _add_edges(reach: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return out
 
 
+_MAX_MASK_K = 63
+
+
+def _lock_masks(edge: np.ndarray, order: np.ndarray, k: int) -> np.ndarray:
+    """Lock edges in the given per-item order with reachability kept as bitmasks: ``reach[i, x]``
+    has bit y set when x reaches y. Locking a -> b ors b's mask into every x that reaches a."""
+    n = edge.shape[0]
+    one = np.uint64(1)
+    bits = one << np.arange(k, dtype=np.uint64)
+    reach = np.broadcast_to(bits, (n, k)).copy()
+    rows = np.arange(n)
+    for t in range(order.shape[1]):
+        flat = order[:, t]
+        a, b = (flat // k).astype(np.uint64), flat % k
+        mask_b = reach[rows, b]
+        ok = edge[rows, flat] & (((mask_b >> a) & one) == 0)
+        hits = ((reach >> a[:, None]) & one).astype(bool) & ok[:, None]
+        reach |= np.where(hits, mask_b[:, None], np.uint64(0))
+    return (reach[:, :, None] & bits) != 0
+
+
 def _lock_tie_breaker(m: np.ndarray, position: np.ndarray) -> np.ndarray:
     n, k, _ = m.shape
-    reach = np.broadcast_to(np.eye(k, dtype=bool), (n, k, k)).copy()
     edge = (m >= 0) & ~np.eye(k, dtype=bool)
     level = _dense_levels(m.reshape(n, -1), edge.reshape(n, -1))
     tb = (position[:, None] * k + position[None, :]).reshape(-1)
     key = np.where(level >= 0, level * k * k + tb[None, :], np.iinfo(np.int64).max)
     order = np.argsort(key, axis=1, kind="stable")
-    for t in range(int(edge.sum(axis=(1, 2)).max(initial=0))):
+    n_steps = int(edge.sum(axis=(1, 2)).max(initial=0))
+    lock = _lock_masks if k <= _MAX_MASK_K else _lock_in_order
+    return lock(edge.reshape(n, -1), order[:, :n_steps], k)
+
+
+def _lock_in_order(edge: np.ndarray, order: np.ndarray, k: int) -> np.ndarray:
+    """:func:`_lock_masks` with a boolean reachability matrix (any K)."""
+    n = edge.shape[0]
+    reach = np.broadcast_to(np.eye(k, dtype=bool), (n, k, k)).copy()
+    rows = np.arange(n)
+    for t in range(order.shape[1]):
         flat = order[:, t]
         a, b = flat // k, flat % k
-        rows = np.arange(n)
-        ok = np.flatnonzero(edge.reshape(n, -1)[rows, flat] & ~reach[rows, b, a])
+        ok = np.flatnonzero(edge[rows, flat] & ~reach[rows, b, a])
         _lock_single(reach, ok, a[ok], b[ok])
     return reach
 

@@ -1,0 +1,53 @@
+"""The speed paths agree exactly with the general implementations they short-cut."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from socialchoice import BatchProfile
+from socialchoice.pairwise import _exact_margins, margins, snap, total_weight, win_counts
+from socialchoice.profiles import ProfileGroup
+from socialchoice.rules.ranked_pairs import _lock_in_order, _lock_masks
+
+
+def random_group(n: int, v: int, k: int, seed: int, ties: bool) -> ProfileGroup:
+    rng = np.random.default_rng(seed)
+    high = k // 2 if ties else k
+    g = rng.integers(0, max(high, 1), size=(n * v, k)) if ties else np.argsort(
+        rng.random((n * v, k)), axis=1)
+    item = rng.integers(0, n, size=n * v)
+    return BatchProfile.from_rank_arrays(g, item, np.full(n, k)).groups[0]
+
+
+@pytest.mark.parametrize(("v", "ties"), [(7, True), (40, False), (300, True), (600, False)])
+def test_counted_margins_equal_float_margins(v: int, ties: bool) -> None:
+    grp = random_group(60, v, 6, seed=v, ties=ties)
+    approx = np.zeros((grp.ranks.shape[0], grp.k, grp.k))
+    upper = _exact_margins(grp, approx)
+    expected = snap(upper - upper.transpose(0, 2, 1), total_weight(grp))
+    np.testing.assert_array_equal(margins(grp), expected)
+    wins = win_counts(grp.ranks, grp.weights > 0)
+    np.testing.assert_array_equal(wins - wins.transpose(0, 2, 1), expected)
+
+
+def test_counted_margins_skip_weight_zero_voters() -> None:
+    grp = random_group(30, 50, 5, seed=1, ties=True)
+    w = grp.weights.copy()
+    w[:, ::3] = 0.0
+    dropped = ProfileGroup(grp.items, grp.ranks, w, grp.partial)
+    approx = np.zeros((30, 5, 5))
+    upper = _exact_margins(dropped, approx)
+    np.testing.assert_array_equal(margins(dropped), upper - upper.transpose(0, 2, 1))
+
+
+@pytest.mark.parametrize("k", [2, 5, 8])
+def test_mask_locking_equals_boolean_locking(k: int) -> None:
+    rng = np.random.default_rng(k)
+    n = 400
+    edge = rng.random((n, k * k)) < 0.6
+    edge[:, np.arange(k) * (k + 1)] = False
+    order = np.argsort(np.where(edge, rng.random((n, k * k)), 2.0), axis=1)
+    steps = int(edge.sum(axis=1).max())
+    np.testing.assert_array_equal(
+        _lock_masks(edge, order[:, :steps], k), _lock_in_order(edge, order[:, :steps], k))
