@@ -25,25 +25,26 @@ MAX_K = 16
 
 @lru_cache(maxsize=32)
 def _layers(k: int) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], ...]:
-    """Per popcount 1..k: the sets U, ``prev[m, k] = U without a`` and ``has[m, k] = a in U``."""
+    """Per popcount s = 1..k: the sets U ``[m]``, ``prev[m, s]`` = U without its j-th member a_j
+    and ``flat[m, s] = a_j 2^k + prev`` (the index of gain[a_j, prev] in a flattened gain)."""
     sets = np.arange(1 << k, dtype=np.int64)
     pop = np.bitwise_count(sets)
     bits = np.int64(1) << np.arange(k, dtype=np.int64)
     out = []
     for size in range(1, k + 1):
         u = sets[pop == size]
-        has = (u[:, None] & bits[None, :]) != 0
-        prev = np.where(has, u[:, None] ^ bits[None, :], u[:, None])
-        out.append((u, prev, has))
+        rows, alt = np.nonzero((u[:, None] & bits[None, :]) != 0)
+        prev = (u[rows] ^ bits[alt]).reshape(len(u), size)
+        out.append((u, prev, (alt.reshape(len(u), size) << k) + prev))
     return tuple(out)
 
 
 def _prefix_sums(m: np.ndarray) -> np.ndarray:
     """``t[n, a, S] = sum_{b in S} m[n, a, b]`` for every subset S (doubling construction)."""
     n, k, _ = m.shape
-    t = np.zeros((n, k, 1))
+    t = np.zeros((n, k, 1 << k))
     for j in range(k):
-        t = np.concatenate([t, t + m[:, :, j, None]], axis=2)
+        np.add(t[:, :, : 1 << j], m[:, :, j, None], out=t[:, :, 1 << j : 2 << j])
     return t
 
 
@@ -51,19 +52,17 @@ def _sweep(gain: np.ndarray, k: int, tol: float) -> tuple[np.ndarray, np.ndarray
     """Best value and number of optimal orderings of every subset, given
     ``gain[n, a, S]`` = value of appending a to an ordering of S."""
     n = gain.shape[0]
+    flat_gain = gain.reshape(n, -1)
     best = np.zeros((n, 1 << k))
     count = np.zeros((n, 1 << k))
     count[:, 0] = 1.0
-    alts = np.arange(k)
-    for u, prev, has in _layers(k):
-        val = best[:, prev] + gain[:, alts[None, :], prev]
-        val = np.where(has[None], val, -np.inf)
+    for u, prev, flat in _layers(k):
+        val = best[:, prev] + flat_gain[:, flat]
         top = val.max(axis=2)
         best[:, u] = top
-        hit = has[None] & (val >= top[:, :, None] - tol)
-        count[:, u] = np.sum(np.where(hit, count[:, prev], 0.0), axis=2)
+        hit = val >= top[:, :, None] - tol
+        count[:, u] = np.sum(count[:, prev] * hit, axis=2)
     return best, count
-
 
 
 def _always_before(opt: np.ndarray, k: int) -> np.ndarray:
