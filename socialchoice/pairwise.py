@@ -18,6 +18,7 @@ from .profiles import ProfileGroup
 
 SNAP = 1e-10
 _BROADCAST_LIMIT = 1 << 18
+_PACKED_LIMIT = 1 << 20
 _MAX_BITS_K = 63  # doubled ranks up to 2(K - 1) fit in int8
 
 
@@ -37,11 +38,15 @@ def snap(x: np.ndarray, scale: np.ndarray) -> np.ndarray:
 def margins(group: ProfileGroup) -> np.ndarray:
     """Weighted pairwise margins ``float64 [n, K, K]`` (antisymmetric, snapped)."""
     n, v, k = group.ranks.shape
+    unit = _unit_weights(group)
+    if unit and n * v * k * k <= _PACKED_LIMIT:
+        wins = _wins_packed(group.ranks, group.weights > 0)
+        return (wins - wins.transpose(0, 2, 1)).astype(np.float64)
     if n * v * k * k <= _BROADCAST_LIMIT:
         return _margins_broadcast(group)
-    if _unit_weights(group):
+    if unit:
         wins = _wins_last(group.ranks, group.weights > 0).astype(np.int32)
-        out = np.empty((group.ranks.shape[0], group.k, group.k))
+        out = np.empty((n, k, k))
         out[...] = (wins - wins.transpose(1, 0, 2)).transpose(2, 0, 1)
         return out
     out = np.zeros((n, k, k))
@@ -72,6 +77,26 @@ def win_counts(ranks: np.ndarray, present: np.ndarray) -> np.ndarray:
     return _wins_last(ranks, present).transpose(2, 0, 1).astype(np.int64)
 
 
+def _doubled(ranks: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """Doubled fractional ranks as int8 ``[n, V, K]``; absent voters get all-equal ranks (0)."""
+    r2 = np.multiply(ranks, 2, out=np.empty(ranks.shape, dtype=np.int8), casting="unsafe")
+    if not bool(present.all()):
+        r2 *= present[:, :, None]
+    return r2
+
+
+def _wins_packed(ranks: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """:func:`win_counts` for small groups (one item): one broadcast comparison ``[n, a, b, V]``
+    packed 8 voters a byte, counted with a popcount per 64-bit word."""
+    n, v, k = ranks.shape
+    width = -(-v // 64) * 64
+    rt = np.zeros((n, k, width), dtype=np.int8)
+    rt[:, :, :v] = _doubled(ranks, present).transpose(0, 2, 1)
+    less = rt[:, :, None, :] < rt[:, None, :, :]
+    packed = np.packbits(less, axis=-1).view(np.uint64)
+    return np.bitwise_count(packed).sum(axis=-1, dtype=np.int64)
+
+
 def _wins_last(ranks: np.ndarray, present: np.ndarray) -> np.ndarray:
     """:func:`win_counts` laid out ``[a, b, n]`` (uint8 when every item has < 256 voters).
 
@@ -80,10 +105,7 @@ def _wins_last(ranks: np.ndarray, present: np.ndarray) -> np.ndarray:
     voters, so a uint8 count cannot overflow). Absent voters get equal ranks everywhere, so they
     never count."""
     n, v, k = ranks.shape
-    r2 = np.multiply(ranks, 2, out=np.empty((n, v, k), dtype=np.int8), casting="unsafe")
-    if not bool(present.all()):
-        r2 *= present[:, :, None]
-    kt = np.ascontiguousarray(r2.transpose(2, 0, 1))
+    kt = np.ascontiguousarray(_doubled(ranks, present).transpose(2, 0, 1))
     counts = np.zeros((k, k, n), dtype=np.uint8)
     total = np.zeros((k, k, n), dtype=np.int64) if v > 255 else None
     for start in range(0, v, 255):

@@ -44,10 +44,21 @@ def fractional_ranks(groups: np.ndarray, partial: Partial = "bottom") -> np.ndar
     _check_partial(partial)
     shape = np.shape(groups)
     flat = np.asarray(groups).reshape(-1, shape[-1])
+    if _all_permutations(flat):
+        return flat.astype(np.float32).reshape(shape)
     out = np.empty(flat.shape, dtype=np.float32)
     for start in range(0, flat.shape[0], _CHUNK):
         out[start : start + _CHUNK] = _fractional_chunk(flat[start : start + _CHUNK], partial)
     return out.reshape(shape)
+
+
+def _all_permutations(g: np.ndarray) -> bool:
+    """Whether every row is a linear order 0..K-1 (then the fractional ranks are the indices):
+    K distinct powers of two below 2^K sum to 2^K - 1 exactly when they are all different."""
+    k = g.shape[1]
+    if g.size == 0 or k > 62 or g.dtype.kind not in "iu" or g.min() < 0 or g.max() >= k:
+        return False
+    return bool(np.all(np.left_shift(1, g.astype(np.int64)).sum(axis=1) == (1 << k) - 1))
 
 
 def _fractional_chunk(g: np.ndarray, partial: Partial) -> np.ndarray:
@@ -111,10 +122,11 @@ def encode_weak_order(order: Sequence[Sequence[str]], index: dict[str, int]) -> 
 
 def decode_levels(alternatives: Sequence[str], levels: np.ndarray) -> WeakOrder:
     """Tie-group levels ``[K]`` (0 = best) back to the contract form, ids in input order."""
-    order: WeakOrder = []
-    for level in np.unique(levels[levels >= 0]):
-        order.append([alternatives[i] for i in np.flatnonzero(levels == level)])
-    return order
+    by_level: dict[int, list[str]] = {}
+    for i, level in enumerate(levels.tolist()):
+        if level >= 0:
+            by_level.setdefault(level, []).append(alternatives[i])
+    return [by_level[level] for level in sorted(by_level)]
 
 
 @dataclass(frozen=True)

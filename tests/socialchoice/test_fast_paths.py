@@ -7,7 +7,12 @@ import pytest
 
 from socialchoice import BatchProfile
 from socialchoice.pairwise import _exact_margins, margins, snap, total_weight, win_counts
-from socialchoice.profiles import ProfileGroup
+from socialchoice.profiles import (
+    ProfileGroup,
+    _all_permutations,
+    _fractional_chunk,
+    fractional_ranks,
+)
 from socialchoice.rules.ranked_pairs import _lock_in_order, _lock_masks
 
 
@@ -51,3 +56,19 @@ def test_mask_locking_equals_boolean_locking(k: int) -> None:
     steps = int(edge.sum(axis=1).max())
     np.testing.assert_array_equal(
         _lock_masks(edge, order[:, :steps], k), _lock_in_order(edge, order[:, :steps], k))
+
+
+@pytest.mark.parametrize(("n", "v"), [(1, 1000), (3, 70), (1, 1)])
+def test_packed_margins_equal_float_margins(n: int, v: int) -> None:
+    grp = random_group(n, v, 8, seed=n + v, ties=True)
+    upper = _exact_margins(grp, np.zeros((grp.ranks.shape[0], 8, 8)))
+    np.testing.assert_array_equal(margins(grp), upper - upper.transpose(0, 2, 1))
+
+
+def test_linear_ballots_take_the_permutation_shortcut() -> None:
+    rng = np.random.default_rng(5)
+    g = np.argsort(rng.random((50, 6)), axis=1)
+    np.testing.assert_array_equal(fractional_ranks(g), _fractional_chunk(g, "bottom"))
+    g[3, 1] = g[3, 0]  # a tie: no longer a permutation
+    assert not _all_permutations(g)
+    np.testing.assert_array_equal(fractional_ranks(g), _fractional_chunk(g, "bottom"))
