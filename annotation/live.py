@@ -27,6 +27,7 @@ def ranking_stored(ranking: Ranking) -> None:
         layer = get_channel_layer()
         if layer is None:
             return
-        async_to_sync(layer.group_send)(project_group(project), {"type": "project.progress"})
+        send = getattr(layer, "group_send_blocking", None) or async_to_sync(layer.group_send)
+        send(project_group(project), {"type": "project.progress"})
     except Exception:  # a dead channel layer must never lose a stored ranking
         logger.exception("could not publish progress for project %s", project.pk)

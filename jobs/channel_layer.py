@@ -153,6 +153,11 @@ class DatabaseChannelLayer(BaseChannelLayer):
         self.require_valid_group_name(group)
         await self._sync(self._group_send_sync, group, message)
 
+    def group_send_blocking(self, group: str, message: dict[str, Any]) -> None:
+        """`group_send` for synchronous callers (views, workers) without an event-loop round trip."""
+        self.require_valid_group_name(group)
+        _with_fresh_connection(self._group_send_sync)(group, message)
+
     def _group_send_sync(self, group: str, message: dict[str, Any]) -> None:
         ChannelMessage, GroupMembership = _models()
         now = timezone.now()
