@@ -18,15 +18,16 @@ import numpy as np
 def levels_from_scores(scores: np.ndarray, tol: float | np.ndarray = 0.0) -> np.ndarray:
     """Dense tie-group levels ``int64 [n, K]`` from ``scores [n, K]`` (higher is better)."""
     s = np.asarray(scores, dtype=np.float64)
+    n, k = s.shape
     order = np.argsort(-s, axis=1, kind="stable")
-    sorted_s = np.take_along_axis(s, order, axis=1)
-    tol_arr = np.broadcast_to(np.asarray(tol, dtype=np.float64).reshape(-1, 1), (s.shape[0], 1))
-    new_group = np.diff(sorted_s, axis=1) < -tol_arr
-    sorted_levels = np.concatenate(
-        [np.zeros((s.shape[0], 1), dtype=np.int64), np.cumsum(new_group, axis=1)], axis=1
-    )
+    rows = np.arange(n)[:, None]
+    sorted_s = s[rows, order]
+    tol_arr = np.asarray(tol, dtype=np.float64).reshape(-1, 1)
+    new_group = (sorted_s[:, 1:] - sorted_s[:, :-1]) < -tol_arr
+    sorted_levels = np.zeros((n, k), dtype=np.int64)
+    np.cumsum(new_group, axis=1, out=sorted_levels[:, 1:])
     levels = np.empty_like(sorted_levels)
-    np.put_along_axis(levels, order, sorted_levels, axis=1)
+    levels[rows, order] = sorted_levels
     return levels
 
 

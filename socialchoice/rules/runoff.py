@@ -7,7 +7,7 @@ import numpy as np
 from ..orders import levels_from_scores
 from ..pairwise import snap, total_weight
 from ..profiles import ProfileGroup
-from .positional import weighted_sum
+from .positional import _small_integer_weights, weighted_sum
 from .registry import RuleOutput, register
 
 
@@ -44,6 +44,19 @@ def instant_runoff(group: ProfileGroup) -> RuleOutput:
     Reference: T. N. Tideman, "Independence of clones as a criterion for voting rules", Soc. Choice
     Welf. 4 (1987); Handbook of Computational Social Choice (2016), ch. 4.
     """
+    linear = _linear_order(group)
+    if linear is not None and linear.shape[0] == 1:
+        eliminated_in = _runoff_one(linear[0], group.weights[0])[None]
+        return RuleOutput(eliminated_in, levels_from_scores(eliminated_in))
+    if linear is not None:
+        eliminated_in = _runoff_linear(linear, group.weights)
+        return RuleOutput(eliminated_in, levels_from_scores(eliminated_in))
+    eliminated_in = _runoff_general(group)
+    return RuleOutput(eliminated_in, levels_from_scores(eliminated_in))
+
+
+def _runoff_general(group: ProfileGroup) -> np.ndarray:
+    """Elimination rounds for any ballots (ties, unranked alternatives, any weights)."""
     n, _, k = group.ranks.shape
     remaining = np.ones((n, k), dtype=bool)
     eliminated_in = np.zeros((n, k))
@@ -54,4 +67,80 @@ def instant_runoff(group: ProfileGroup) -> RuleOutput:
         remaining &= ~low
         if not remaining.any():
             break
-    return RuleOutput(eliminated_in, levels_from_scores(eliminated_in))
+    return eliminated_in
+
+
+def _linear_order(group: ProfileGroup) -> np.ndarray | None:
+    """Integer ranks laid out ``int32 [n, K, V]`` when every present voter's ballot is a linear
+    order and the weights are small integers (so tallies are exact); None otherwise."""
+    r, w = group.ranks, group.weights
+    k = group.k
+    if r.size == 0 or k > 30 or not _small_integer_weights(w):
+        return None
+    ri = r.astype(np.int32)
+    if not bool(np.all(ri == r)):
+        return None
+    ranks_t = np.ascontiguousarray(ri.transpose(0, 2, 1))
+    if ranks_t.min() < 0 or ranks_t.max() >= k:
+        return None
+    full = np.left_shift(1, ranks_t).sum(axis=1) == (1 << k) - 1
+    return ranks_t if bool(np.all(full | (w == 0))) else None
+
+
+def _positions(ranks_t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``slots [..., V]`` (each voter's offset) and ``order`` with ``order[slot + position]`` =
+    the alternative at that position, from linear ranks ``[..., K, V]``."""
+    k, v = ranks_t.shape[-2:]
+    n = ranks_t.size // (k * v)
+    slots = np.arange(n * v).reshape(ranks_t.shape[:-2] + (v,)) * k
+    order = np.zeros(n * v * k, dtype=np.int64)  # absent voters: all zeros, weight 0
+    order[slots[..., None, :] + ranks_t] = np.arange(k)[:, None]
+    return slots, order
+
+
+def _runoff_one(ranks_t: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """:func:`_runoff_linear` for one item ``ranks_t [K, V]``, bookkeeping in Python lists."""
+    k = ranks_t.shape[0]
+    slots, order = _positions(ranks_t)
+    w = None if bool(np.all(weights == 1.0)) else weights
+    top = order[slots]
+    remaining = list(range(k))
+    out = [0.0] * k
+    for round_ in range(k):
+        tally = np.bincount(top, w, k).tolist()
+        low = min(tally[a] for a in remaining)
+        for a in remaining:
+            if tally[a] == low:
+                out[a] = float(round_)
+        remaining = [a for a in remaining if tally[a] != low]
+        if len(remaining) <= 1:  # a lone survivor leaves alone next round
+            for a in remaining:
+                out[a] = float(round_ + 1)
+            break
+        top = order[slots + ranks_t[remaining].min(axis=0)]
+    return np.array(out)
+
+
+def _runoff_linear(ranks_t: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """:func:`instant_runoff` for linear ballots ``ranks_t [n, K, V]``: a voter's top remaining
+    alternative sits at the smallest rank among the remaining ones (eliminated ones pushed past
+    K), looked up in her order; tallies are one bincount per round."""
+    n, k, v = ranks_t.shape
+    slots, order = _positions(ranks_t)
+    base = np.arange(n)[:, None] * k
+    remaining = np.ones((n, k), dtype=bool)
+    eliminated_in = np.zeros((n, k))
+    flat_w = None if bool(np.all(weights == 1.0)) else weights.ravel()
+    top = order[slots]
+    for round_ in range(k):
+        tally = np.bincount((base + top).ravel(), flat_w, n * k).reshape(n, k).astype(np.float64)
+        tally[~remaining] = np.inf
+        low = remaining & (tally == tally.min(axis=1, keepdims=True))
+        eliminated_in[low] = round_
+        remaining &= ~low
+        if remaining.sum(axis=1).max() <= 1:  # a lone survivor leaves alone next round
+            eliminated_in[remaining] = round_ + 1
+            break
+        penalty = np.where(remaining, 0, k).astype(np.int32)[:, :, None]
+        top = order[slots + np.minimum(np.min(ranks_t + penalty, axis=1), k - 1)]
+    return eliminated_in

@@ -14,6 +14,7 @@ from socialchoice.profiles import (
     fractional_ranks,
 )
 from socialchoice.rules.ranked_pairs import _lock_in_order, _lock_masks
+from socialchoice.rules.runoff import _linear_order, _runoff_general, _runoff_linear, _runoff_one
 
 
 def random_group(n: int, v: int, k: int, seed: int, ties: bool) -> ProfileGroup:
@@ -72,3 +73,20 @@ def test_linear_ballots_take_the_permutation_shortcut() -> None:
     g[3, 1] = g[3, 0]  # a tie: no longer a permutation
     assert not _all_permutations(g)
     np.testing.assert_array_equal(fractional_ranks(g), _fractional_chunk(g, "bottom"))
+
+
+@pytest.mark.parametrize(("n", "v", "k"), [(1, 1000, 8), (1, 5, 4), (200, 9, 5), (50, 40, 7)])
+def test_linear_runoff_equals_general_runoff(n: int, v: int, k: int) -> None:
+    grp = random_group(n, v, k, seed=n * v + k, ties=False)
+    rng = np.random.default_rng(k)
+    w = grp.weights * rng.integers(0, 3, size=grp.weights.shape)
+    for weights in (grp.weights, w):
+        g = ProfileGroup(grp.items, grp.ranks, weights, grp.partial)
+        linear = _linear_order(g)
+        assert linear is not None
+        expected = _runoff_general(g)
+        got = _runoff_one(linear[0], weights[0])[None] if n == 1 else _runoff_linear(
+            linear, weights)
+        np.testing.assert_array_equal(got, expected)
+    tied = random_group(n, v, k, seed=1, ties=True)
+    assert _linear_order(tied) is None or k <= 2
