@@ -84,6 +84,9 @@ def _lock_masks(edge: np.ndarray, order: np.ndarray, k: int) -> np.ndarray:
     n = edge.shape[0]
     one = np.uint64(1)
     bits = one << np.arange(k, dtype=np.uint64)
+    if n == 1:
+        masks = _lock_one(edge[0].tolist(), order[0].tolist(), k)
+        return (np.array(masks, dtype=np.uint64)[None, :, None] & bits) != 0
     reach = np.broadcast_to(bits, (n, k)).copy()
     rows = np.arange(n)
     for t in range(order.shape[1]):
@@ -94,6 +97,20 @@ def _lock_masks(edge: np.ndarray, order: np.ndarray, k: int) -> np.ndarray:
         hits = ((reach >> a[:, None]) & one).astype(bool) & ok[:, None]
         reach |= np.where(hits, mask_b[:, None], np.uint64(0))
     return (reach[:, :, None] & bits) != 0
+
+
+def _lock_one(edge: list[bool], order: list[int], k: int) -> list[int]:
+    """:func:`_lock_masks` for one item with Python integers as bitmasks."""
+    reach = [1 << x for x in range(k)]
+    for flat in order:
+        a, b = divmod(flat, k)
+        mask_b = reach[b]
+        if not edge[flat] or (mask_b >> a) & 1:
+            continue
+        for x in range(k):
+            if (reach[x] >> a) & 1:
+                reach[x] |= mask_b
+    return reach
 
 
 def _lock_tie_breaker(m: np.ndarray, position: np.ndarray) -> np.ndarray:

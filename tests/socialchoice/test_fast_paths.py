@@ -90,3 +90,15 @@ def test_linear_runoff_equals_general_runoff(n: int, v: int, k: int) -> None:
         np.testing.assert_array_equal(got, expected)
     tied = random_group(n, v, k, seed=1, ties=True)
     assert _linear_order(tied) is None or k <= 2
+
+
+@pytest.mark.parametrize("k", [3, 8])
+def test_single_item_locking_equals_batch_locking(k: int) -> None:
+    rng = np.random.default_rng(k + 100)
+    edge = rng.random((30, k * k)) < 0.6
+    edge[:, np.arange(k) * (k + 1)] = False
+    order = np.argsort(np.where(edge, rng.random((30, k * k)), 2.0), axis=1)
+    batch = _lock_masks(edge, order, k)
+    for i in range(30):
+        np.testing.assert_array_equal(_lock_masks(edge[i : i + 1], order[i : i + 1], k)[0],
+                                      batch[i])
