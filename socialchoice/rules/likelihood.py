@@ -15,7 +15,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ..orders import levels_from_scores
-from ..pairwise import support, total_weight
+from ..pairwise import compared, margins, total_weight
 from ..profiles import ProfileGroup
 from .registry import RuleOutput, register
 
@@ -59,7 +59,8 @@ def bradley_terry(group: ProfileGroup, reg: float = DEFAULT_REG) -> RuleOutput:
     generalized Bradley-Terry models", Ann. Stat. 32 (2004).
     """
     w = np.maximum(total_weight(group), 1e-300)[:, None, None]
-    s = support(group) / w
+    m = margins(group)
+    s = (compared(group) + m) / 2.0 / w
     both = s + s.transpose(0, 2, 1)
     eye = np.eye(group.k)
 
@@ -70,7 +71,8 @@ def bradley_terry(group: ProfileGroup, reg: float = DEFAULT_REG) -> RuleOutput:
         h = c - eye * (c.sum(axis=2)[:, :, None] + reg)
         return g, h
 
-    return _output(_newton(grad_hess, np.zeros((s.shape[0], group.k))))
+    out = _output(_newton(grad_hess, np.zeros((s.shape[0], group.k))))
+    return RuleOutput(out.scores, out.levels, {"margins": m})
 
 
 def _choice_events(group: ProfileGroup) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -88,9 +88,11 @@ def plurality(group: ProfileGroup) -> RuleOutput:
     Reference: see e.g. F. Brandt et al. (eds.), Handbook of Computational Social Choice (2016),
     ch. 1.
     """
-    ranks = np.nan_to_num(group.ranks, nan=np.inf)
-    top = ranks == ranks.min(axis=2, keepdims=True)
-    share = top / np.maximum(top.sum(axis=2, keepdims=True), 1)
+    ranks_t = group.ranks.transpose(0, 2, 1).copy()  # C order: reduce over K rows
+    np.nan_to_num(ranks_t, copy=False, nan=np.inf)
+    top = ranks_t == ranks_t.min(axis=1, keepdims=True)
+    count = np.add.reduce(top, axis=1, keepdims=True, dtype=np.int64)
+    share = np.ascontiguousarray((top / np.maximum(count, 1)).transpose(0, 2, 1))
     return _by_scores(group, weighted_sum(share, group.weights))
 
 
