@@ -159,18 +159,22 @@ def current_lease(*, project: Project, rater: Rater) -> Assignment | None:
     )
 
 
-def _check_can_annotate(project: Project, user: AbstractBaseUser) -> None:
+def _member_rater(project: Project, user: AbstractBaseUser) -> Rater:
+    """The user's rater, if they may annotate in `project` (one query in the common case)."""
     if project.status != Project.Status.ACTIVE:
         raise AssignmentError(f"project {project.name!r} is {project.status}, not active")
+    rater = Rater.objects.filter(user=user, user__memberships__project=project).first()
+    if rater is not None:
+        return rater
     if not Membership.objects.filter(project=project, user=user).exists():
         raise AssignmentError("you are not a member of this project")
+    return rater_for_user(user)
 
 
 @transaction.atomic
 def next_assignment(*, project: Project, user: AbstractBaseUser, seed: int | None = None) -> Assignment | None:
     """Lease the next item to `user`, or return the lease they already hold; None when all is done."""
-    _check_can_annotate(project, user)
-    rater = rater_for_user(user)
+    rater = _member_rater(project, user)
     held = current_lease(project=project, rater=rater)
     if held is not None:
         return held

@@ -178,13 +178,14 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=20000)
     parser.add_argument("--target", type=int, default=3)
     parser.add_argument("--server-processes", type=int, default=2)
+    parser.add_argument("--pool", type=int, default=8, help="database connections per server process (DB_POOL_SIZE)")
     parser.add_argument("--mode", choices=["combined", "separate"], default="combined")
     parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/rlchf_bench")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     env = {**os.environ, "DATABASE_URL": args.database_url, "DEBUG": "0", "SECRET_KEY": "bench-" + uuid.uuid4().hex,
-           "ALLOWED_HOSTS": "127.0.0.1", "SECURE_SSL_REDIRECT": "0", "DB_CONN_MAX_AGE": "600", "LOG_LEVEL": "WARNING",
+           "ALLOWED_HOSTS": "127.0.0.1", "SECURE_SSL_REDIRECT": "0", "DB_POOL_SIZE": str(args.pool), "LOG_LEVEL": "WARNING",
            "DJANGO_SETTINGS_MODULE": "config.settings"}
     os.environ.update(env)
     prepare_database(args.database_url)

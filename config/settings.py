@@ -88,6 +88,16 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 30,
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
+elif env_int("DB_POOL_SIZE", 0) > 0:
+    # Under ASGI every request may run in a new thread, so persistent connections pile up until
+    # PostgreSQL refuses clients; a pool bounds them per process (Django's psycopg pool support).
+    if DATABASES["default"]["CONN_MAX_AGE"]:
+        raise ImproperlyConfigured("DB_POOL_SIZE and DB_CONN_MAX_AGE cannot both be set")
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": env_int("DB_POOL_SIZE", 0),
+        "timeout": 30,
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Live updates. With REDIS_URL: channels-redis. Without it, a database-backed layer so that the
