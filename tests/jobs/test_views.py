@@ -106,9 +106,22 @@ def communicator(run, user):
     return comm
 
 
+LAYERS = {
+    "in-memory": IN_MEMORY,
+    "redis": {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
+                          "CONFIG": {"hosts": ["redis://127.0.0.1:6379/5"]}}},
+    "database": {"default": {"BACKEND": "jobs.channel_layer.DatabaseChannelLayer"}},
+}
+
+
 @pytest.mark.django_db(transaction=True)
-@override_settings(CHANNEL_LAYERS=IN_MEMORY)
-def test_socket_sends_current_status_then_published_updates(owner, run):
+@pytest.mark.parametrize("layer", list(LAYERS))
+def test_socket_sends_current_status_then_published_updates(owner, run, layer):
+    with override_settings(CHANNEL_LAYERS=LAYERS[layer]):
+        _status_then_update(owner, run)
+
+
+def _status_then_update(owner, run):
     async def scenario():
         comm = communicator(run, owner)
         connected, _ = await comm.connect()
