@@ -39,8 +39,10 @@ def _lock_single(reach: np.ndarray, rows: np.ndarray, a: np.ndarray, b: np.ndarr
 
 def _lock_group_policy(m: np.ndarray) -> np.ndarray:
     n, k, _ = m.shape
-    reach = np.broadcast_to(np.eye(k, dtype=bool), (n, k, k)).copy()
     level = _dense_levels(m.reshape(n, -1), (m > 0).reshape(n, -1)).reshape(n, k, k)
+    if k <= _MAX_MASK_K:
+        return _lock_levels_masks(level, k)
+    reach = np.broadcast_to(np.eye(k, dtype=bool), (n, k, k)).copy()
     for t in range(int(level.max(initial=-1)) + 1):
         cand = (level == t) & ~reach.transpose(0, 2, 1)
         count = cand.sum(axis=(1, 2))
@@ -76,6 +78,50 @@ def _add_edges(reach: np.ndarray, edges: np.ndarray) -> np.ndarray:
 
 
 _MAX_MASK_K = 63
+
+
+def _unpack(masks: np.ndarray, k: int) -> np.ndarray:
+    """``[m, K]`` uint64 reach masks to ``bool [m, K, K]`` with ``[i, x, y]`` = x reaches y."""
+    return (masks[:, :, None] & (np.uint64(1) << np.arange(k, dtype=np.uint64))) != 0
+
+
+def _lock_levels_masks(level: np.ndarray, k: int) -> np.ndarray:
+    """:func:`_lock_group_policy` with reach bitmasks: per margin level, the items having edges
+    there lock their candidates together (:func:`_lock_together`) with mask updates."""
+    n = level.shape[0]
+    reach = np.broadcast_to(np.uint64(1) << np.arange(k, dtype=np.uint64), (n, k)).copy()
+    top_level = level.reshape(n, -1).max(axis=1)  # dense levels: every t <= top is present
+    for t in range(int(top_level.max(initial=-1)) + 1):
+        rows = np.flatnonzero(top_level >= t)
+        r = reach[rows]
+        cand = (level[rows] == t) & ~_unpack(r, k).transpose(0, 2, 1)
+        closure = _add_edges_masks(r, cand)
+        multi = np.flatnonzero(cand.sum(axis=(1, 2)) > 1)  # one edge never closes a cycle
+        if len(multi):
+            accepted = cand[multi] & ~_unpack(closure[multi], k).transpose(0, 2, 1)
+            redo = np.flatnonzero((accepted != cand[multi]).any(axis=(1, 2)))
+            if len(redo):
+                closure[multi[redo]] = _add_edges_masks(r[multi[redo]], accepted[redo])
+        reach[rows] = closure
+    return _unpack(reach, k)
+
+
+def _add_edges_masks(reach: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """:func:`_add_edges` on masks ``[m, K]``: every x reaching a gains b's mask, edge by edge."""
+    m, k = reach.shape
+    out = reach.copy()
+    left = edges.reshape(m, -1).copy()
+    count = left.sum(axis=1)
+    one = np.uint64(1)
+    for j in range(int(count.max(initial=0))):
+        rows = np.flatnonzero(count > j)
+        e = np.argmax(left[rows], axis=1)
+        left[rows, e] = False
+        a, b = (e // k).astype(np.uint64), e % k
+        sub = out[rows]
+        hits = ((sub >> a[:, None]) & one).astype(bool)
+        out[rows] = sub | np.where(hits, sub[np.arange(len(rows)), b][:, None], np.uint64(0))
+    return out
 
 
 def _lock_masks(edge: np.ndarray, order: np.ndarray, k: int) -> np.ndarray:

@@ -13,7 +13,13 @@ from socialchoice.profiles import (
     _fractional_chunk,
     fractional_ranks,
 )
-from socialchoice.rules.ranked_pairs import _lock_in_order, _lock_masks
+from socialchoice.rules.ranked_pairs import (
+    _dense_levels,
+    _lock_in_order,
+    _lock_levels_masks,
+    _lock_masks,
+    _lock_together,
+)
 from socialchoice.rules.runoff import _linear_order, _runoff_general, _runoff_linear, _runoff_one
 
 
@@ -102,3 +108,16 @@ def test_single_item_locking_equals_batch_locking(k: int) -> None:
     for i in range(30):
         np.testing.assert_array_equal(_lock_masks(edge[i : i + 1], order[i : i + 1], k)[0],
                                       batch[i])
+
+
+@pytest.mark.parametrize(("v", "k"), [(3, 5), (6, 8), (40, 6), (1, 4)])
+def test_mask_group_locking_equals_boolean_group_locking(v: int, k: int) -> None:
+    grp = random_group(300, v, k, seed=v * k, ties=True)
+    m = margins(grp)
+    n = m.shape[0]
+    level = _dense_levels(m.reshape(n, -1), (m > 0).reshape(n, -1)).reshape(n, k, k)
+    reach = np.broadcast_to(np.eye(k, dtype=bool), (n, k, k)).copy()
+    for t in range(int(level.max(initial=-1)) + 1):
+        cand = (level == t) & ~reach.transpose(0, 2, 1)
+        reach = _lock_together(reach, cand)
+    np.testing.assert_array_equal(_lock_levels_masks(level, k), reach)
