@@ -34,6 +34,8 @@ def levels_from_scores(scores: np.ndarray, tol: float | np.ndarray = 0.0) -> np.
 def levels_from_defeats(defeats: np.ndarray) -> np.ndarray:
     """Levels from an acyclic defeat relation ``bool [n, K, K]`` (``[i, a, b]``: a defeats b)."""
     n, k, _ = defeats.shape
+    if n == 1:
+        return np.array([_levels_one(defeats[0].tolist())], dtype=np.int64).reshape(1, k)
     levels = np.full((n, k), -1, dtype=np.int64)
     remaining = np.ones((n, k), dtype=bool)
     for step in range(k):
@@ -45,6 +47,30 @@ def levels_from_defeats(defeats: np.ndarray) -> np.ndarray:
             break
     if remaining.any():
         raise ValueError("defeat relation has a cycle")
+    return levels
+
+
+def _levels_one(defeats: list[list[bool]]) -> list[int]:
+    """:func:`levels_from_defeats` for one item in plain Python with bitmasks (K is small)."""
+    k = len(defeats)
+    beaten_by = [0] * k  # bit a of beaten_by[b]: a defeats b
+    for a, row in enumerate(defeats):
+        for b, d in enumerate(row):
+            if d:
+                beaten_by[b] |= 1 << a
+    levels = [-1] * k
+    remaining = list(range(k))
+    mask = (1 << k) - 1
+    step = 0
+    while remaining:
+        top = [b for b in remaining if not beaten_by[b] & mask]
+        if not top:
+            raise ValueError("defeat relation has a cycle")
+        for b in top:
+            levels[b] = step
+            mask ^= 1 << b
+        remaining = [b for b in remaining if levels[b] < 0]
+        step += 1
     return levels
 
 

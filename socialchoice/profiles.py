@@ -56,9 +56,12 @@ def _all_permutations(g: np.ndarray) -> bool:
     """Whether every row is a linear order 0..K-1 (then the fractional ranks are the indices):
     K distinct powers of two below 2^K sum to 2^K - 1 exactly when they are all different."""
     k = g.shape[1]
-    if g.size == 0 or k > 62 or g.dtype.kind not in "iu" or g.min() < 0 or g.max() >= k:
+    if g.size == 0 or k > 52 or g.dtype.kind not in "iu" or g.min() < 0 or g.max() >= k:
         return False
-    return bool(np.all(np.left_shift(1, g.astype(np.int64)).sum(axis=1) == (1 << k) - 1))
+    powers = np.left_shift(1, g.astype(np.int64)).astype(np.float64)
+    # float64 row sums by a matvec (fast for short rows): exact up to 2^53, and any larger sum
+    # stays above 2^K - 1 for K <= 52
+    return bool(np.all(powers @ np.ones(k) == (1 << k) - 1))
 
 
 def _fractional_chunk(g: np.ndarray, partial: Partial) -> np.ndarray:

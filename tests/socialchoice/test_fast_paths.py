@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from socialchoice import BatchProfile
+from socialchoice.orders import levels_from_defeats
 from socialchoice.pairwise import _exact_margins, margins, snap, total_weight, win_counts
 from socialchoice.profiles import (
     ProfileGroup,
@@ -121,3 +122,16 @@ def test_mask_group_locking_equals_boolean_group_locking(v: int, k: int) -> None
         cand = (level == t) & ~reach.transpose(0, 2, 1)
         reach = _lock_together(reach, cand)
     np.testing.assert_array_equal(_lock_levels_masks(level, k), reach)
+
+
+def test_single_item_levels_equal_batch_levels() -> None:
+    rng = np.random.default_rng(9)
+    k = 7
+    perm = np.argsort(rng.random((200, k)), axis=1)
+    pos = np.argsort(perm, axis=1)
+    defeats = (pos[:, :, None] < pos[:, None, :]) & (rng.random((200, k, k)) < 0.3)
+    batch = levels_from_defeats(defeats)
+    for i in range(200):
+        np.testing.assert_array_equal(levels_from_defeats(defeats[i : i + 1])[0], batch[i])
+    with pytest.raises(ValueError, match="cycle"):
+        levels_from_defeats(np.ones((1, 3, 3), dtype=bool))
