@@ -79,8 +79,8 @@ class TransformersBackend(Backend):
         tokenizer.padding_side = "left"
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=self._dtype(), **kwargs)
-        model.to(self.device).eval()
+        model: Any = AutoModelForCausalLM.from_pretrained(path, dtype=self._dtype(), **kwargs)
+        model.to(self.device).eval()  # Any: transformers' decorated `.to` confuses mypy
         logger.info("loaded %s on %s", path, self.device)
         return tokenizer, model
 

@@ -5,8 +5,12 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from synthetic.backends import Backend
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -24,7 +28,7 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_backend(tiny_model_dir: Path):
+def tiny_backend(tiny_model_dir: Path) -> Backend:
     """The transformers engine on the tiny model (CPU)."""
     from synthetic.backends import BackendConfig, load_backend
 
