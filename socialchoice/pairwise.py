@@ -38,17 +38,11 @@ def snap(x: np.ndarray, scale: np.ndarray) -> np.ndarray:
 def margins(group: ProfileGroup) -> np.ndarray:
     """Weighted pairwise margins ``float64 [n, K, K]`` (antisymmetric, snapped)."""
     n, v, k = group.ranks.shape
-    unit = _unit_weights(group)
-    if unit and n * v * k * k <= _PACKED_LIMIT:
-        wins = _wins_packed(group.ranks, group.weights > 0)
-        return (wins - wins.transpose(0, 2, 1)).astype(np.float64)
+    counted = counted_margins(group)
+    if counted is not None:
+        return counted
     if n * v * k * k <= _BROADCAST_LIMIT:
         return _margins_broadcast(group)
-    if unit:
-        wins = _wins_last(group.ranks, group.weights > 0).astype(np.int32)
-        out = np.empty((n, k, k))
-        out[...] = (wins - wins.transpose(1, 0, 2)).transpose(2, 0, 1)
-        return out
     out = np.zeros((n, k, k))
     rt = np.ascontiguousarray(group.ranks.transpose(2, 0, 1))
     w = group.weights.astype(np.float32)[:, :, None]
@@ -62,50 +56,74 @@ def margins(group: ProfileGroup) -> np.ndarray:
     return out
 
 
-def _unit_weights(group: ProfileGroup) -> bool:
-    """Whether the counting path applies: weights 0 or 1, no NaN ranks, K small enough."""
-    if group.k > _MAX_BITS_K or group.ranks.size == 0:
-        return False
+def small_group(group: ProfileGroup) -> bool:
+    """Whether the group is one item's size (margins are then a single packed comparison)."""
+    n, v, k = group.ranks.shape
+    return n * v * k * k <= _PACKED_LIMIT
+
+
+def counted_margins(group: ProfileGroup) -> np.ndarray | None:
+    """Margins by counting (weights 0 or 1, half-integer ranks below K = 64); None otherwise."""
+    n, v, k = group.ranks.shape
     w = group.weights
-    if not bool(np.all((w == 1.0) | (w == 0.0))):
-        return False
-    return group.partial == "bottom" or not bool(np.isnan(group.ranks).any())
+    if k > _MAX_BITS_K or group.ranks.size == 0 or not bool(np.all((w == 1.0) | (w == 0.0))):
+        return None
+    r2 = _doubled(group.ranks, w > 0)
+    if r2 is None:
+        return None
+    if n * v * k * k <= _PACKED_LIMIT:
+        wins = _wins_packed(r2)
+        return (wins - wins.transpose(0, 2, 1)).astype(np.float64)
+    last = _wins_last(r2).astype(np.int32)
+    out = np.empty((n, k, k))
+    out[...] = (last - last.transpose(1, 0, 2)).transpose(2, 0, 1)
+    return out
 
 
 def win_counts(ranks: np.ndarray, present: np.ndarray) -> np.ndarray:
-    """``wins[n, a, b]`` = number of present voters ranking a strictly above b, ``int64``."""
-    return _wins_last(ranks, present).transpose(2, 0, 1).astype(np.int64)
+    """``wins[n, a, b]`` = number of present voters ranking a strictly above b, ``int64``
+    (``ranks`` must be fractional ranks: half-integers, no NaN)."""
+    r2 = _doubled(ranks, present)
+    if r2 is None:
+        raise ValueError("ranks must be half-integers below 64 (fractional ranks, no NaN)")
+    return _wins_last(r2).transpose(2, 0, 1).astype(np.int64)
 
 
-def _doubled(ranks: np.ndarray, present: np.ndarray) -> np.ndarray:
-    """Doubled fractional ranks as int8 ``[n, V, K]``; absent voters get all-equal ranks (0)."""
-    r2 = np.multiply(ranks, 2, out=np.empty(ranks.shape, dtype=np.int8), casting="unsafe")
+def _doubled(ranks: np.ndarray, present: np.ndarray) -> np.ndarray | None:
+    """Doubled fractional ranks as int8 ``[n, V, K]`` (absent voters all 0, so never counted);
+    None unless every doubled rank is an integer in int8 range (NaN, odd values fall back)."""
+    d = np.multiply(ranks, 2, dtype=np.float32)
+    with np.errstate(invalid="ignore"):
+        r2 = d.astype(np.int8)
+    if not bool(np.all(r2 == d)):
+        return None
     if not bool(present.all()):
         r2 *= present[:, :, None]
     return r2
 
 
-def _wins_packed(ranks: np.ndarray, present: np.ndarray) -> np.ndarray:
-    """:func:`win_counts` for small groups (one item): one broadcast comparison ``[n, a, b, V]``
-    packed 8 voters a byte, counted with a popcount per 64-bit word."""
-    n, v, k = ranks.shape
+def _wins_packed(r2: np.ndarray) -> np.ndarray:
+    """Win counts from doubled ranks ``int8 [n, V, K]`` for small groups (one item): one
+    broadcast comparison ``[n, a, b, V]`` packed 8 voters a byte, popcount per 64-bit word."""
+    n, v, k = r2.shape
     width = -(-v // 64) * 64
     rt = np.zeros((n, k, width), dtype=np.int8)
-    rt[:, :, :v] = _doubled(ranks, present).transpose(0, 2, 1)
+    rt[:, :, :v] = r2.transpose(0, 2, 1)
     less = rt[:, :, None, :] < rt[:, None, :, :]
     packed = np.packbits(less, axis=-1).view(np.uint64)
     return np.bitwise_count(packed).sum(axis=-1, dtype=np.int64)
 
 
-def _wins_last(ranks: np.ndarray, present: np.ndarray) -> np.ndarray:
-    """:func:`win_counts` laid out ``[a, b, n]`` (uint8 when every item has < 256 voters).
+def _wins_last(r2: np.ndarray) -> np.ndarray:
+    """Win counts from doubled ranks ``int8 [n, V, K]``, laid out ``[a, b, n]`` (uint8 when
+    every item has < 256 voters).
 
-    Doubled fractional ranks are small integers: they go to int8 with voters on the last axis,
+    Doubled fractional ranks are small integers: they go with voters on the last axis,
     and each ordered pair is one comparison plus a byte-sized count over voters (blocks of 255
     voters, so a uint8 count cannot overflow). Absent voters get equal ranks everywhere, so they
     never count."""
-    n, v, k = ranks.shape
-    kt = np.ascontiguousarray(_doubled(ranks, present).transpose(2, 0, 1))
+    n, v, k = r2.shape
+    kt = np.ascontiguousarray(r2.transpose(2, 0, 1))
     counts = np.zeros((k, k, n), dtype=np.uint8)
     total = np.zeros((k, k, n), dtype=np.int64) if v > 255 else None
     for start in range(0, v, 255):

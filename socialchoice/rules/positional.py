@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..orders import levels_from_scores
-from ..pairwise import snap, total_weight
+from ..pairwise import counted_margins, small_group, snap, total_weight
 from ..profiles import ProfileGroup
 from .registry import RuleOutput, register
 
@@ -67,6 +67,11 @@ def borda(group: ProfileGroup) -> RuleOutput:
     Theory 9 (1974).
     """
     w = group.weights
+    if group.partial == "bottom" and small_group(group):
+        m = counted_margins(group)  # 0/1 weights: points = (K - 1 + row sum of margins) / 2
+        if m is not None:
+            scores = ((group.k - 1) * w.sum(axis=1)[:, None] + m.sum(axis=2)) / 2.0
+            return RuleOutput(scores, levels_from_scores(scores), {"margins": m})
     complete = group.partial == "bottom" and _half_integers(group.ranks)
     if complete and _small_integer_weights(w):
         # Complete ballots: points = K - 1 - rank (fractional ranks are half-integers, so the

@@ -7,7 +7,14 @@ import pytest
 
 from socialchoice import BatchProfile
 from socialchoice.orders import levels_from_defeats
-from socialchoice.pairwise import _exact_margins, margins, snap, total_weight, win_counts
+from socialchoice.pairwise import (
+    _exact_margins,
+    counted_margins,
+    margins,
+    snap,
+    total_weight,
+    win_counts,
+)
 from socialchoice.profiles import (
     ProfileGroup,
     _all_permutations,
@@ -135,3 +142,15 @@ def test_single_item_levels_equal_batch_levels() -> None:
         np.testing.assert_array_equal(levels_from_defeats(defeats[i : i + 1])[0], batch[i])
     with pytest.raises(ValueError, match="cycle"):
         levels_from_defeats(np.ones((1, 3, 3), dtype=bool))
+
+
+@pytest.mark.parametrize("n", [1, 40])
+def test_ranks_that_are_not_fractional_ranks_take_the_float_path(n: int) -> None:
+    grp = random_group(n, 300, 5, seed=n, ties=False)
+    odd = grp.ranks + np.float32(0.3) * (np.arange(5, dtype=np.float32) % 2)
+    odd[0, 0, 0] = np.nan
+    weird = ProfileGroup(grp.items, odd, grp.weights, "ignore")
+    assert counted_margins(weird) is None
+    upper = _exact_margins(weird, np.zeros((n, 5, 5)))
+    expected = snap(upper - upper.transpose(0, 2, 1), total_weight(weird))
+    np.testing.assert_array_equal(margins(weird), expected)
