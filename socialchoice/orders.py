@@ -19,6 +19,10 @@ def levels_from_scores(scores: np.ndarray, tol: float | np.ndarray = 0.0) -> np.
     """Dense tie-group levels ``int64 [n, K]`` from ``scores [n, K]`` (higher is better)."""
     s = np.asarray(scores, dtype=np.float64)
     n, k = s.shape
+    if n == 1 and np.ndim(tol) == 0:
+        row = s[0].tolist()
+        if all(x == x for x in row):  # no NaN, so Python's sort agrees with argsort
+            return np.array([_score_levels_one(row, float(tol))], dtype=np.int64)
     order = np.argsort(-s, axis=1, kind="stable")
     rows = np.arange(n)[:, None]
     sorted_s = s[rows, order]
@@ -28,6 +32,18 @@ def levels_from_scores(scores: np.ndarray, tol: float | np.ndarray = 0.0) -> np.
     np.cumsum(new_group, axis=1, out=sorted_levels[:, 1:])
     levels = np.empty_like(sorted_levels)
     levels[rows, order] = sorted_levels
+    return levels
+
+
+def _score_levels_one(scores: list[float], tol: float) -> list[int]:
+    """:func:`levels_from_scores` for one item in plain Python (same stable order, same gaps)."""
+    order = sorted(range(len(scores)), key=lambda a: -scores[a])
+    levels = [0] * len(scores)
+    level = 0
+    for prev, a in zip(order, order[1:], strict=False):
+        if scores[a] - scores[prev] < -tol:
+            level += 1
+        levels[a] = level
     return levels
 
 

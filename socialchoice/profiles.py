@@ -53,14 +53,17 @@ def fractional_ranks(groups: np.ndarray, partial: Partial = "bottom") -> np.ndar
 
 
 def _all_permutations(g: np.ndarray) -> bool:
-    """Whether every row is a linear order 0..K-1 (then the fractional ranks are the indices):
-    K distinct powers of two below 2^K sum to 2^K - 1 exactly when they are all different."""
+    """Whether every row is a linear order 0..K-1 (then the fractional ranks are the indices).
+
+    Each value maps to a float64 power of two (out-of-range values to 2^60); K distinct powers
+    below 2^K sum to 2^K - 1 exactly when they are all different, and a row sum (a matvec,
+    fast for short rows) is exact below 2^53 while any larger one stays above 2^K - 1."""
     k = g.shape[1]
-    if g.size == 0 or k > 52 or g.dtype.kind not in "iu" or g.min() < 0 or g.max() >= k:
+    if g.size == 0 or k > 52 or g.dtype.kind not in "iu":
         return False
-    powers = np.left_shift(1, g.astype(np.int64)).astype(np.float64)
-    # float64 row sums by a matvec (fast for short rows): exact up to 2^53, and any larger sum
-    # stays above 2^K - 1 for K <= 52
+    table = np.full(k + 2, 2.0**60)
+    table[1 : k + 1] = np.exp2(np.arange(k))
+    powers = np.take(table, g + 1, mode="clip")
     return bool(np.all(powers @ np.ones(k) == (1 << k) - 1))
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from socialchoice import BatchProfile
-from socialchoice.orders import levels_from_defeats
+from socialchoice.orders import levels_from_defeats, levels_from_scores
 from socialchoice.pairwise import (
     _exact_margins,
     counted_margins,
@@ -154,3 +154,22 @@ def test_ranks_that_are_not_fractional_ranks_take_the_float_path(n: int) -> None
     upper = _exact_margins(weird, np.zeros((n, 5, 5)))
     expected = snap(upper - upper.transpose(0, 2, 1), total_weight(weird))
     np.testing.assert_array_equal(margins(weird), expected)
+
+
+@pytest.mark.parametrize("tol", [0.0, 0.25])
+def test_single_item_score_levels_equal_batch_levels(tol: float) -> None:
+    rng = np.random.default_rng(3)
+    scores = np.round(rng.random((300, 6)) * 4) / 2  # many exact ties and near ties
+    scores[0] = np.nan
+    scores[1, 2] = np.nan
+    batch = levels_from_scores(scores, tol)
+    for i in range(300):
+        np.testing.assert_array_equal(levels_from_scores(scores[i : i + 1], tol)[0], batch[i])
+
+
+def test_permutation_check_rejects_out_of_range_values() -> None:
+    assert _all_permutations(np.array([[0, 1, 2], [2, 0, 1]]))
+    assert not _all_permutations(np.array([[-1, 1, 2]]))
+    assert not _all_permutations(np.array([[0, 1, 3]]))
+    assert not _all_permutations(np.array([[0, 0, 2]], dtype=np.int8))
+    assert not _all_permutations(np.array([[127, 1, 2]], dtype=np.int8))
