@@ -53,18 +53,24 @@ def fractional_ranks(groups: np.ndarray, partial: Partial = "bottom") -> np.ndar
 
 
 def _all_permutations(g: np.ndarray) -> bool:
-    """Whether every row is a linear order 0..K-1 (then the fractional ranks are the indices).
+    """Whether every row is a linear order 0..K-1 (then the fractional ranks are the indices)."""
+    if g.size == 0 or g.shape[-1] > 52 or g.dtype.kind not in "iu":
+        return False
+    return bool(np.all(permutation_rows(g)))
+
+
+def permutation_rows(g: np.ndarray) -> np.ndarray:
+    """``bool [...]``: whether each row of the integer array ``g [..., K]`` (K <= 52) holds every
+    value 0..K-1 once.
 
     Each value maps to a float64 power of two (out-of-range values to 2^60); K distinct powers
     below 2^K sum to 2^K - 1 exactly when they are all different, and a row sum (a matvec,
     fast for short rows) is exact below 2^53 while any larger one stays above 2^K - 1."""
-    k = g.shape[1]
-    if g.size == 0 or k > 52 or g.dtype.kind not in "iu":
-        return False
+    k = g.shape[-1]
     table = np.full(k + 2, 2.0**60)
     table[1 : k + 1] = np.exp2(np.arange(k))
-    powers = np.take(table, g + 1, mode="clip")
-    return bool(np.all(powers @ np.ones(k) == (1 << k) - 1))
+    powers = np.take(table, g.reshape(-1, k) + 1, mode="clip")
+    return (powers @ np.ones(k) == (1 << k) - 1).reshape(g.shape[:-1])
 
 
 def _fractional_chunk(g: np.ndarray, partial: Partial) -> np.ndarray:

@@ -6,7 +6,7 @@ import numpy as np
 
 from ..orders import levels_from_scores
 from ..pairwise import snap, total_weight
-from ..profiles import ProfileGroup
+from ..profiles import ProfileGroup, permutation_rows
 from .positional import _small_integer_weights, weighted_sum
 from .registry import RuleOutput, register
 
@@ -78,13 +78,9 @@ def _linear_order(group: ProfileGroup) -> np.ndarray | None:
     if r.size == 0 or k > 30 or not _small_integer_weights(w):
         return None
     ri = r.astype(np.int32)
-    if not bool(np.all(ri == r)):
+    if not bool(np.all(ri == r)) or not bool(np.all(permutation_rows(ri) | (w == 0))):
         return None
-    ranks_t = np.ascontiguousarray(ri.transpose(0, 2, 1))
-    if ranks_t.min() < 0 or ranks_t.max() >= k:
-        return None
-    full = np.left_shift(1, ranks_t).sum(axis=1) == (1 << k) - 1
-    return ranks_t if bool(np.all(full | (w == 0))) else None
+    return np.ascontiguousarray(ri.transpose(0, 2, 1))
 
 
 def _positions(ranks_t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -99,25 +95,26 @@ def _positions(ranks_t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _runoff_one(ranks_t: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """:func:`_runoff_linear` for one item ``ranks_t [K, V]``, bookkeeping in Python lists."""
+    """:func:`_runoff_linear` for one item ``ranks_t [K, V]``: each round, a remaining
+    alternative's tally is the weight of the voters whose smallest remaining rank is its own."""
     k = ranks_t.shape[0]
-    slots, order = _positions(ranks_t)
-    w = None if bool(np.all(weights == 1.0)) else weights
-    top = order[slots]
+    unit = bool(np.all(weights == 1.0))
     remaining = list(range(k))
     out = [0.0] * k
+    sub = ranks_t
     for round_ in range(k):
-        tally = np.bincount(top, w, k).tolist()
-        low = min(tally[a] for a in remaining)
-        for a in remaining:
-            if tally[a] == low:
+        hits = sub == sub.min(axis=0)
+        tally = (np.count_nonzero(hits, axis=1) if unit else hits @ weights).tolist()
+        low = min(tally)
+        for a, t in zip(remaining, tally, strict=True):
+            if t == low:
                 out[a] = float(round_)
-        remaining = [a for a in remaining if tally[a] != low]
+        remaining = [a for a, t in zip(remaining, tally, strict=True) if t != low]
         if len(remaining) <= 1:  # a lone survivor leaves alone next round
             for a in remaining:
                 out[a] = float(round_ + 1)
             break
-        top = order[slots + ranks_t[remaining].min(axis=0)]
+        sub = ranks_t[remaining]
     return np.array(out)
 
 
