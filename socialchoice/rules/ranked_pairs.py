@@ -161,6 +161,8 @@ def _lock_one(edge: list[bool], order: list[int], k: int) -> list[int]:
 
 def _lock_tie_breaker(m: np.ndarray, position: np.ndarray) -> np.ndarray:
     n, k, _ = m.shape
+    if n == 1 and k <= _MAX_MASK_K:
+        return _lock_tie_breaker_one(m[0].tolist(), position.tolist(), k)
     edge = (m >= 0) & ~np.eye(k, dtype=bool)
     level = _dense_levels(m.reshape(n, -1), edge.reshape(n, -1))
     tb = (position[:, None] * k + position[None, :]).reshape(-1)
@@ -169,6 +171,15 @@ def _lock_tie_breaker(m: np.ndarray, position: np.ndarray) -> np.ndarray:
     n_steps = int(edge.sum(axis=(1, 2)).max(initial=0))
     lock = _lock_masks if k <= _MAX_MASK_K else _lock_in_order
     return lock(edge.reshape(n, -1), order[:, :n_steps], k)
+
+
+def _lock_tie_breaker_one(m: list[list[float]], position: list[int], k: int) -> np.ndarray:
+    """:func:`_lock_tie_breaker` for one item in Python: edges with margin >= 0 sorted by
+    decreasing margin, then by the tie-breaker positions of (source, target)."""
+    edges = [a * k + b for a in range(k) for b in range(k) if a != b and m[a][b] >= 0]
+    edges.sort(key=lambda f: (-m[f // k][f % k], position[f // k] * k + position[f % k]))
+    masks = _lock_one([True] * (k * k), edges, k)
+    return _unpack(np.array([masks], dtype=np.uint64), k)
 
 
 def _lock_in_order(edge: np.ndarray, order: np.ndarray, k: int) -> np.ndarray:

@@ -26,6 +26,7 @@ from socialchoice.rules.ranked_pairs import (
     _lock_in_order,
     _lock_levels_masks,
     _lock_masks,
+    _lock_tie_breaker,
     _lock_together,
 )
 from socialchoice.rules.runoff import _linear_order, _runoff_general, _runoff_linear, _runoff_one
@@ -173,3 +174,13 @@ def test_permutation_check_rejects_out_of_range_values() -> None:
     assert not _all_permutations(np.array([[0, 1, 3]]))
     assert not _all_permutations(np.array([[0, 0, 2]], dtype=np.int8))
     assert not _all_permutations(np.array([[127, 1, 2]], dtype=np.int8))
+
+
+@pytest.mark.parametrize(("v", "k"), [(4, 6), (101, 8), (1, 3)])
+def test_single_item_tie_breaker_locking_equals_batch(v: int, k: int) -> None:
+    grp = random_group(150, v, k, seed=v + k, ties=True)
+    m = margins(grp)
+    position = np.argsort(np.random.default_rng(v).permutation(k))
+    batch = _lock_tie_breaker(m, position)
+    for i in range(150):
+        np.testing.assert_array_equal(_lock_tie_breaker(m[i : i + 1], position)[0], batch[i])
