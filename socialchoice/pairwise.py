@@ -63,17 +63,18 @@ def small_group(group: ProfileGroup) -> bool:
 
 
 def counted_margins(group: ProfileGroup) -> np.ndarray | None:
-    """Margins by counting (weights 0 or 1, half-integer ranks below K = 64); None otherwise."""
+    """Margins by counting voters (weights 0 or 1, K < 64); None otherwise. One item compares
+    the float ranks; larger groups need half-integer ranks (int8 doubled ranks)."""
     n, v, k = group.ranks.shape
     w = group.weights
     if k > _MAX_BITS_K or group.ranks.size == 0 or not bool(np.all((w == 1.0) | (w == 0.0))):
         return None
+    if n * v * k * k <= _PACKED_LIMIT:
+        wins = _wins_packed(group.ranks, w > 0)
+        return (wins - wins.transpose(0, 2, 1)).astype(np.float64)
     r2 = _doubled(group.ranks, w > 0)
     if r2 is None:
         return None
-    if n * v * k * k <= _PACKED_LIMIT:
-        wins = _wins_packed(r2)
-        return (wins - wins.transpose(0, 2, 1)).astype(np.float64)
     last = _wins_last(r2).astype(np.int32)
     out = np.empty((n, k, k))
     out[...] = (last - last.transpose(1, 0, 2)).transpose(2, 0, 1)
@@ -102,13 +103,16 @@ def _doubled(ranks: np.ndarray, present: np.ndarray) -> np.ndarray | None:
     return r2
 
 
-def _wins_packed(r2: np.ndarray) -> np.ndarray:
-    """Win counts from doubled ranks ``int8 [n, V, K]`` for small groups (one item): one
-    broadcast comparison ``[n, a, b, V]`` packed 8 voters a byte, popcount per 64-bit word."""
-    n, v, k = r2.shape
+def _wins_packed(ranks: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """Win counts of small groups (one item) from the float ranks themselves: one broadcast
+    comparison ``[n, a, b, V]`` (NaN compares false, as in the float path; absent voters get
+    rank 0 everywhere), packed 8 voters a byte and counted with a popcount per 64-bit word."""
+    n, v, k = ranks.shape
     width = -(-v // 64) * 64
-    rt = np.zeros((n, k, width), dtype=np.int8)
-    rt[:, :, :v] = r2.transpose(0, 2, 1)
+    rt = np.zeros((n, k, width), dtype=np.float32)
+    rt[:, :, :v] = ranks.transpose(0, 2, 1)
+    if not bool(present.all()):
+        rt[:, :, :v] *= present[:, None, :]
     less = rt[:, :, None, :] < rt[:, None, :, :]
     packed = np.packbits(less, axis=-1).view(np.uint64)
     return np.bitwise_count(packed).sum(axis=-1, dtype=np.int64)

