@@ -94,14 +94,18 @@ def plurality(group: ProfileGroup) -> RuleOutput:
     ch. 1.
     """
     ranks_t = group.ranks.transpose(0, 2, 1).copy()  # C order: reduce over K rows
-    np.nan_to_num(ranks_t, copy=False, nan=np.inf)
+    nan = np.isnan(ranks_t)
+    if nan.any():
+        ranks_t[nan] = np.inf
     top = ranks_t == ranks_t.min(axis=1, keepdims=True)
     count = np.add.reduce(top, axis=1, keepdims=True, dtype=np.int64)
-    share_t = top / np.maximum(count, 1)
-    if count.max(initial=0) <= 2 and _small_integer_weights(group.weights):
+    most = count.max(initial=0)
+    share_t = top if most == 1 else top / np.maximum(count, 1)
+    if most <= 2 and _small_integer_weights(group.weights):
         # shares are 0, 1/2 or 1 and weights small integers: the float64 sums are exact
         scores = np.matmul(share_t, group.weights[:, :, None])[:, :, 0]
         return RuleOutput(scores, levels_from_scores(scores))
+    share_t = top / np.maximum(count, 1)
     share = np.ascontiguousarray(share_t.transpose(0, 2, 1))
     return _by_scores(group, weighted_sum(share, group.weights))
 
