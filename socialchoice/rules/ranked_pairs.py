@@ -176,9 +176,13 @@ def _lock_tie_breaker(m: np.ndarray, position: np.ndarray) -> np.ndarray:
 def _lock_tie_breaker_one(m: list[list[float]], position: list[int], k: int) -> np.ndarray:
     """:func:`_lock_tie_breaker` for one item in Python: edges with margin >= 0 sorted by
     decreasing margin, then by the tie-breaker positions of (source, target)."""
-    edges = [a * k + b for a in range(k) for b in range(k) if a != b and m[a][b] >= 0]
-    edges.sort(key=lambda f: (-m[f // k][f % k], position[f // k] * k + position[f % k]))
-    masks = _lock_one([True] * (k * k), edges, k)
+    keyed = sorted(
+        (-x, position[a] * k + position[b], a * k + b)
+        for a, row in enumerate(m)
+        for b, x in enumerate(row)
+        if a != b and x >= 0
+    )
+    masks = _lock_one([True] * (k * k), [flat for _, _, flat in keyed], k)
     return _unpack(np.array([masks], dtype=np.uint64), k)
 
 
