@@ -277,7 +277,7 @@ def submit_ranking(
     submission by the same rater on the same item becomes a new version of their ranking.
     """
     _own_assignment(assignment, user)
-    item = Item.objects.select_for_update().select_related("project").get(pk=assignment.item_id)
+    item = Item.objects.select_for_update(of=("self",)).select_related("project").get(pk=assignment.item_id)
     existing, previous = _earlier(item, assignment.rater, submission_id)
     if existing is not None:
         return existing
@@ -309,7 +309,7 @@ def record_ranking(
     submission_id: uuid.UUID | str | None = None,
 ) -> Ranking:
     """Store a ranking without a lease: synthetic raters, imports, and edits of one's own ranking."""
-    item = Item.objects.select_for_update().select_related("project").get(pk=item.pk)
+    item = Item.objects.select_for_update(of=("self",)).select_related("project").get(pk=item.pk)
     existing, previous = _earlier(item, rater, submission_id)
     if existing is not None:
         return existing

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import socket
@@ -104,36 +105,83 @@ async def wait_ready(base: str) -> None:
     raise RuntimeError("server did not start")
 
 
-async def annotator(client, base: str, project: str, token: str, deadline: float, mode: str, stats: Stats) -> None:
-    headers = {"Authorization": f"Token {token}"}
-    assignment = await _timed_next(client, base, project, headers, stats)
-    while assignment is not None and time.perf_counter() < deadline:
-        order = [[rid] for rid in assignment["responses_order"]]
-        sid = str(uuid.uuid4())
-        body = {"ranking": order, "submission_id": sid, "seconds": 1.0}
-        started = time.perf_counter()
-        reply = await client.post(f"{base}/api/v1/assignments/{assignment['id']}/submit/", json=body, headers=headers)
-        stats.latencies.append(time.perf_counter() - started)
-        if reply.status_code not in (200, 201):
-            stats.errors.append(f"submit {reply.status_code}: {reply.text[:200]}")
-            return
-        stats.submissions.append(sid)
-        if mode == "combined":
-            assignment = _assignment_of(reply.json().get("next"))
-        else:
-            assignment = await _timed_next(client, base, project, headers, stats)
+class Connection:
+    """A minimal keep-alive HTTP/1.1 client, one per simulated annotator.
+
+    httpx spent most of a core here; the load generator shares the machine with the server, so
+    every cycle it burns is taken from the system under test.
+    """
+
+    def __init__(self, host: str, port: int, token: str) -> None:
+        self.host, self.port = host, port
+        self.auth = f"Authorization: Token {token}\r\n"
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post(self, path: str, body: dict | None = None) -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        payload = json.dumps(body).encode() if body is not None else b""
+        head = (f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\n{self.auth}"
+                f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n")
+        self.writer.write(head.encode() + payload)
+        return await self._response()
+
+    async def _response(self) -> tuple[int, bytes]:
+        assert self.reader is not None
+        status = int((await self.reader.readline()).split()[1])
+        length, chunked = 0, False
+        while (line := await self.reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode("latin-1").partition(":")
+            if name.lower() == "content-length":
+                length = int(value)
+            elif name.lower() == "transfer-encoding" and "chunked" in value.lower():
+                chunked = True
+        if not chunked:
+            return status, await self.reader.readexactly(length)
+        body = b""
+        while size := int((await self.reader.readline()).strip(), 16):
+            body += await self.reader.readexactly(size + 2)
+            body = body[:-2]
+        await self.reader.readline()
+        return status, body
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
 
 
-async def _timed_next(client, base: str, project: str, headers: dict[str, str], stats: Stats) -> dict | None:
+async def annotator(conn: Connection, project: str, deadline: float, mode: str, stats: Stats) -> None:
+    try:
+        assignment = await _timed_next(conn, project, stats)
+        while assignment is not None and time.perf_counter() < deadline:
+            sid = str(uuid.uuid4())
+            body = {"ranking": [[rid] for rid in assignment["responses_order"]], "submission_id": sid, "seconds": 1.0}
+            started = time.perf_counter()
+            status, reply = await conn.post(f"/api/v1/assignments/{assignment['id']}/submit/", body)
+            stats.latencies.append(time.perf_counter() - started)
+            if status not in (200, 201):
+                stats.errors.append(f"submit {status}: {reply[:200]!r}")
+                return
+            stats.submissions.append(sid)
+            if mode == "combined":
+                assignment = _assignment_of(json.loads(reply).get("next"))
+            else:
+                assignment = await _timed_next(conn, project, stats)
+    finally:
+        await conn.close()
+
+
+async def _timed_next(conn: Connection, project: str, stats: Stats) -> dict | None:
     started = time.perf_counter()
-    reply = await client.post(f"{base}/api/v1/projects/{project}/next/", headers=headers)
+    status, reply = await conn.post(f"/api/v1/projects/{project}/next/")
     stats.latencies.append(time.perf_counter() - started)
-    if reply.status_code == 204:
+    if status == 204:
         return None
-    if reply.status_code != 200:
-        stats.errors.append(f"next {reply.status_code}: {reply.text[:200]}")
+    if status != 200:
+        stats.errors.append(f"next {status}: {reply[:200]!r}")
         return None
-    return _assignment_of(reply.json())
+    return _assignment_of(json.loads(reply))
 
 
 def _assignment_of(data: dict | None) -> dict | None:
@@ -142,16 +190,13 @@ def _assignment_of(data: dict | None) -> dict | None:
     return {"id": data["id"], "responses_order": [r["id"] for r in data["responses"]]}
 
 
-async def drive(base: str, project: str, tokens: list[str], seconds: float, mode: str) -> tuple[Stats, float]:
-    import httpx
-
+async def drive(port: int, project: str, tokens: list[str], seconds: float, mode: str) -> tuple[Stats, float]:
     stats = Stats()
-    limits = httpx.Limits(max_connections=len(tokens), max_keepalive_connections=len(tokens))
-    async with httpx.AsyncClient(limits=limits, timeout=60) as client:
-        started = time.perf_counter()
-        deadline = started + seconds
-        await asyncio.gather(*(annotator(client, base, project, t, deadline, mode, stats) for t in tokens))
-        return stats, time.perf_counter() - started
+    started = time.perf_counter()
+    deadline = started + seconds
+    conns = [Connection("127.0.0.1", port, t) for t in tokens]
+    await asyncio.gather(*(annotator(c, project, deadline, mode, stats) for c in conns))
+    return stats, time.perf_counter() - started
 
 
 def check_database(stats: Stats) -> dict[str, int]:
@@ -194,7 +239,7 @@ def main() -> None:
     base = f"http://127.0.0.1:{port}"
     try:
         asyncio.run(wait_ready(base))
-        stats, elapsed = asyncio.run(drive(base, project, tokens, args.seconds, args.mode))
+        stats, elapsed = asyncio.run(drive(port, project, tokens, args.seconds, args.mode))
     finally:
         for p in procs:
             p.terminate()
