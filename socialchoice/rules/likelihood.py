@@ -58,8 +58,10 @@ def bradley_terry(group: ProfileGroup, reg: float = DEFAULT_REG) -> RuleOutput:
     Reference: R. A. Bradley and M. E. Terry, Biometrika 39 (1952); D. R. Hunter, "MM algorithms for
     generalized Bradley-Terry models", Ann. Stat. 32 (2004).
     """
-    w = np.maximum(total_weight(group), 1e-300)[:, None, None]
     m = margins(group)
+    if m.shape[0] == 1 and group.partial == "bottom":
+        return _bradley_terry_one(m, float(group.weights.sum()), reg)
+    w = np.maximum(total_weight(group), 1e-300)[:, None, None]
     s = (compared(group) + m) / 2.0 / w
     both = s + s.transpose(0, 2, 1)
     eye = np.eye(group.k)
@@ -73,6 +75,44 @@ def bradley_terry(group: ProfileGroup, reg: float = DEFAULT_REG) -> RuleOutput:
 
     out = _output(_newton(grad_hess, np.zeros((s.shape[0], group.k))))
     return RuleOutput(out.scores, out.levels, {"margins": m})
+
+
+def _bradley_terry_one(m: np.ndarray, total: float, reg: float) -> RuleOutput:
+    """:func:`bradley_terry` for one item whose voters rank every alternative (``partial =
+    "bottom"``: every voter compares every pair, so ``compared`` is the total weight off the
+    diagonal), on 2-D arrays with the same Newton steps as :func:`_newton`."""
+    k = m.shape[1]
+    w = max(total, 1e-300)
+    s = (m[0] + total) / 2.0 / w
+    flat_diag = s.reshape(-1)[:: k + 1]
+    flat_diag[:] = 0.0
+    theta = _newton_one(s, reg)
+    row = theta.tolist()
+    mean = sum(row) / k if k else 0.0
+    scores = [x - mean for x in row]
+    levels = levels_from_scores(np.array([scores]), SCORE_TOL)
+    return RuleOutput(np.array([scores]), levels, {"margins": m})
+
+
+def _newton_one(s: np.ndarray, reg: float, iters: int = 100) -> np.ndarray:
+    """:func:`_newton` on ``grad_hess`` of :func:`bradley_terry` for one item's support
+    fractions ``s [K, K]``, without the item axis (a dozen small numpy calls per step)."""
+    k = s.shape[0]
+    both = s + s.T
+    s_rows = s.sum(axis=1)
+    theta = np.zeros(k)
+    for _ in range(iters):
+        p = 1.0 / (1.0 + np.exp(theta[None, :] - theta[:, None]))
+        bp = both * p
+        g = s_rows - bp.sum(axis=1) - reg * theta
+        h = bp - bp * p
+        h.reshape(-1)[:: k + 1] -= h.sum(axis=1) + reg
+        step = np.linalg.solve(h, -g)
+        size = max(map(abs, step.tolist()), default=0.0)
+        theta = theta + (step if size <= 1.0 else step / size)
+        if size < 1e-12:
+            break
+    return theta
 
 
 def _choice_events(group: ProfileGroup) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
