@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db.models import QuerySet
 
 from synthetic.models import PersonaPanel, SyntheticRun
-from synthetic.services import MAX_PANEL_SIZE
+from synthetic.services import MAX_DESCRIBED_PANEL_SIZE, MAX_PANEL_SIZE
 
 ENGINE_CHOICES = [
     ("transformers", "transformers (local model, CPU or GPU)"),
@@ -48,24 +48,8 @@ class PanelImportForm(forms.Form):
         return data
 
 
-class PanelGenerateForm(forms.Form):
-    name = forms.CharField(max_length=200)
-    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
-    size = forms.IntegerField(min_value=1, max_value=MAX_PANEL_SIZE, initial=20)
-    seed = forms.IntegerField(initial=0)
-    match_annotators = forms.BooleanField(
-        required=False, initial=True,
-        help_text="Quotas follow the consented demographics of this project's annotators.",
-    )
-
-
-class TwinPanelForm(forms.Form):
-    name = forms.CharField(max_length=200, initial="Annotator twins")
-    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
-
-
 class BackendFields(forms.Form):
-    """Engine, model and connection fields shared by both run forms."""
+    """Engine, model and connection fields shared by both run forms and the panel generator."""
 
     engine = forms.ChoiceField(choices=ENGINE_CHOICES, initial="transformers")
     model = forms.CharField(max_length=500, help_text="Local model directory or .gguf (transformers, vLLM), or the served model name (OpenAI).")
@@ -87,6 +71,52 @@ class BackendFields(forms.Form):
         if data.get("api_key_env"):
             options["api_key_env"] = data["api_key_env"]
         return options
+
+
+class PanelGenerateForm(BackendFields):
+    """The generator; the engine fields are used only when a model writes the descriptions."""
+
+    name = forms.CharField(max_length=200)
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    size = forms.IntegerField(min_value=1, max_value=MAX_PANEL_SIZE, initial=20)
+    seed = forms.IntegerField(initial=0)
+    match_annotators = forms.BooleanField(
+        required=False, initial=True,
+        help_text="Quotas follow the consented demographics of this project's annotators.",
+    )
+    describe_with_model = forms.BooleanField(
+        required=False, label="Write descriptions with a model",
+        help_text=f"Richer descriptions from the engine and model below instead of the template; up to "
+                  f"{MAX_DESCRIBED_PANEL_SIZE} personas, written while you wait.",
+    )
+    field_order = ["name", "description", "size", "seed", "match_annotators", "describe_with_model"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name in BackendFields.base_fields:
+            self.fields[name].required = False
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if data.get("describe_with_model"):
+            for name in ("engine", "model"):
+                if not data.get(name):
+                    self.add_error(name, "Needed to write descriptions with a model.")
+        data["device"] = data.get("device") or "auto"
+        data["batch_size"] = data.get("batch_size") or 8
+        return data
+
+    def describe_with(self) -> dict[str, Any] | None:
+        """The backend that writes the descriptions (`{"engine", "model", **options}`), or None."""
+        data = self.cleaned_data
+        if not data["describe_with_model"]:
+            return None
+        return {"engine": data["engine"], "model": data["model"], **self.backend_options()}
+
+
+class TwinPanelForm(forms.Form):
+    name = forms.CharField(max_length=200, initial="Annotator twins")
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
 
 
 class SyntheticRunForm(BackendFields):

@@ -1,6 +1,12 @@
 """Workflows of the synthetic app: persona panels (import, generate, twins, new versions) and
 starting synthetic-rating and candidate-generation runs.
 
+A generated panel's descriptions can be written by a model (`generate_panel(describe_with=...)`).
+That runs inside the caller (the web request), not as a job, so it is capped at
+MAX_DESCRIBED_PANEL_SIZE personas: one batched call of a small local model or an
+OpenAI-compatible server takes seconds to a minute for such a panel. The model is released
+before the panel is stored; an engine failure stores nothing.
+
 Panels never change in place: every change stores a new panel row with the next version, so a
 run always points at the personas it judged with. Everything a run needs is validated here,
 BEFORE anything is queued: a run that cannot start is never stored.
@@ -8,6 +14,7 @@ BEFORE anything is queued: a run that cannot start is never stored.
 from __future__ import annotations
 
 import json
+import logging
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import fields as dataclass_fields
@@ -20,12 +27,24 @@ from django.db.models import Max, QuerySet
 from annotation.models import AnnotatorProfile, Item, Membership, Project
 from jobs import services as jobs_services
 from synthetic import personas as pure
-from synthetic.backends import BackendConfig, BackendConfigError, config_problems
+from synthetic.backends import (
+    BackendConfig,
+    BackendConfigError,
+    GenerationParams,
+    config_problems,
+    load_backend,
+)
+from synthetic.judging.describe import DEFAULT_DESCRIPTION_PROMPT, FALLBACK_KEY, enrich_descriptions
 from synthetic.judging.prompts import PromptTemplateError, load_template
 from synthetic.judging.types import DEFAULT_PROMPT_VERSIONS, Method
 from synthetic.models import GenerationRun, Persona, PersonaPanel, SyntheticRun
 
+logger = logging.getLogger(__name__)
+
 MAX_PANEL_SIZE = 10_000
+# Model-written descriptions are generated inside the request: small panels only (see above).
+MAX_DESCRIBED_PANEL_SIZE = 50
+DESCRIPTION_PARAMS = GenerationParams(max_new_tokens=160, temperature=0.7, top_p=0.95)
 # Profile fields that the panel generator calls by another name.
 PROFILE_TO_PANEL = {"gender": "sex"}
 
@@ -140,7 +159,8 @@ def project_quotas(project: Project) -> dict[str, dict[str, float]]:
     return pure.quotas_from_profiles(profiles)
 
 
-@transaction.atomic
+# Not atomic as a whole: a model writing descriptions must not hold a transaction open;
+# `create_panel` stores the result atomically.
 def generate_panel(
     *,
     owner: AbstractBaseUser,
@@ -151,10 +171,16 @@ def generate_panel(
     match_annotators: bool = False,
     quotas: dict[str, dict[str, float]] | None = None,
     description: str = "",
+    describe_with: dict[str, Any] | None = None,
 ) -> PersonaPanel:
-    """A seeded stratified panel; with `match_annotators`, quotas follow the project's annotators."""
+    """A seeded stratified panel; with `match_annotators`, quotas follow the project's annotators.
+
+    `describe_with` (`{"engine", "model", **backend options}`, as a run's model) has a model
+    write the descriptions; the backend is checked before anything else happens.
+    """
     if not 1 <= size <= MAX_PANEL_SIZE:
         raise PanelError(f"panel size must be between 1 and {MAX_PANEL_SIZE}, got {size}")
+    config = _description_backend(describe_with, size) if describe_with is not None else None
     quotas = dict(quotas or {})
     if match_annotators:
         if project is None:
@@ -168,11 +194,50 @@ def generate_panel(
     problems = pure.panel_problems(spec)
     if problems:
         raise PanelError(" ".join(problems))
-    recipe = {"size": size, "seed": seed, "quotas": quotas, "match_annotators": match_annotators}
+    recipe: dict[str, Any] = {"size": size, "seed": seed, "quotas": quotas, "match_annotators": match_annotators}
+    personas = pure.generate_panel(spec)
+    if config is not None:
+        personas = _describe(config, personas, seed)
+        recipe["descriptions"] = {
+            "model": config.label, "prompt_version": DEFAULT_DESCRIPTION_PROMPT,
+            "fallbacks": sum(1 for p in personas if FALLBACK_KEY in p.attributes),
+        }
     return create_panel(
-        owner=owner, name=name, personas=pure.generate_panel(spec), source=PersonaPanel.Source.GENERATED,
+        owner=owner, name=name, personas=personas, source=PersonaPanel.Source.GENERATED,
         project=project, description=description, recipe=recipe,
     )
+
+
+def _description_backend(describe_with: dict[str, Any], size: int) -> BackendConfig:
+    if size > MAX_DESCRIBED_PANEL_SIZE:
+        raise PanelError(
+            f"a model writes descriptions for at most {MAX_DESCRIBED_PANEL_SIZE} personas (inside this "
+            f"request), got {size}: generate a smaller panel, or keep the template descriptions"
+        )
+    spec = dict(describe_with)
+    options = {k: v for k, v in spec.items() if k not in ("engine", "model")}
+    try:
+        config = backend_config(str(spec.get("engine", "")), str(spec.get("model", "")), options)
+        check_backend(config)
+    except SyntheticRunError as exc:
+        raise PanelError(str(exc)) from None
+    return config
+
+
+def _describe(config: BackendConfig, personas: list[pure.Persona], seed: int) -> list[pure.Persona]:
+    """`personas` with descriptions written by `config`'s model; PanelError if the engine fails."""
+    try:
+        backend = load_backend(config)
+    except Exception as exc:  # loading runs third-party code: any failure means "cannot describe"
+        logger.exception("loading %s to describe personas failed", config.label)
+        raise PanelError(f"backend: could not load {config.label}: {exc}") from None
+    try:
+        return enrich_descriptions(backend, personas, DESCRIPTION_PARAMS, seed)
+    except Exception as exc:  # an engine failure stores nothing and says why
+        logger.exception("describing personas with %s failed", config.label)
+        raise PanelError(f"backend: {config.label} failed while writing descriptions: {exc}") from None
+    finally:
+        backend.close()
 
 
 @transaction.atomic

@@ -104,12 +104,25 @@ def panel_generate(request: HttpRequest, public_id: UUID) -> HttpResponse:
             panel = services.generate_panel(
                 owner=request.user, name=data["name"], size=data["size"], seed=data["seed"], project=project,
                 match_annotators=data["match_annotators"], description=data["description"],
+                describe_with=form.describe_with(),
             )
         except services.PanelError as exc:
             form.add_error(None, str(exc))
         else:
+            _warn_template_fallbacks(request, panel)
             return _created(request, project, panel)
-    return _panel_form_page(request, project, form, "Generate a stratified panel", "Seeded; quotas optional.")
+    intro = "Seeded; quotas optional. Descriptions come from a template, or from a model for small panels."
+    return _panel_form_page(request, project, form, "Generate a stratified panel", intro)
+
+
+def _warn_template_fallbacks(request: HttpRequest, panel: PersonaPanel) -> None:
+    described = panel.recipe.get("descriptions") or {}
+    if described.get("fallbacks"):
+        messages.warning(
+            request,
+            f"{described['fallbacks']} persona(s) kept the template description: {described['model']} gave "
+            "no usable text (the reason is in each persona's description_fallback attribute).",
+        )
 
 
 @login_required
