@@ -41,15 +41,20 @@ def fractional_ranks(groups: np.ndarray, partial: Partial = "bottom") -> np.ndar
     they get ``NaN`` and ranked alternatives are positioned among the ranked ones only. Group
     indices need not be dense (``[0, 5, 5]`` is the same ballot as ``[0, 1, 1]``).
     """
+    return _fractional_ranks(groups, partial)[0]
+
+
+def _fractional_ranks(groups: np.ndarray, partial: Partial) -> tuple[np.ndarray, bool]:
+    """:func:`fractional_ranks` and whether every row was a linear order (permutation)."""
     _check_partial(partial)
     shape = np.shape(groups)
     flat = np.asarray(groups).reshape(-1, shape[-1])
     if _all_permutations(flat):
-        return flat.astype(np.float32).reshape(shape)
+        return flat.astype(np.float32).reshape(shape), True
     out = np.empty(flat.shape, dtype=np.float32)
     for start in range(0, flat.shape[0], _CHUNK):
         out[start : start + _CHUNK] = _fractional_chunk(flat[start : start + _CHUNK], partial)
-    return out.reshape(shape)
+    return out.reshape(shape), False
 
 
 def _all_permutations(g: np.ndarray) -> bool:
@@ -147,7 +152,9 @@ class Profile:
 
     ``ranks`` is ``float32 [V, K]`` (fractional ranks, ``NaN`` = unranked under "ignore"),
     ``weights`` is ``float64 [V]``, ``groups`` optionally names each voter's rater group (for the
-    egalitarian rule and per-group agreement).
+    egalitarian rule and per-group agreement). ``linear`` records that every ballot is known to be
+    a linear order (``ranks`` rows are permutations of 0..K-1), as the constructors find out while
+    encoding; False means "not known" and rules check for themselves.
     """
 
     alternatives: tuple[str, ...]
@@ -155,6 +162,7 @@ class Profile:
     weights: np.ndarray
     partial: Partial = "bottom"
     groups: tuple[str, ...] | None = None
+    linear: bool = False
 
     @classmethod
     def from_weak_orders(
@@ -189,9 +197,9 @@ class Profile:
         w = np.ones(n) if weights is None else _check_weights(np.asarray(weights), n)
         if groups is not None and len(groups) != n:
             raise ValueError("groups must name one group per voter")
-        ranks = fractional_ranks(g, partial)
+        ranks, linear = _fractional_ranks(g, partial)
         grp = None if groups is None else tuple(groups)
-        return cls(tuple(alternatives), ranks, w, partial, grp)
+        return cls(tuple(alternatives), ranks, w, partial, grp, linear and ranks.ndim == 2)
 
     @property
     def n_voters(self) -> int:
@@ -219,6 +227,7 @@ class Profile:
             self.weights[None],
             self.partial,
             codes,
+            self.linear,
         )
 
 
@@ -234,7 +243,8 @@ class ProfileGroup:
     """Items of a batch that share K: dense arrays the rules work on.
 
     ``ranks float32 [n, V, K]``, ``weights float64 [n, V]`` (0 = padding / absent voter),
-    ``items int64 [n]`` (positions in the batch), ``voter_groups int32 [n, V]`` (-1 = none) or None.
+    ``items int64 [n]`` (positions in the batch), ``voter_groups int32 [n, V]`` (-1 = none) or None,
+    ``linear``: every ballot is known to be a linear order (False = not known).
     """
 
     items: np.ndarray
@@ -242,6 +252,7 @@ class ProfileGroup:
     weights: np.ndarray
     partial: Partial = "bottom"
     voter_groups: np.ndarray | None = None
+    linear: bool = False
 
     @property
     def k(self) -> int:
@@ -252,5 +263,5 @@ class ProfileGroup:
         """The sub-group of the given rows."""
         vg = None if self.voter_groups is None else self.voter_groups[rows]
         return ProfileGroup(
-            self.items[rows], self.ranks[rows], self.weights[rows], self.partial, vg
+            self.items[rows], self.ranks[rows], self.weights[rows], self.partial, vg, self.linear
         )

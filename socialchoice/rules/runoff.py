@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from ..orders import levels_from_scores
@@ -44,6 +46,15 @@ def instant_runoff(group: ProfileGroup) -> RuleOutput:
     Reference: T. N. Tideman, "Independence of clones as a criterion for voting rules", Soc. Choice
     Welf. 4 (1987); Handbook of Computational Social Choice (2016), ch. 4.
     """
+    if group.linear and group.ranks.shape[0] == 1 and 0 < group.k <= _TYPES_MAX_K:
+        w = group.weights[0]
+        unit = bool(np.all(w == 1.0))
+        if unit or _small_integer_weights(group.weights):
+            eliminated_in, m = _runoff_one_linear(group.ranks[0], None if unit else w)
+            if not unit:
+                m = snap(m[None], total_weight(group))[0]
+            scores = eliminated_in[None]
+            return RuleOutput(scores, levels_from_scores(scores), {"margins": m[None]})
     linear = _linear_order(group)
     if linear is not None and linear.shape[0] == 1:
         eliminated_in = _runoff_one(linear[0], group.weights[0])[None]
@@ -53,6 +64,53 @@ def instant_runoff(group: ProfileGroup) -> RuleOutput:
         return RuleOutput(eliminated_in, levels_from_scores(eliminated_in))
     eliminated_in = _runoff_general(group)
     return RuleOutput(eliminated_in, levels_from_scores(eliminated_in))
+
+
+_TYPES_MAX_K = 10
+
+
+@functools.cache
+def _above_tables(k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Constants for :func:`_runoff_one_linear`: bit weights ``float32 [K]``, row offsets
+    ``c * 2^K`` ``[K, 1]``, all subsets ``0..2^K-1`` and their bits ``float64 [2^K, K]``."""
+    subsets = np.arange(1 << k)
+    bits = ((subsets[:, None] >> np.arange(k)) & 1).astype(np.float64)
+    offsets = (np.arange(k, dtype=np.intp) << k)[:, None]
+    return np.exp2(np.arange(k)).astype(np.float32), offsets, subsets, bits
+
+
+def _runoff_one_linear(ranks: np.ndarray, weights: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Instant runoff of one item with linear ballots ``ranks [V, K]`` (0..K-1 per row) and
+    unit (None) or small integer weights, plus its margins ``[K, K]``.
+
+    Voter v's top remaining alternative is c exactly when none of the alternatives she ranks
+    above c (the bitmask ``above[v, c]``) remains. So one bincount of ``(c, above)`` pairs,
+    ``count[c, A]``, gives every round's tallies as ``count @ [A & remaining == 0]``, and the
+    margins as ``count @ bits`` (``wins[c, b]`` = weight ranking b above c)."""
+    v, k = ranks.shape
+    powers, offsets, subsets, bits = _above_tables(k)
+    rt = np.ascontiguousarray(ranks.T)
+    above = np.matmul(powers, rt[None, :, :] < rt[:, None, :])  # above[c, v], exact below 2^24
+    keys = (above.astype(np.intp) + offsets).ravel()
+    flat_w = None if weights is None else np.broadcast_to(weights, (k, v)).ravel()
+    count = np.bincount(keys, flat_w, k << k).astype(np.float64).reshape(k, 1 << k)
+    wins = count @ bits
+    remaining = list(range(k))
+    left = (1 << k) - 1
+    out = [0.0] * k
+    for round_ in range(k):
+        tally = (count @ ((subsets & left) == 0)).tolist()
+        low = min(tally[a] for a in remaining)
+        for a in remaining:
+            if tally[a] == low:
+                out[a] = float(round_)
+                left ^= 1 << a
+        remaining = [a for a in remaining if tally[a] != low]
+        if len(remaining) <= 1:  # a lone survivor leaves alone next round
+            for a in remaining:
+                out[a] = float(round_ + 1)
+            break
+    return np.array(out), wins.T - wins
 
 
 def _runoff_general(group: ProfileGroup) -> np.ndarray:

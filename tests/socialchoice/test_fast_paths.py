@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from socialchoice import BatchProfile
+from socialchoice import BatchProfile, Profile
 from socialchoice.orders import levels_from_defeats, levels_from_scores
 from socialchoice.pairwise import (
     _exact_margins,
@@ -21,6 +21,7 @@ from socialchoice.profiles import (
     _fractional_chunk,
     fractional_ranks,
 )
+from socialchoice.rules.likelihood import bradley_terry
 from socialchoice.rules.ranked_pairs import (
     _dense_levels,
     _lock_in_order,
@@ -29,7 +30,13 @@ from socialchoice.rules.ranked_pairs import (
     _lock_tie_breaker,
     _lock_together,
 )
-from socialchoice.rules.runoff import _linear_order, _runoff_general, _runoff_linear, _runoff_one
+from socialchoice.rules.runoff import (
+    _linear_order,
+    _runoff_general,
+    _runoff_linear,
+    _runoff_one,
+    instant_runoff,
+)
 
 
 def random_group(n: int, v: int, k: int, seed: int, ties: bool) -> ProfileGroup:
@@ -184,3 +191,32 @@ def test_single_item_tie_breaker_locking_equals_batch(v: int, k: int) -> None:
     batch = _lock_tie_breaker(m, position)
     for i in range(150):
         np.testing.assert_array_equal(_lock_tie_breaker(m[i : i + 1], position)[0], batch[i])
+
+
+@pytest.mark.parametrize(("v", "k"), [(1000, 8), (7, 1), (30, 3), (200, 10), (60, 6)])
+def test_single_item_ballot_type_runoff_equals_general(v: int, k: int) -> None:
+    rng = np.random.default_rng(v + k)
+    g = np.argsort(rng.random((v, k)), axis=1)[rng.integers(0, max(v // 4, 1), size=v)]
+    alts = [f"a{i}" for i in range(k)]
+    for weights in (None, rng.integers(0, 4, size=v).astype(float)):
+        profile = Profile.from_group_indices(alts, g, weights)
+        assert profile.linear
+        grp = profile.as_group()
+        out = instant_runoff(grp)
+        slow = ProfileGroup(grp.items, grp.ranks, grp.weights, grp.partial)
+        assert not slow.linear
+        np.testing.assert_array_equal(out.scores, instant_runoff(slow).scores)
+        np.testing.assert_array_equal(out.scores, _runoff_general(slow))
+        np.testing.assert_array_equal(out.extra["margins"], margins(slow))
+
+
+@pytest.mark.parametrize(("v", "k", "partial"), [(1000, 8, "bottom"), (40, 5, "bottom"),
+                                                 (40, 5, "ignore")])
+def test_single_item_bradley_terry_equals_batch(v: int, k: int, partial: str) -> None:
+    grp = random_group(3, v, k, seed=v + k, ties=True)
+    grp = ProfileGroup(grp.items, grp.ranks, grp.weights, partial)  # type: ignore[arg-type]
+    batch = bradley_terry(grp)
+    for i in range(3):
+        one = bradley_terry(grp.take(np.array([i])))
+        np.testing.assert_allclose(one.scores[0], batch.scores[i], rtol=0, atol=1e-12)
+        np.testing.assert_array_equal(one.levels[0], batch.levels[i])
