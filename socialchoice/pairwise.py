@@ -70,7 +70,7 @@ def counted_margins(group: ProfileGroup) -> np.ndarray | None:
     if k > _MAX_BITS_K or group.ranks.size == 0 or not bool(np.all((w == 1.0) | (w == 0.0))):
         return None
     if n * v * k * k <= _PACKED_LIMIT:
-        wins = _wins_packed(group.ranks, w > 0)
+        wins = _wins_packed(group.ranks, w > 0, group.linear)
         return (wins - wins.transpose(0, 2, 1)).astype(np.float64)
     r2 = _doubled(group.ranks, w > 0)
     if r2 is None:
@@ -103,13 +103,14 @@ def _doubled(ranks: np.ndarray, present: np.ndarray) -> np.ndarray | None:
     return r2
 
 
-def _wins_packed(ranks: np.ndarray, present: np.ndarray) -> np.ndarray:
+def _wins_packed(ranks: np.ndarray, present: np.ndarray, linear: bool = False) -> np.ndarray:
     """Win counts of small groups (one item) from the float ranks themselves: one broadcast
     comparison ``[n, a, b, V]`` (NaN compares false, as in the float path; absent voters get
-    rank 0 everywhere), packed 8 voters a byte and counted with a popcount per 64-bit word."""
+    rank 0 everywhere), packed 8 voters a byte and counted with a popcount per 64-bit word.
+    ``linear`` (ranks known to be permutations of 0..K-1, K < 64) compares int8 copies."""
     n, v, k = ranks.shape
     width = -(-v // 64) * 64
-    rt = np.zeros((n, k, width), dtype=np.float32)
+    rt = np.zeros((n, k, width), dtype=np.int8 if linear else np.float32)
     rt[:, :, :v] = ranks.transpose(0, 2, 1)
     if not bool(present.all()):
         rt[:, :, :v] *= present[:, None, :]

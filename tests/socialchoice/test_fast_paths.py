@@ -220,3 +220,15 @@ def test_single_item_bradley_terry_equals_batch(v: int, k: int, partial: str) ->
         one = bradley_terry(grp.take(np.array([i])))
         np.testing.assert_allclose(one.scores[0], batch.scores[i], rtol=0, atol=1e-12)
         np.testing.assert_array_equal(one.levels[0], batch.levels[i])
+
+
+@pytest.mark.parametrize("v", [1, 63, 1000])
+def test_linear_flag_margins_equal_float_margins(v: int) -> None:
+    rng = np.random.default_rng(v)
+    g = np.argsort(rng.random((v, 8)), axis=1)
+    weights = rng.integers(0, 2, size=v).astype(float)
+    profile = Profile.from_group_indices([f"a{i}" for i in range(8)], g, weights)
+    grp = profile.as_group()
+    assert grp.linear
+    plain = ProfileGroup(grp.items, grp.ranks, grp.weights, grp.partial)
+    np.testing.assert_array_equal(margins(grp), margins(plain))
