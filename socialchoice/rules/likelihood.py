@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..orders import levels_from_scores
+from ..orders import _score_levels_one, levels_from_scores
 from ..pairwise import compared, margins, total_weight
 from ..profiles import ProfileGroup
 from .registry import RuleOutput, register
@@ -90,7 +90,10 @@ def _bradley_terry_one(m: np.ndarray, total: float, reg: float) -> RuleOutput:
     row = theta.tolist()
     mean = sum(row) / k if k else 0.0
     scores = [x - mean for x in row]
-    levels = levels_from_scores(np.array([scores]), SCORE_TOL)
+    if all(x == x for x in scores):  # no NaN: Python's sort agrees with the batched argsort
+        levels = np.array([_score_levels_one(scores, SCORE_TOL)], dtype=np.int64)
+    else:
+        levels = levels_from_scores(np.array([scores]), SCORE_TOL)
     return RuleOutput(np.array([scores]), levels, {"margins": m})
 
 
@@ -101,11 +104,16 @@ def _newton_one(s: np.ndarray, reg: float, iters: int = 100) -> np.ndarray:
     both = s + s.T
     s_rows = s.sum(axis=1)
     theta = np.zeros(k)
-    for _ in range(iters):
-        p = 1.0 / (1.0 + np.exp(theta[None, :] - theta[:, None]))
-        bp = both * p
-        g = s_rows - bp.sum(axis=1) - reg * theta
-        h = bp - bp * p
+    for i in range(iters):
+        if i == 0:  # theta = 0: every p is exactly 1/2, so bp and h are exact multiples of both
+            bp = both * 0.5
+            g = s_rows - bp.sum(axis=1)
+            h = both * 0.25
+        else:
+            p = 1.0 / (1.0 + np.exp(theta[None, :] - theta[:, None]))
+            bp = both * p
+            g = s_rows - bp.sum(axis=1) - reg * theta
+            h = bp - bp * p
         h.reshape(-1)[:: k + 1] -= h.sum(axis=1) + reg
         step = np.linalg.solve(h, -g)
         size = max(map(abs, step.tolist()), default=0.0)
