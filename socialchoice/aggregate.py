@@ -94,6 +94,8 @@ def _normalised_margins(out: RuleOutput, group: ProfileGroup) -> np.ndarray | No
         from .pairwise import margins
 
         m = margins(group)
+    if m.shape[0] == 1:  # one item: divide by the Python float (same quotients, fewer calls)
+        return np.asarray(m / max(float(group.weights.sum(axis=1)[0]), 1e-300))
     w = np.maximum(total_weight(group), 1e-300)[:, None, None]
     return np.asarray(m / w)
 

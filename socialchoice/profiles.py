@@ -22,6 +22,7 @@ one integer array of *tie-group indices* per stored ranking (0 = best group, equ
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -72,10 +73,20 @@ def permutation_rows(g: np.ndarray) -> np.ndarray:
     below 2^K sum to 2^K - 1 exactly when they are all different, and a row sum (a matvec,
     fast for short rows) is exact below 2^53 while any larger one stays above 2^K - 1."""
     k = g.shape[-1]
+    table, ones = _power_table(k)
+    powers = np.take(table, g.reshape(-1, k) + 1, mode="clip")
+    return (powers @ ones == (1 << k) - 1).reshape(g.shape[:-1])
+
+
+@functools.cache
+def _power_table(k: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`permutation_rows`' lookup table (index value + 1; both ends 2^60) and ones [K]."""
     table = np.full(k + 2, 2.0**60)
     table[1 : k + 1] = np.exp2(np.arange(k))
-    powers = np.take(table, g.reshape(-1, k) + 1, mode="clip")
-    return (powers @ np.ones(k) == (1 << k) - 1).reshape(g.shape[:-1])
+    table.flags.writeable = False
+    ones = np.ones(k)
+    ones.flags.writeable = False
+    return table, ones
 
 
 def _fractional_chunk(g: np.ndarray, partial: Partial) -> np.ndarray:
