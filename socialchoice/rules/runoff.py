@@ -69,6 +69,9 @@ def instant_runoff(group: ProfileGroup) -> RuleOutput:
 _TYPES_MAX_K = 10
 
 
+_DISJOINT_TABLE_MAX_K = 8
+
+
 @functools.cache
 def _above_tables(k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Constants for :func:`_runoff_one_linear`: bit weights ``float32 [K]``, row offsets
@@ -77,6 +80,21 @@ def _above_tables(k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarra
     bits = ((subsets[:, None] >> np.arange(k)) & 1).astype(np.float64)
     offsets = (np.arange(k, dtype=np.intp) << k)[:, None]
     return np.exp2(np.arange(k)).astype(np.float32), offsets, subsets, bits
+
+
+@functools.cache
+def _byte_powers(k: int) -> np.ndarray:
+    """``uint8 [K]``: 2^b for b < K <= 8."""
+    return (1 << np.arange(k)).astype(np.uint8)
+
+
+@functools.cache
+def _disjoint_table(k: int) -> np.ndarray:
+    """``float64 [2^K, 2^K]``: row S holds ``[A & S == 0]`` for every subset A (K <= 8)."""
+    subsets = np.arange(1 << k)
+    table = ((subsets[:, None] & subsets[None, :]) == 0).astype(np.float64)
+    table.flags.writeable = False
+    return table
 
 
 def _runoff_one_linear(ranks: np.ndarray, weights: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
@@ -89,17 +107,24 @@ def _runoff_one_linear(ranks: np.ndarray, weights: np.ndarray | None) -> tuple[n
     margins as ``count @ bits`` (``wins[c, b]`` = weight ranking b above c)."""
     v, k = ranks.shape
     powers, offsets, subsets, bits = _above_tables(k)
-    rt = np.ascontiguousarray(ranks.T)
-    above = np.matmul(powers, rt[None, :, :] < rt[:, None, :])  # above[c, v], exact below 2^24
+    if k <= _DISJOINT_TABLE_MAX_K:  # bitmasks fit a byte: int8 ranks, uint8 weighted sum
+        rt8 = np.ascontiguousarray(ranks.T, dtype=np.int8)
+        less = (rt8[None, :, :] < rt8[:, None, :]).view(np.uint8)
+        above = np.einsum("b,cbv->cv", _byte_powers(k), less)
+    else:
+        rt = np.ascontiguousarray(ranks.T)
+        above = np.matmul(powers, rt[None, :, :] < rt[:, None, :])  # exact below 2^24
     keys = (above.astype(np.intp) + offsets).ravel()
     flat_w = None if weights is None else np.broadcast_to(weights, (k, v)).ravel()
     count = np.bincount(keys, flat_w, k << k).astype(np.float64).reshape(k, 1 << k)
     wins = count @ bits
+    disjoint = _disjoint_table(k) if k <= _DISJOINT_TABLE_MAX_K else None
     remaining = list(range(k))
     left = (1 << k) - 1
     out = [0.0] * k
     for round_ in range(k):
-        tally = (count @ ((subsets & left) == 0)).tolist()
+        free = (subsets & left) == 0 if disjoint is None else disjoint[left]
+        tally = (count @ free).tolist()
         low = min(tally[a] for a in remaining)
         for a in remaining:
             if tally[a] == low:
