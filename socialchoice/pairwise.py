@@ -107,8 +107,15 @@ def _wins_packed(ranks: np.ndarray, present: np.ndarray, linear: bool = False) -
     """Win counts of small groups (one item) from the float ranks themselves: one broadcast
     comparison ``[n, a, b, V]`` (NaN compares false, as in the float path; absent voters get
     rank 0 everywhere), packed 8 voters a byte and counted with a popcount per 64-bit word.
-    ``linear`` (ranks known to be permutations of 0..K-1, K < 64) compares int8 copies."""
+    ``linear`` (ranks known to be permutations of 0..K-1, K < 64) compares int8 copies, and
+    below 2^16 voters sums the comparison bytes directly."""
     n, v, k = ranks.shape
+    if linear and v < 1 << 16:  # int8 ranks, byte comparisons summed in uint16 (no packing)
+        rt8 = np.ascontiguousarray(ranks.transpose(0, 2, 1), dtype=np.int8)
+        if not bool(present.all()):
+            rt8 *= present[:, None, :]
+        less = (rt8[:, :, None, :] < rt8[:, None, :, :]).view(np.uint8)
+        return less.sum(axis=-1, dtype=np.uint16).astype(np.int64)
     width = -(-v // 64) * 64
     rt = np.zeros((n, k, width), dtype=np.int8 if linear else np.float32)
     rt[:, :, :v] = ranks.transpose(0, 2, 1)
