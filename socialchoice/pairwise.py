@@ -114,8 +114,8 @@ def _wins_packed(ranks: np.ndarray, present: np.ndarray, linear: bool = False) -
         rt8 = np.ascontiguousarray(ranks.transpose(0, 2, 1), dtype=np.int8)
         if not bool(present.all()):
             rt8 *= present[:, None, :]
-        less = (rt8[:, :, None, :] < rt8[:, None, :, :]).view(np.uint8)
-        return less.sum(axis=-1, dtype=np.uint16).astype(np.int64)
+        byte = (rt8[:, :, None, :] < rt8[:, None, :, :]).view(np.uint8)
+        return byte.sum(axis=-1, dtype=np.uint16).astype(np.int64)
     width = -(-v // 64) * 64
     rt = np.zeros((n, k, width), dtype=np.int8 if linear else np.float32)
     rt[:, :, :v] = ranks.transpose(0, 2, 1)
