@@ -186,6 +186,34 @@ def _lock_tie_breaker_one(m: list[list[float]], position: list[int], k: int) -> 
     return _unpack(np.array([masks], dtype=np.uint64), k)
 
 
+def _ranked_pairs_tb_one(m: np.ndarray, tie_breaker: list[int], k: int) -> RuleOutput | None:
+    """Fixed-order Ranked Pairs for one item in Python. Every pair has an edge one way or both
+    (zero margins included), so the locked relation is a linear order: alternative x's reach
+    mask holds x and everything below it, its level is K - popcount and its score popcount - 1.
+    None when the masks are not such a chain (then the general path decides)."""
+    kept = [int(a) for a in tie_breaker if a < k]
+    if sorted(kept) != list(range(k)):
+        return None
+    position = [0] * k  # argsort of the permutation ``kept``: its inverse
+    for i, a in enumerate(kept):
+        position[a] = i
+    rows = m[0].tolist()
+    keyed = sorted(
+        (-x, position[a] * k + position[b], a * k + b)
+        for a, row in enumerate(rows)
+        for b, x in enumerate(row)
+        if a != b and x >= 0
+    )
+    masks = _lock_one([True] * (k * k), [flat for _, _, flat in keyed], k)
+    sizes = [mask.bit_count() for mask in masks]
+    if sorted(sizes) != list(range(1, k + 1)):
+        return None
+    levels = np.array([[k - s for s in sizes]], dtype=np.int64)
+    scores = np.array([[s - 1.0 for s in sizes]])
+    defeats = _unpack(np.array([masks], dtype=np.uint64), k) & ~np.eye(k, dtype=bool)
+    return RuleOutput(scores, levels, {"margins": m, "locked": defeats})
+
+
 def _lock_in_order(edge: np.ndarray, order: np.ndarray, k: int) -> np.ndarray:
     """:func:`_lock_masks` with a boolean reachability matrix (any K)."""
     n = edge.shape[0]
@@ -226,6 +254,10 @@ def ranked_pairs(
     Welf. 4 (1987); Zavist and Tideman, Soc. Choice Welf. 6 (1989).
     """
     m = margins(group)
+    if tie_breaker is not None and m.shape[0] == 1 and 0 < group.k <= _MAX_MASK_K:
+        out = _ranked_pairs_tb_one(m, list(tie_breaker), group.k)
+        if out is not None:
+            return out
     if tie_breaker is None:
         reach = _lock_group_policy(m)
     else:

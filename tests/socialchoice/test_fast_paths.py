@@ -232,3 +232,17 @@ def test_linear_flag_margins_equal_float_margins(v: int) -> None:
     assert grp.linear
     plain = ProfileGroup(grp.items, grp.ranks, grp.weights, grp.partial)
     np.testing.assert_array_equal(margins(grp), margins(plain))
+
+
+@pytest.mark.parametrize(("v", "k", "ties"), [(1000, 8, False), (9, 5, True), (30, 7, True)])
+def test_single_item_fixed_order_ranked_pairs_equals_batch(v: int, k: int, ties: bool) -> None:
+    from socialchoice.rules.ranked_pairs import ranked_pairs
+
+    grp = random_group(2, v, k, seed=v * k, ties=ties)
+    tie_breaker = list(np.random.default_rng(k).permutation(k + 1))
+    batch = ranked_pairs(grp, tie_breaker)
+    for i in range(2):
+        one = ranked_pairs(grp.take(np.array([i])), tie_breaker)
+        np.testing.assert_array_equal(one.levels[0], batch.levels[i])
+        np.testing.assert_array_equal(one.scores[0], batch.scores[i])
+        np.testing.assert_array_equal(one.extra["locked"][0], batch.extra["locked"][i])
