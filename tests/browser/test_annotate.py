@@ -33,8 +33,9 @@ def tab_to(page, response_id: str) -> None:
     raise AssertionError(f"Tab never reached response {response_id}")
 
 
-def drag(page, response_id: str, slot: str) -> None:
-    """Drag a card by its handle onto a rank slot ("0" is rank 1) or the unranked pool ("pool")."""
+def drag_points(page, response_id: str, slot: str) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Scroll both the card's handle and the target slot into view; return their centre points
+    (the drop lands at 70% of the slot's width, inside it)."""
     page.evaluate(
         """([id, slot]) => {
             const a = document.querySelector(`.response-card[data-response="${id}"] .drag-handle`).getBoundingClientRect();
@@ -45,9 +46,17 @@ def drag(page, response_id: str, slot: str) -> None:
     )
     handle = page.locator(f'.response-card[data-response="{response_id}"] .drag-handle').bounding_box()
     target = page.locator(f'[data-slot="{slot}"]').bounding_box()
-    page.mouse.move(handle["x"] + handle["width"] / 2, handle["y"] + handle["height"] / 2)
+    start = (handle["x"] + handle["width"] / 2, handle["y"] + handle["height"] / 2)
+    end = (target["x"] + target["width"] * 0.7, target["y"] + target["height"] / 2)
+    return start, end
+
+
+def drag(page, response_id: str, slot: str) -> None:
+    """Drag a card by its handle onto a rank slot ("0" is rank 1) or the unranked pool ("pool")."""
+    start, end = drag_points(page, response_id, slot)
+    page.mouse.move(*start)
     page.mouse.down()
-    page.mouse.move(target["x"] + target["width"] * 0.7, target["y"] + target["height"] / 2, steps=12)
+    page.mouse.move(*end, steps=12)
     page.mouse.up()
 
 
@@ -125,18 +134,7 @@ def test_rank_by_keyboard_then_by_drag_and_drop_with_a_tie(new_page, log_in, liv
 
 def touch_drag(page, response_id: str, slot: str) -> None:
     """Drag with a finger: raw touch events through the DevTools protocol (Playwright only taps)."""
-    page.evaluate(
-        """([id, slot]) => {
-            const a = document.querySelector(`.response-card[data-response="${id}"] .drag-handle`).getBoundingClientRect();
-            const b = document.querySelector(`[data-slot="${slot}"]`).getBoundingClientRect();
-            window.scrollBy(0, (a.top + b.top) / 2 - window.innerHeight / 2);
-        }""",
-        [response_id, slot],
-    )
-    handle = page.locator(f'.response-card[data-response="{response_id}"] .drag-handle').bounding_box()
-    target = page.locator(f'[data-slot="{slot}"]').bounding_box()
-    start = (handle["x"] + handle["width"] / 2, handle["y"] + handle["height"] / 2)
-    end = (target["x"] + target["width"] * 0.7, target["y"] + target["height"] / 2)
+    start, end = drag_points(page, response_id, slot)
     cdp = page.context.new_cdp_session(page)
     cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": start[0], "y": start[1]}]})
     for step in range(1, 13):
