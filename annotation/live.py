@@ -5,16 +5,12 @@ worker process reach the same group. A failure to publish never fails the submis
 """
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
+from jobs.live import send_to_group
 
 if TYPE_CHECKING:
     from annotation.models import Project, Ranking
-
-logger = logging.getLogger(__name__)
 
 
 def project_group(project: Project) -> str:
@@ -22,12 +18,4 @@ def project_group(project: Project) -> str:
 
 
 def ranking_stored(ranking: Ranking) -> None:
-    project = ranking.item.project
-    try:
-        layer = get_channel_layer()
-        if layer is None:
-            return
-        send = getattr(layer, "group_send_blocking", None) or async_to_sync(layer.group_send)
-        send(project_group(project), {"type": "project.progress"})
-    except Exception:  # a dead channel layer must never lose a stored ranking
-        logger.exception("could not publish progress for project %s", project.pk)
+    send_to_group(project_group(ranking.item.project), {"type": "project.progress"})
