@@ -10,7 +10,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import env_bool, env_int, env_list, env_str
+from config.env import env_bool, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("RLCHF_VAR_DIR", str(BASE_DIR / "var")))
@@ -48,7 +48,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "config.middleware.StaticFilesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -112,6 +112,10 @@ if REDIS_URL:
     }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "jobs.channel_layer.DatabaseChannelLayer"}}
+
+# Live project pages: progress events are coalesced to at most one per project per this many
+# seconds per server process (the last change always arrives). 0 sends one per ranking.
+LIVE_PROGRESS_INTERVAL = env_float("LIVE_PROGRESS_INTERVAL", 0.5)
 
 TASKS = {
     "default": {

@@ -6,10 +6,14 @@ Redis with REDIS_URL, else the database layer. A failure to publish never fails 
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.db import connections
 from django.template.loader import render_to_string
 
 if TYPE_CHECKING:
@@ -41,6 +45,59 @@ def send_to_group(group: str, message: dict[str, Any]) -> None:
         send(group, message)
     except Exception:
         logger.exception("could not publish to channel group %s", group)
+
+
+class Coalescer:
+    """At most one send per group per `interval` seconds, and never a change left unannounced.
+
+    The first event in a quiet period is sent at once; events during the following `interval` are
+    folded into one send at its end (from a timer thread), so a burst of hundreds of rankings a second
+    costs one message per interval, and the last state always reaches the page. Suits messages that
+    say "something changed" (the receiver reads the current state), not ones that carry a delta.
+    """
+
+    def __init__(self, send: Callable[[str, dict[str, Any]], None]) -> None:
+        self._send = send
+        self._lock = threading.Lock()
+        self._last: dict[str, float] = {}
+        self._due: set[str] = set()
+
+    def __call__(self, group: str, message: dict[str, Any], *, interval: float) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if group in self._due:
+                return  # a send is already scheduled and will report this change too
+            wait = self._last.get(group, float("-inf")) + interval - now
+            if wait <= 0:
+                self._last[group] = now
+            else:
+                self._due.add(group)
+        if wait <= 0:
+            self._send(group, message)
+            return
+        timer = threading.Timer(wait, self._fire, (group, message))
+        timer.daemon = True
+        timer.start()
+
+    def _fire(self, group: str, message: dict[str, Any]) -> None:
+        with self._lock:
+            self._due.discard(group)
+            self._last[group] = time.monotonic()
+        try:
+            self._send(group, message)
+        finally:
+            connections.close_all()  # the timer thread's own connections
+
+
+_coalesced = Coalescer(send_to_group)
+
+
+def send_coalesced(group: str, message: dict[str, Any], *, interval: float) -> None:
+    """`send_to_group`, coalesced per group to one send per `interval` seconds (0: every time)."""
+    if interval <= 0:
+        send_to_group(group, message)
+    else:
+        _coalesced(group, message, interval=interval)
 
 
 def publish(run: Run) -> None:

@@ -16,6 +16,8 @@ def pytest_configure(config: pytest.Config) -> None:
         from django.conf import settings
 
         settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+        # One live progress event per ranking, so tests see each at once (coalescing has its own tests).
+        settings.LIVE_PROGRESS_INTERVAL = 0
 
 
 @pytest.fixture
