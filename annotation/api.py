@@ -103,10 +103,13 @@ def assignment_payload(assignment: Assignment, project: Project) -> dict[str, An
     }
 
 
-def next_payload(user: AbstractBaseUser, project: Project) -> dict[str, Any] | None:
-    """Lease the user's next item in `project`; None when nothing is left or the project is not active."""
+def next_payload(user: AbstractBaseUser, project: Project, rater: Rater | None = None) -> dict[str, Any] | None:
+    """Lease the user's next item in `project`; None when nothing is left or the project is not active.
+
+    `rater`: the user's rater, already known to be a member of `project` (see services.next_assignment).
+    """
     try:
-        assignment = services.next_assignment(project=project, user=user)
+        assignment = services.next_assignment(project=project, user=user, rater=rater)
     except services.AssignmentError:
         return None
     return None if assignment is None else assignment_payload(assignment, project)
@@ -344,18 +347,23 @@ class AssignmentViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         started = timezone.now()
+        project = assignment.item.project
         try:
-            ranking = services.submit_ranking(
-                user=request.user, assignment=assignment, order=data["ranking"], rationale=data["rationale"],
-                flags=data["flags"], seconds=data["seconds"], submission_id=data["submission_id"],
-            )
+            # One transaction, one commit: the ranking and the lease on the next item.
+            with transaction.atomic():
+                ranking = services.submit_ranking(
+                    user=request.user, assignment=assignment, order=data["ranking"], rationale=data["rationale"],
+                    flags=data["flags"], seconds=data["seconds"], submission_id=data["submission_id"],
+                )
+                if ranking.created_at < started:
+                    return self._repeated(ranking, assignment)
+                body = {"ranking": RankingSerializer(ranking).data,
+                        "next": next_payload(request.user, project, rater=assignment.rater)}
         except RankingError as error:
             raise ValidationError({error.field: [str(error)]}) from None
         except services.AssignmentError as error:
             raise PermissionDenied(str(error)) from None
-        if ranking.created_at >= started:
-            return self._submitted(ranking, assignment.item.project, status.HTTP_201_CREATED)
-        return self._repeated(ranking, assignment)
+        return Response(body, status=status.HTTP_201_CREATED)
 
     def _repeated(self, ranking: Ranking, assignment: Assignment) -> Response:
         """A retry: the service handed back the ranking stored under this submission id before.
@@ -365,11 +373,8 @@ class AssignmentViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         if (ranking.rater_id, ranking.item_id) != (assignment.rater_id, assignment.item_id):
             raise ValidationError({"submission_id": ["this submission id was already used for another ranking"]})
         ranking = Ranking.objects.select_related("item__project", "rater", "assignment").get(pk=ranking.pk)
-        return self._submitted(ranking, assignment.item.project, status.HTTP_200_OK)
-
-    def _submitted(self, ranking: Ranking, project: Project, code: int) -> Response:
-        body = {"ranking": RankingSerializer(ranking).data, "next": next_payload(self.request.user, project)}
-        return Response(body, status=code)
+        body = {"ranking": RankingSerializer(ranking).data, "next": next_payload(self.request.user, assignment.item.project)}
+        return Response(body, status=status.HTTP_200_OK)
 
     @extend_schema(request=None, responses=SkipResultSerializer, summary="Skip this item; answers with the next one")
     @action(detail=True, methods=["post"])

@@ -12,8 +12,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
-from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery, Sum, Value
+from django.db import connection, transaction
+from django.db.models import Count, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -118,35 +118,72 @@ def create_item(
 
 
 # ---------------------------------------------------------------- assignment
+#
+# next_assignment and submit_ranking are the annotation loop's hot path (one of each per ranking),
+# so their per-request reads are single SQL statements written out here rather than ORM querysets:
+# composing and compiling the candidate queryset cost more CPU than the database spent running it
+# (benchmarks/load_annotators.py). The SQL is portable; row locks are added where the database has
+# them (PostgreSQL), and SQLite serialises writers itself.
 
 
-def _live_leases(now: Any) -> Subquery:
-    live_leases = (
-        Assignment.objects.filter(item=OuterRef("pk"), status=Assignment.Status.LEASED, expires_at__gt=now)
-        .order_by()
-        .values("item")
-        .annotate(n=Count("pk"))
-        .values("n")
+def _table(model: type) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
+
+
+def _db_time(moment: Any) -> Any:
+    return connection.ops.adapt_datetimefield_value(moment)
+
+
+def _lock_clause(*, of: str = "", skip_locked: bool = False) -> str:
+    """`FOR UPDATE [OF <alias>] [SKIP LOCKED]` where the database has row locks, else nothing."""
+    if not connection.features.has_select_for_update:
+        return ""
+    skip = skip_locked and connection.features.has_select_for_update_skip_locked
+    return " " + connection.ops.for_update_sql(
+        skip_locked=skip, of=(of,) if of and connection.features.has_select_for_update_of else ()
     )
-    return Coalesce(Subquery(live_leases), Value(0))
 
 
-def _candidates(project: Project, rater: Rater, now: Any) -> QuerySet[Item]:
-    """Items below target that this rater has neither ranked nor skipped, fewest rankings first.
+def _fetch(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
 
-    Ordered by the indexed (ranking_count, id) so the database walks the index and stops at the
-    first row that passes the per-row checks, instead of computing every item's load to sort.
+
+def _next_candidate(project: Project, rater: Rater, now: Any, passed: list[int]) -> tuple[Any, ...] | None:
+    """The first item below target that this rater has neither ranked nor skipped, fewest rankings
+    first, locked (skipping rows another request holds). Walks the (project, ranking_count, id) index
+    and stops at the first row that passes the per-row checks.
     """
-    skipped = Assignment.objects.filter(rater=rater, item=OuterRef("pk"), status=Assignment.Status.SKIPPED)
-    ranked = Ranking.objects.filter(rater=rater, item=OuterRef("pk"))
-    return (
-        Item.objects.filter(project=project, ranking_count__lt=project.overlap_target)
-        .alias(load=F("ranking_count") + _live_leases(now))
-        .filter(load__lt=project.overlap_target)
-        .exclude(Exists(skipped))
-        .exclude(Exists(ranked))
-        .order_by("ranking_count", "id")
+    item, assignment, ranking = _table(Item), _table(Assignment), _table(Ranking)
+    not_passed = f" AND i.id NOT IN ({', '.join(['%s'] * len(passed))})" if passed else ""
+    sql = (
+        f"SELECT i.id, i.external_id, i.prompt, i.context, i.ranking_count FROM {item} i"
+        " WHERE i.project_id = %s AND i.ranking_count < %s"
+        f" AND i.ranking_count + (SELECT COUNT(*) FROM {assignment} a"
+        "   WHERE a.item_id = i.id AND a.status = %s AND a.expires_at > %s) < %s"
+        f" AND NOT EXISTS (SELECT 1 FROM {assignment} s WHERE s.item_id = i.id AND s.rater_id = %s AND s.status = %s)"
+        f" AND NOT EXISTS (SELECT 1 FROM {ranking} r WHERE r.item_id = i.id AND r.rater_id = %s)"
+        f"{not_passed} ORDER BY i.ranking_count, i.id LIMIT 1{_lock_clause(of='i', skip_locked=True)}"
     )
+    target = project.overlap_target
+    params = [project.pk, target, Assignment.Status.LEASED, _db_time(now), target, rater.pk,
+              Assignment.Status.SKIPPED, rater.pk, *passed]
+    rows = _fetch(sql, params)
+    return rows[0] if rows else None
+
+
+def _lease_state(item_id: int, rater: Rater, now: Any) -> tuple[int, bool]:
+    """Authoritative, with the item row locked: its live leases, and whether this rater still has a
+    lapsed lease on it in status `leased` (which must be closed before a new one is made).
+    """
+    sql = (
+        "SELECT COALESCE(SUM(CASE WHEN expires_at > %s THEN 1 ELSE 0 END), 0),"
+        " COALESCE(SUM(CASE WHEN rater_id = %s THEN 1 ELSE 0 END), 0)"
+        f" FROM {_table(Assignment)} WHERE item_id = %s AND status = %s"
+    )
+    live, own = _fetch(sql, [_db_time(now), rater.pk, item_id, Assignment.Status.LEASED])[0]
+    return int(live), bool(own)
 
 
 def current_lease(*, project: Project, rater: Rater) -> Assignment | None:
@@ -157,6 +194,14 @@ def current_lease(*, project: Project, rater: Rater) -> Assignment | None:
         .select_related("item")
         .first()
     )
+
+
+def _holds_lease(project: Project, rater: Rater, now: Any) -> bool:
+    sql = (
+        f"SELECT 1 FROM {_table(Assignment)} a JOIN {_table(Item)} i ON i.id = a.item_id"
+        " WHERE a.rater_id = %s AND a.status = %s AND a.expires_at > %s AND i.project_id = %s LIMIT 1"
+    )
+    return bool(_fetch(sql, [rater.pk, Assignment.Status.LEASED, _db_time(now), project.pk]))
 
 
 def _member_rater(project: Project, user: AbstractBaseUser) -> Rater:
@@ -171,47 +216,56 @@ def _member_rater(project: Project, user: AbstractBaseUser) -> Rater:
     return rater_for_user(user)
 
 
-@transaction.atomic
-def next_assignment(*, project: Project, user: AbstractBaseUser, seed: int | None = None) -> Assignment | None:
-    """Lease the next item to `user`, or return the lease they already hold; None when all is done."""
-    rater = _member_rater(project, user)
-    held = current_lease(project=project, rater=rater)
-    if held is not None:
-        return held
+def next_assignment(
+    *, project: Project, user: AbstractBaseUser, seed: int | None = None, rater: Rater | None = None
+) -> Assignment | None:
+    """Lease the next item to `user`, or return the lease they already hold; None when all is done.
+
+    `rater` may be passed by a caller that has already checked it is `user`'s rater and a member
+    of `project` (the API's submit, which found it through the member-scoped assignment); it saves
+    a query. Errors are raised before any write, so a caller's surrounding transaction stays usable.
+    """
+    if rater is None:
+        rater = _member_rater(project, user)
+    elif project.status != Project.Status.ACTIVE or rater.user_id != user.pk:
+        raise AssignmentError("no assignment can be made for this user in this project")
     now = timezone.now()
-    passed: list[int] = []
-    for _ in range(_MAX_CANDIDATE_TRIES):
-        item = (
-            _candidates(project, rater, now)
-            .exclude(pk__in=passed)
-            .select_for_update(skip_locked=True, of=("self",))
-            .first()
-        )
-        if item is None:
-            return None
-        if _has_room(item, project, now):
-            return _lease(item, rater, project, now, seed)
-        passed.append(item.pk)
+    with transaction.atomic(savepoint=False):
+        if _holds_lease(project, rater, now):
+            return current_lease(project=project, rater=rater)
+        passed: list[int] = []
+        for _ in range(_MAX_CANDIDATE_TRIES):
+            row = _next_candidate(project, rater, now, passed)
+            if row is None:
+                return None
+            item_id, external_id, prompt, context, ranking_count = row
+            live, own_lapsed = _lease_state(item_id, rater, now)
+            if ranking_count + live < project.overlap_target:
+                item = Item(id=item_id, project=project, external_id=external_id, prompt=prompt,
+                            context=_json_value(Item, "context", context), ranking_count=ranking_count)
+                return _lease(item, rater, project, now, seed, close_lapsed=own_lapsed)
+            passed.append(item_id)
     return None
 
 
-def _has_room(item: Item, project: Project, now: Any) -> bool:
-    """Authoritative count, taken while the item row is locked.
-
-    `item.ranking_count` is current: a locking read returns the newest committed row version.
-    """
-    live = item.assignments.filter(status=Assignment.Status.LEASED, expires_at__gt=now).count()
-    return item.ranking_count + live < project.overlap_target
+def _json_value(model: type, name: str, raw: Any) -> Any:
+    """A JSON column read by raw SQL, decoded as the model field would decode it."""
+    if not isinstance(raw, str | bytes):
+        return raw
+    return model._meta.get_field(name).from_db_value(raw, None, connection)
 
 
-def _lease(item: Item, rater: Rater, project: Project, now: Any, seed: int | None) -> Assignment:
-    texts = dict(item.responses.values_list("response_id", "text"))
+def _lease(item: Item, rater: Rater, project: Project, now: Any, seed: int | None, *, close_lapsed: bool) -> Assignment:
+    texts = dict(
+        _fetch(f"SELECT response_id, text FROM {_table(Response)} WHERE item_id = %s ORDER BY position, id", [item.pk])
+    )
     ids = list(texts)
     random.Random(seed).shuffle(ids) if seed is not None else random.SystemRandom().shuffle(ids)
-    # A lease of this rater on this item that ran out is closed first so the partial unique index holds.
-    Assignment.objects.filter(item=item, rater=rater, status=Assignment.Status.LEASED).update(
-        status=Assignment.Status.EXPIRED, finished_at=now
-    )
+    if close_lapsed:
+        # This rater's lease on the item ran out; it is closed first so the partial unique index holds.
+        Assignment.objects.filter(item=item, rater=rater, status=Assignment.Status.LEASED).update(
+            status=Assignment.Status.EXPIRED, finished_at=now
+        )
     assignment = Assignment.objects.create(
         item=item, rater=rater, shown_order=ids, leased_at=now, expires_at=Assignment.lease_end(project)
     )
@@ -260,7 +314,6 @@ def _validate(project: Project, ids: list[str], order: object, shown_order: obje
     return normalised, partial, shown, flag_list
 
 
-@transaction.atomic
 def submit_ranking(
     *,
     user: AbstractBaseUser,
@@ -275,25 +328,51 @@ def submit_ranking(
 
     A submission on a lease that has expired is still kept (work is never thrown away); a later
     submission by the same rater on the same item becomes a new version of their ranking.
+
+    The ranking is checked before the transaction starts (it depends only on the lease and the
+    project's settings), so a caller may run this inside its own transaction, as the API's submit
+    does to store the ranking and lease the next item with one commit.
     """
     _own_assignment(assignment, user)
-    item = Item.objects.select_for_update(of=("self",)).select_related("project").get(pk=assignment.item_id)
-    existing, previous = _earlier(item, assignment.rater, submission_id)
-    if existing is not None:
-        return existing
-    project = item.project
+    project = assignment.item.project
     rationale = rationale if project.rationale != Project.Rationale.OFF else ""
     # The shown order is a permutation of the item's response ids, fixed when the lease was made.
     normalised, partial, shown, flag_list = _validate(
         project, assignment.shown_order, order, assignment.shown_order, flags, rationale
     )
-    ranking = _store_version(
-        item=item, rater=assignment.rater, assignment=assignment, order=normalised, shown=shown, partial=partial,
-        rationale=rationale, flags=flag_list, seconds=seconds, submission_id=submission_id, previous=previous,
-    )
-    Assignment.objects.filter(pk=assignment.pk).update(status=Assignment.Status.SUBMITTED, finished_at=timezone.now())
-    transaction.on_commit(lambda: live.ranking_stored(ranking))
-    return ranking
+    refused: RankingError | None = None
+    ranking: Ranking | None = None
+    with transaction.atomic(savepoint=False):
+        _lock_item(assignment.item_id)
+        try:
+            existing, previous = _earlier(assignment.item, assignment.rater, submission_id)
+        except RankingError as error:
+            # Raised once the block has ended: nothing was written, and an exception leaving a
+            # savepoint-less block would doom the caller's transaction.
+            existing, refused = None, error
+        if existing is None and refused is None:
+            ranking = _store_version(
+                item=assignment.item, rater=assignment.rater, assignment=assignment, order=normalised,
+                shown=shown, partial=partial, rationale=rationale, flags=flag_list, seconds=seconds,
+                submission_id=submission_id, previous=previous,
+            )
+            _execute(f"UPDATE {_table(Assignment)} SET status = %s, finished_at = %s WHERE id = %s",
+                     [Assignment.Status.SUBMITTED, _db_time(timezone.now()), assignment.pk])
+            stored = ranking
+            transaction.on_commit(lambda: live.ranking_stored(stored))
+    if refused is not None:
+        raise refused
+    return existing if existing is not None else ranking  # type: ignore[return-value]
+
+
+def _lock_item(item_id: int) -> None:
+    """Take the item's row lock: every change to its leases and rankings happens under it."""
+    _fetch(f"SELECT id FROM {_table(Item)} WHERE id = %s{_lock_clause()}", [item_id])
+
+
+def _execute(sql: str, params: Sequence[Any]) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
 
 
 @transaction.atomic
@@ -323,35 +402,48 @@ def record_ranking(
     return ranking
 
 
-def _earlier(item: Item, rater: Rater, submission_id: uuid.UUID | str | None) -> tuple[Ranking | None, Ranking | None]:
-    """In one query: the ranking already stored under `submission_id` (a retry), and the rater's
-    current ranking of the item (which a new submission supersedes). Called with the item locked.
+def _earlier(
+    item: Item, rater: Rater, submission_id: uuid.UUID | str | None
+) -> tuple[Ranking | None, tuple[int, int] | None]:
+    """In one query: the ranking already stored under `submission_id` (a retry), and the (id, version)
+    of the rater's current ranking of the item (which a new submission supersedes). Called with the
+    item locked.
     """
-    wanted = Q(item=item, rater=rater, is_current=True)
+    sql = (f"SELECT id, item_id, rater_id, is_current, version, submission_id FROM {_table(Ranking)}"
+           " WHERE (item_id = %s AND rater_id = %s AND is_current = %s)")
+    params: list[Any] = [item.pk, rater.pk, True]
+    wanted = None
     if submission_id is not None:
-        wanted |= Q(submission_id=submission_id)
-    existing = previous = None
-    for ranking in Ranking.objects.filter(wanted):
-        if submission_id is not None and str(ranking.submission_id) == str(submission_id):
-            existing = ranking
-        if ranking.item_id == item.pk and ranking.rater_id == rater.pk and ranking.is_current:
-            previous = ranking
-    if existing is not None and (existing.item_id, existing.rater_id) != (item.pk, rater.pk):
-        raise RankingError("this submission id was already used for another ranking", field="submission_id")
+        wanted = submission_id if isinstance(submission_id, uuid.UUID) else uuid.UUID(str(submission_id))
+        sql += " OR submission_id = %s"
+        params.append(Ranking._meta.get_field("submission_id").get_db_prep_value(wanted, connection))
+    existing_id = previous = None
+    for pk, item_id, rater_id, is_current, version, stored_id in _fetch(sql, params):
+        if wanted is not None and _as_uuid(stored_id) == wanted:
+            if (item_id, rater_id) != (item.pk, rater.pk):
+                raise RankingError("this submission id was already used for another ranking", field="submission_id")
+            existing_id = pk
+        if (item_id, rater_id) == (item.pk, rater.pk) and is_current:
+            previous = (pk, version)
+    existing = Ranking.objects.select_related("item__project", "rater").get(pk=existing_id) if existing_id else None
     return existing, previous
+
+
+def _as_uuid(value: Any) -> uuid.UUID:
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
 
 
 def _store_version(*, item: Item, rater: Rater, assignment: Assignment | None, order: list[list[str]],
                    shown: list[str], partial: bool, rationale: str, flags: list[str], seconds: float | None,
-                   submission_id: uuid.UUID | str | None, previous: Ranking | None) -> Ranking:
+                   submission_id: uuid.UUID | str | None, previous: tuple[int, int] | None) -> Ranking:
     if previous is not None:
-        Ranking.objects.filter(pk=previous.pk).update(is_current=False)
+        _execute(f"UPDATE {_table(Ranking)} SET is_current = %s WHERE id = %s", [False, previous[0]])
     else:
-        Item.objects.filter(pk=item.pk).update(ranking_count=F("ranking_count") + 1)
+        _execute(f"UPDATE {_table(Item)} SET ranking_count = ranking_count + 1 WHERE id = %s", [item.pk])
     return Ranking.objects.create(
         item=item, rater=rater, assignment=assignment, order=order, shown_order=shown, is_partial=partial,
         rationale=rationale, flags=flags, seconds=seconds, submission_id=submission_id or uuid.uuid4(),
-        version=(previous.version + 1) if previous else 1,
+        version=(previous[1] + 1) if previous else 1,
     )
 
 

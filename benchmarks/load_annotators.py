@@ -213,6 +213,22 @@ def check_database(stats: Stats) -> dict[str, int]:
             "total_rankings": Ranking.objects.count(), "duplicate_item_rater": duplicates}
 
 
+def cpu_seconds(pids: list[int] | None = None, command: str | None = None) -> float:
+    """User+system CPU seconds of the given processes, or of every process named `command` (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in (str(p) for p in pids) if pids is not None else (e for e in os.listdir("/proc") if e.isdigit()):
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        name, fields = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
+        if command is None or name == command:
+            total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
 def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100)[int(q) - 1] if len(values) > 1 else (values[0] if values else 0.0)
 
@@ -244,7 +260,10 @@ def main() -> None:
         gc.collect()
         gc.freeze()
         asyncio.run(wait_ready(base))
+        servers = [p.pid for p in procs]
+        before = cpu_seconds(servers), cpu_seconds(command="postgres"), time.process_time()
         stats, elapsed = asyncio.run(drive(port, project, tokens, args.seconds, args.mode))
+        after = cpu_seconds(servers), cpu_seconds(command="postgres"), time.process_time()
     finally:
         for p in procs:
             p.terminate()
@@ -258,6 +277,9 @@ def main() -> None:
           f"seconds={elapsed:.1f}")
     print(f"submissions/s={rate:.1f}  requests={len(lat)}  p50={percentile(lat, 50) * 1000:.1f} ms  "
           f"p95={percentile(lat, 95) * 1000:.1f} ms  errors={len(stats.errors)}")
+    per = 1000 / max(len(stats.submissions), 1)
+    server_cpu, db_cpu, client_cpu = ((a - b) * per for a, b in zip(after, before, strict=True))
+    print(f"CPU per submission: server {server_cpu:.2f} ms  PostgreSQL {db_cpu:.2f} ms  load client {client_cpu:.2f} ms")
     print(f"database: {check}")
     ok = check["stored"] == check["client_submissions"] == check["total_rankings"] and not check["duplicate_item_rater"]
     print("database check: " + ("every submission stored exactly once" if ok else "MISMATCH"))

@@ -98,6 +98,10 @@ elif env_int("DB_POOL_SIZE", 0) > 0:
         "max_size": env_int("DB_POOL_SIZE", 0),
         "timeout": 30,
     }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_bool("DB_SERVER_SIDE_BINDING", False):
+    # Parameters bound by the server: psycopg prepares a statement a connection has run five
+    # times, so with pooled connections PostgreSQL stops re-planning the annotation loop's queries.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(server_side_binding=True, prepare_threshold=5)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Live updates. With REDIS_URL: channels-redis. Without it, a database-backed layer so that the

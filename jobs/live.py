@@ -85,6 +85,8 @@ class Coalescer:
             self._last[group] = time.monotonic()
         try:
             self._send(group, message)
+        except Exception:  # nobody is left to tell in a timer thread
+            logger.exception("could not publish to channel group %s", group)
         finally:
             connections.close_all()  # the timer thread's own connections
 

@@ -22,6 +22,7 @@ run_pytest() {
 .venv/bin/ruff check .
 echo "== SQLite: full suite"
 run_pytest -p no:cacheprovider "$@"
-echo "== PostgreSQL: database tests"
+echo "== PostgreSQL: database tests (server-side binding and prepared statements, as in production)"
 export DATABASE_URL=${TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/rlchf}
+export DB_SERVER_SIDE_BINDING=1
 run_pytest -p no:cacheprovider -m "not slow" --ignore=tests/socialchoice "$@"
