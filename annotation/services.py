@@ -18,6 +18,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from annotation import live
+from annotation import loop_sql as sql
 from annotation.models import (
     MAX_RESPONSES,
     MIN_RESPONSES,
@@ -119,71 +120,19 @@ def create_item(
 
 # ---------------------------------------------------------------- assignment
 #
-# next_assignment and submit_ranking are the annotation loop's hot path (one of each per ranking),
-# so their per-request reads are single SQL statements written out here rather than ORM querysets:
-# composing and compiling the candidate queryset cost more CPU than the database spent running it
-# (benchmarks/load_annotators.py). The SQL is portable; row locks are added where the database has
-# them (PostgreSQL), and SQLite serialises writers itself.
+# next_assignment and submit_ranking are the annotation loop's hot path (one of each per ranking):
+# their statements are written out in annotation.loop_sql, shared with annotation.fast_submit.
 
 
-def _table(model: type) -> str:
-    return connection.ops.quote_name(model._meta.db_table)
-
-
-def _db_time(moment: Any) -> Any:
-    return connection.ops.adapt_datetimefield_value(moment)
-
-
-def _lock_clause(*, of: str = "", skip_locked: bool = False) -> str:
-    """`FOR UPDATE [OF <alias>] [SKIP LOCKED]` where the database has row locks, else nothing."""
-    if not connection.features.has_select_for_update:
-        return ""
-    skip = skip_locked and connection.features.has_select_for_update_skip_locked
-    return " " + connection.ops.for_update_sql(
-        skip_locked=skip, of=(of,) if of and connection.features.has_select_for_update_of else ()
-    )
-
-
-def _fetch(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+def _fetch(statement: sql.Statement) -> list[tuple[Any, ...]]:
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(*statement)
         return cursor.fetchall()
 
 
-def _next_candidate(project: Project, rater: Rater, now: Any, passed: list[int]) -> tuple[Any, ...] | None:
-    """The first item below target that this rater has neither ranked nor skipped, fewest rankings
-    first, locked (skipping rows another request holds). Walks the (project, ranking_count, id) index
-    and stops at the first row that passes the per-row checks.
-    """
-    item, assignment, ranking = _table(Item), _table(Assignment), _table(Ranking)
-    not_passed = f" AND i.id NOT IN ({', '.join(['%s'] * len(passed))})" if passed else ""
-    sql = (
-        f"SELECT i.id, i.external_id, i.prompt, i.context, i.ranking_count FROM {item} i"
-        " WHERE i.project_id = %s AND i.ranking_count < %s"
-        f" AND i.ranking_count + (SELECT COUNT(*) FROM {assignment} a"
-        "   WHERE a.item_id = i.id AND a.status = %s AND a.expires_at > %s) < %s"
-        f" AND NOT EXISTS (SELECT 1 FROM {assignment} s WHERE s.item_id = i.id AND s.rater_id = %s AND s.status = %s)"
-        f" AND NOT EXISTS (SELECT 1 FROM {ranking} r WHERE r.item_id = i.id AND r.rater_id = %s)"
-        f"{not_passed} ORDER BY i.ranking_count, i.id LIMIT 1{_lock_clause(of='i', skip_locked=True)}"
-    )
-    target = project.overlap_target
-    params = [project.pk, target, Assignment.Status.LEASED, _db_time(now), target, rater.pk,
-              Assignment.Status.SKIPPED, rater.pk, *passed]
-    rows = _fetch(sql, params)
-    return rows[0] if rows else None
-
-
-def _lease_state(item_id: int, rater: Rater, now: Any) -> tuple[int, bool]:
-    """Authoritative, with the item row locked: its live leases, and whether this rater still has a
-    lapsed lease on it in status `leased` (which must be closed before a new one is made).
-    """
-    sql = (
-        "SELECT COALESCE(SUM(CASE WHEN expires_at > %s THEN 1 ELSE 0 END), 0),"
-        " COALESCE(SUM(CASE WHEN rater_id = %s THEN 1 ELSE 0 END), 0)"
-        f" FROM {_table(Assignment)} WHERE item_id = %s AND status = %s"
-    )
-    live, own = _fetch(sql, [_db_time(now), rater.pk, item_id, Assignment.Status.LEASED])[0]
-    return int(live), bool(own)
+def _execute(statement: sql.Statement) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(*statement)
 
 
 def current_lease(*, project: Project, rater: Rater) -> Assignment | None:
@@ -194,14 +143,6 @@ def current_lease(*, project: Project, rater: Rater) -> Assignment | None:
         .select_related("item")
         .first()
     )
-
-
-def _holds_lease(project: Project, rater: Rater, now: Any) -> bool:
-    sql = (
-        f"SELECT 1 FROM {_table(Assignment)} a JOIN {_table(Item)} i ON i.id = a.item_id"
-        " WHERE a.rater_id = %s AND a.status = %s AND a.expires_at > %s AND i.project_id = %s LIMIT 1"
-    )
-    return bool(_fetch(sql, [rater.pk, Assignment.Status.LEASED, _db_time(now), project.pk]))
 
 
 def _member_rater(project: Project, user: AbstractBaseUser) -> Rater:
@@ -231,19 +172,19 @@ def next_assignment(
         raise AssignmentError("no assignment can be made for this user in this project")
     now = timezone.now()
     with transaction.atomic(savepoint=False):
-        if _holds_lease(project, rater, now):
+        if _fetch(sql.holds_lease(project.pk, rater.pk, now)):
             return current_lease(project=project, rater=rater)
         passed: list[int] = []
         for _ in range(_MAX_CANDIDATE_TRIES):
-            row = _next_candidate(project, rater, now, passed)
+            row = next(iter(_fetch(sql.next_candidate(project.pk, project.overlap_target, rater.pk, now, passed))), None)
             if row is None:
                 return None
             item_id, external_id, prompt, context, ranking_count = row
-            live, own_lapsed = _lease_state(item_id, rater, now)
+            live, own_lapsed = _fetch(sql.lease_state(item_id, rater.pk, now))[0]
             if ranking_count + live < project.overlap_target:
                 item = Item(id=item_id, project=project, external_id=external_id, prompt=prompt,
                             context=_json_value(Item, "context", context), ranking_count=ranking_count)
-                return _lease(item, rater, project, now, seed, close_lapsed=own_lapsed)
+                return _lease(item, rater, project, now, seed, close_lapsed=bool(own_lapsed))
             passed.append(item_id)
     return None
 
@@ -256,16 +197,12 @@ def _json_value(model: type, name: str, raw: Any) -> Any:
 
 
 def _lease(item: Item, rater: Rater, project: Project, now: Any, seed: int | None, *, close_lapsed: bool) -> Assignment:
-    texts = dict(
-        _fetch(f"SELECT response_id, text FROM {_table(Response)} WHERE item_id = %s ORDER BY position, id", [item.pk])
-    )
+    texts = dict(_fetch(sql.responses(item.pk)))
     ids = list(texts)
     random.Random(seed).shuffle(ids) if seed is not None else random.SystemRandom().shuffle(ids)
     if close_lapsed:
         # This rater's lease on the item ran out; it is closed first so the partial unique index holds.
-        Assignment.objects.filter(item=item, rater=rater, status=Assignment.Status.LEASED).update(
-            status=Assignment.Status.EXPIRED, finished_at=now
-        )
+        _execute(sql.close_lapsed_lease(item.pk, rater.pk, now))
     assignment = Assignment.objects.create(
         item=item, rater=rater, shown_order=ids, leased_at=now, expires_at=Assignment.lease_end(project)
     )
@@ -343,7 +280,7 @@ def submit_ranking(
     refused: RankingError | None = None
     ranking: Ranking | None = None
     with transaction.atomic(savepoint=False):
-        _lock_item(assignment.item_id)
+        _fetch(sql.lock_item(assignment.item_id))
         try:
             existing, previous = _earlier(assignment.item, assignment.rater, submission_id)
         except RankingError as error:
@@ -356,23 +293,12 @@ def submit_ranking(
                 shown=shown, partial=partial, rationale=rationale, flags=flag_list, seconds=seconds,
                 submission_id=submission_id, previous=previous,
             )
-            _execute(f"UPDATE {_table(Assignment)} SET status = %s, finished_at = %s WHERE id = %s",
-                     [Assignment.Status.SUBMITTED, _db_time(timezone.now()), assignment.pk])
+            _execute(sql.mark_submitted(assignment.pk, timezone.now()))
             stored = ranking
             transaction.on_commit(lambda: live.ranking_stored(stored))
     if refused is not None:
         raise refused
     return existing if existing is not None else ranking  # type: ignore[return-value]
-
-
-def _lock_item(item_id: int) -> None:
-    """Take the item's row lock: every change to its leases and rankings happens under it."""
-    _fetch(f"SELECT id FROM {_table(Item)} WHERE id = %s{_lock_clause()}", [item_id])
-
-
-def _execute(sql: str, params: Sequence[Any]) -> None:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
 
 
 @transaction.atomic
@@ -409,16 +335,9 @@ def _earlier(
     of the rater's current ranking of the item (which a new submission supersedes). Called with the
     item locked.
     """
-    sql = (f"SELECT id, item_id, rater_id, is_current, version, submission_id FROM {_table(Ranking)}"
-           " WHERE (item_id = %s AND rater_id = %s AND is_current = %s)")
-    params: list[Any] = [item.pk, rater.pk, True]
-    wanted = None
-    if submission_id is not None:
-        wanted = submission_id if isinstance(submission_id, uuid.UUID) else uuid.UUID(str(submission_id))
-        sql += " OR submission_id = %s"
-        params.append(Ranking._meta.get_field("submission_id").get_db_prep_value(wanted, connection))
+    wanted = None if submission_id is None else _as_uuid(submission_id)
     existing_id = previous = None
-    for pk, item_id, rater_id, is_current, version, stored_id in _fetch(sql, params):
+    for pk, item_id, rater_id, is_current, version, stored_id in _fetch(sql.earlier_rankings(item.pk, rater.pk, wanted)):
         if wanted is not None and _as_uuid(stored_id) == wanted:
             if (item_id, rater_id) != (item.pk, rater.pk):
                 raise RankingError("this submission id was already used for another ranking", field="submission_id")
@@ -437,9 +356,9 @@ def _store_version(*, item: Item, rater: Rater, assignment: Assignment | None, o
                    shown: list[str], partial: bool, rationale: str, flags: list[str], seconds: float | None,
                    submission_id: uuid.UUID | str | None, previous: tuple[int, int] | None) -> Ranking:
     if previous is not None:
-        _execute(f"UPDATE {_table(Ranking)} SET is_current = %s WHERE id = %s", [False, previous[0]])
+        _execute(sql.retire_ranking(previous[0]))
     else:
-        _execute(f"UPDATE {_table(Item)} SET ranking_count = ranking_count + 1 WHERE id = %s", [item.pk])
+        _execute(sql.count_ranking(item.pk))
     return Ranking.objects.create(
         item=item, rater=rater, assignment=assignment, order=order, shown_order=shown, is_partial=partial,
         rationale=rationale, flags=flags, seconds=seconds, submission_id=submission_id or uuid.uuid4(),

@@ -1,0 +1,178 @@
+"""The annotation loop's statements, as (sql, params) pairs.
+
+One ranking is one submit plus one lease, so these few statements run hundreds of times a second.
+They are written out once here and executed by two callers: `annotation.services` through
+Django's connection (SQLite or PostgreSQL), and `annotation.fast_submit` through an asyncio
+psycopg pool (PostgreSQL). Composing and compiling the equivalent ORM querysets cost more CPU than
+the database spent running them (benchmarks/load_annotators.py).
+
+The SQL is portable; row locks are added where the database has them (PostgreSQL), and SQLite
+serialises writers itself. Placeholders are `%s` for both executors.
+"""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from django.db import connection
+
+from annotation.models import Assignment, Item, Membership, Project, Ranking, Rater, Response
+
+Statement = tuple[str, list[Any]]
+
+
+def table(model: type) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
+
+
+def db_time(moment: datetime) -> Any:
+    return connection.ops.adapt_datetimefield_value(moment)
+
+
+def db_uuid(value: uuid.UUID) -> Any:
+    return Ranking._meta.get_field("submission_id").get_db_prep_value(value, connection)
+
+
+def lock_clause(*, of: str = "", skip_locked: bool = False) -> str:
+    """`FOR UPDATE [OF <alias>] [SKIP LOCKED]` where the database has row locks, else nothing."""
+    features = connection.features
+    if not features.has_select_for_update:
+        return ""
+    skip = skip_locked and features.has_select_for_update_skip_locked
+    return " " + connection.ops.for_update_sql(skip_locked=skip, of=(of,) if of and features.has_select_for_update_of else ())
+
+
+# ---------------------------------------------------------------- leasing
+
+
+def holds_lease(project_id: int, rater_id: int, now: datetime) -> Statement:
+    sql = (
+        f"SELECT 1 FROM {table(Assignment)} a JOIN {table(Item)} i ON i.id = a.item_id"
+        " WHERE a.rater_id = %s AND a.status = %s AND a.expires_at > %s AND i.project_id = %s LIMIT 1"
+    )
+    return sql, [rater_id, Assignment.Status.LEASED, db_time(now), project_id]
+
+
+def next_candidate(project_id: int, target: int, rater_id: int, now: datetime, passed: list[int]) -> Statement:
+    """The first item below target that this rater has neither ranked nor skipped, fewest rankings
+    first, locked (skipping rows another request holds). Walks the (project, ranking_count, id)
+    index and stops at the first row that passes the per-row checks.
+    Columns: id, external_id, prompt, context, ranking_count.
+    """
+    assignment = table(Assignment)
+    not_passed = f" AND i.id NOT IN ({', '.join(['%s'] * len(passed))})" if passed else ""
+    sql = (
+        f"SELECT i.id, i.external_id, i.prompt, i.context, i.ranking_count FROM {table(Item)} i"
+        " WHERE i.project_id = %s AND i.ranking_count < %s"
+        f" AND i.ranking_count + (SELECT COUNT(*) FROM {assignment} a"
+        "   WHERE a.item_id = i.id AND a.status = %s AND a.expires_at > %s) < %s"
+        f" AND NOT EXISTS (SELECT 1 FROM {assignment} s WHERE s.item_id = i.id AND s.rater_id = %s AND s.status = %s)"
+        f" AND NOT EXISTS (SELECT 1 FROM {table(Ranking)} r WHERE r.item_id = i.id AND r.rater_id = %s)"
+        f"{not_passed} ORDER BY i.ranking_count, i.id LIMIT 1{lock_clause(of='i', skip_locked=True)}"
+    )
+    params = [project_id, target, Assignment.Status.LEASED, db_time(now), target, rater_id,
+              Assignment.Status.SKIPPED, rater_id, *passed]
+    return sql, params
+
+
+def lease_state(item_id: int, rater_id: int, now: datetime) -> Statement:
+    """With the item row locked, authoritative: its live leases, and how many `leased` rows of this
+    rater it has (a lapsed lease that must be closed before a new one is made)."""
+    sql = (
+        "SELECT COALESCE(SUM(CASE WHEN expires_at > %s THEN 1 ELSE 0 END), 0),"
+        " COALESCE(SUM(CASE WHEN rater_id = %s THEN 1 ELSE 0 END), 0)"
+        f" FROM {table(Assignment)} WHERE item_id = %s AND status = %s"
+    )
+    return sql, [db_time(now), rater_id, item_id, Assignment.Status.LEASED]
+
+
+def responses(item_id: int) -> Statement:
+    return f"SELECT response_id, text FROM {table(Response)} WHERE item_id = %s ORDER BY position, id", [item_id]
+
+
+def close_lapsed_lease(item_id: int, rater_id: int, now: datetime) -> Statement:
+    sql = f"UPDATE {table(Assignment)} SET status = %s, finished_at = %s WHERE item_id = %s AND rater_id = %s AND status = %s"
+    return sql, [Assignment.Status.EXPIRED, db_time(now), item_id, rater_id, Assignment.Status.LEASED]
+
+
+def insert_lease(public_id: uuid.UUID, item_id: int, rater_id: int, shown_order: str, now: datetime,
+                 expires_at: datetime) -> Statement:
+    """`shown_order` is JSON text. Returns the new row's id."""
+    sql = (
+        f"INSERT INTO {table(Assignment)} (public_id, item_id, rater_id, status, shown_order, leased_at, expires_at)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id"
+    )
+    return sql, [db_uuid(public_id), item_id, rater_id, Assignment.Status.LEASED, shown_order, db_time(now),
+                 db_time(expires_at)]
+
+
+# ---------------------------------------------------------------- submitting
+
+
+def lock_item(item_id: int) -> Statement:
+    """The item's row lock: every change to its leases and rankings happens under it."""
+    return f"SELECT id FROM {table(Item)} WHERE id = %s{lock_clause()}", [item_id]
+
+
+def earlier_rankings(item_id: int, rater_id: int, submission_id: uuid.UUID | None) -> Statement:
+    """The rater's current ranking of the item, and any ranking stored under `submission_id`.
+    Columns: id, item_id, rater_id, is_current, version, submission_id."""
+    sql = (f"SELECT id, item_id, rater_id, is_current, version, submission_id FROM {table(Ranking)}"
+           " WHERE (item_id = %s AND rater_id = %s AND is_current = %s)")
+    params: list[Any] = [item_id, rater_id, True]
+    if submission_id is not None:
+        sql += " OR submission_id = %s"
+        params.append(db_uuid(submission_id))
+    return sql, params
+
+
+def count_ranking(item_id: int) -> Statement:
+    return f"UPDATE {table(Item)} SET ranking_count = ranking_count + 1 WHERE id = %s", [item_id]
+
+
+def retire_ranking(ranking_id: int) -> Statement:
+    return f"UPDATE {table(Ranking)} SET is_current = %s WHERE id = %s", [False, ranking_id]
+
+
+def mark_submitted(assignment_id: int, now: datetime) -> Statement:
+    sql = f"UPDATE {table(Assignment)} SET status = %s, finished_at = %s WHERE id = %s"
+    return sql, [Assignment.Status.SUBMITTED, db_time(now), assignment_id]
+
+
+# ---------------------------------------------------------------- the fast submit (PostgreSQL)
+
+
+def token_assignment(token: str, assignment_public_id: uuid.UUID) -> Statement:
+    """An active user's token, their rater and one of their assignments in a project they are a
+    member of (the API's scoping), with the item row locked. No row: the request is not ours to serve.
+    """
+    from django.contrib.auth import get_user_model
+    from rest_framework.authtoken.models import Token
+
+    sql = (
+        "SELECT u.id, r.id, r.kind, r.persona, r.model, a.id, a.item_id, a.shown_order,"
+        " i.external_id, p.id, p.public_id, p.status, p.allow_ties, p.allow_partial, p.rationale,"
+        " p.overlap_target, p.lease_seconds, p.name"
+        f" FROM {table(Token)} t JOIN {table(get_user_model())} u ON u.id = t.user_id"
+        f" JOIN {table(Rater)} r ON r.user_id = u.id"
+        f" JOIN {table(Assignment)} a ON a.rater_id = r.id"
+        f" JOIN {table(Item)} i ON i.id = a.item_id"
+        f" JOIN {table(Project)} p ON p.id = i.project_id"
+        f" JOIN {table(Membership)} m ON m.project_id = p.id AND m.user_id = u.id"
+        f" WHERE t.key = %s AND u.is_active AND a.public_id = %s{lock_clause(of='i')}"
+    )
+    return sql, [token, db_uuid(assignment_public_id)]
+
+
+def insert_ranking(*, item_id: int, rater_id: int, assignment_id: int, order: str, shown_order: str,
+                   is_partial: bool, rationale: str, flags: str, seconds: float | None,
+                   submission_id: uuid.UUID, now: datetime) -> Statement:
+    """JSON columns as JSON text. Returns the new row's id."""
+    sql = (
+        f'INSERT INTO {table(Ranking)} (item_id, rater_id, assignment_id, "order", shown_order, is_partial,'
+        " rationale, flags, seconds, submission_id, version, is_current, created_at)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 1, %s, %s) RETURNING id"
+    )
+    return sql, [item_id, rater_id, assignment_id, order, shown_order, is_partial, rationale, flags, seconds,
+                 db_uuid(submission_id), True, db_time(now)]
