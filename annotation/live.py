@@ -20,10 +20,14 @@ def project_group(project: Project) -> str:
 
 
 def ranking_stored(ranking: Ranking) -> None:
+    project_progress_changed(ranking.item.project)
+
+
+def project_progress_changed(project: Project) -> None:
     """Tell the project's open pages that progress moved; they read the current numbers themselves.
 
     Coalesced (settings.LIVE_PROGRESS_INTERVAL): at hundreds of rankings a second a page needs one
     update per interval, not one per ranking, and each send costs the submitting request a write.
     """
     interval = getattr(settings, "LIVE_PROGRESS_INTERVAL", 0.5)
-    send_coalesced(project_group(ranking.item.project), {"type": "project.progress"}, interval=interval)
+    send_coalesced(project_group(project), {"type": "project.progress"}, interval=interval)

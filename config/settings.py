@@ -117,6 +117,9 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "jobs.channel_layer.DatabaseChannelLayer"}}
 
+# API submits (token auth) served beside Django's request pipeline on PostgreSQL: annotation.fast_submit.
+ANNOTATION_FAST_SUBMIT = env_bool("ANNOTATION_FAST_SUBMIT", True)
+
 # Live project pages: progress events are coalesced to at most one per project per this many
 # seconds per server process (the last change always arrives). 0 sends one per ranking.
 LIVE_PROGRESS_INTERVAL = env_float("LIVE_PROGRESS_INTERVAL", 0.5)

@@ -1,0 +1,351 @@
+"""The annotation loop's one hot request, served beside Django: `POST /api/v1/assignments/<id>/submit/`.
+
+A ranking submitted through the API (token auth) is stored, and the next item leased, with one
+transaction on an asyncio psycopg pool, without Django's request pipeline: that pipeline alone
+(ASGI handler, thread hop per request, middleware, DRF) cost about 3-4 ms of CPU per request here,
+more than the target of 300 submissions a second on two cores allows (benchmarks/load_annotators.py).
+
+It answers only the common case, and hands everything else to Django unchanged, with the body it
+read replayed: no `Authorization: Token` header, a host Django would refuse, an insecure request
+where HTTPS is required, a body Django's own serializer rejects, an unknown or foreign token or
+assignment, a project that is not active, a retry or an edit (an earlier ranking exists), a lapsed
+lease of the same rater on the next item. Each of those is decided before anything is written or
+rolls back what was, so Django's answer (400, 401, 404, a retry's 200) is the one the client gets,
+and the two paths cannot disagree about what is stored. The statements are annotation.loop_sql's,
+the checks SubmitSerializer's and services', the answer RankingSerializer's and assignment_payload's.
+
+PostgreSQL only (with SQLite every request goes to Django); ANNOTATION_FAST_SUBMIT=0 turns it off.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import re
+import uuid
+import weakref
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import connections
+from django.http.request import split_domain_port, validate_host
+from django.utils import timezone
+
+logger = logging.getLogger(__name__)
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+SUBMIT_PATH = re.compile(
+    r"^/api/v1/assignments/(?P<id>[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})/submit/$"
+)
+MAX_BODY = 256 * 1024
+# libpq takes these from OPTIONS; the rest of OPTIONS is Django's own.
+_NOT_LIBPQ = {"pool", "server_side_binding", "prepare_threshold", "isolation_level", "assume_role", "cursor_factory"}
+
+
+class Defer(Exception):
+    """Not the fast path's request to answer: Django answers it."""
+
+
+class FastSubmit:
+    """ASGI wrapper: serves the common submit itself, passes every other request to `app`."""
+
+    def __init__(self, app: Callable[..., Awaitable[None]]) -> None:
+        self.app = app
+        self._pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        match = SUBMIT_PATH.match(scope.get("path", "")) if _enabled(scope) else None
+        token = _token(scope) if match else None
+        if match is None or token is None or not _acceptable(scope):
+            return await self.app(scope, receive, send)
+        messages, body = await _read_body(receive)
+        try:
+            answer, project = await self._submit(token, uuid.UUID(match["id"]), body)
+        except Defer:
+            return await self.app(scope, _replay(messages, receive), send)
+        except Exception:
+            # Nothing was committed (the transaction rolled back): Django tries again, and answers.
+            logger.exception("fast submit failed; handing the request to Django")
+            return await self.app(scope, _replay(messages, receive), send)
+        await send({"type": "http.response.start", "status": 201, "headers": _headers(scope, len(answer))})
+        await send({"type": "http.response.body", "body": answer})
+        asyncio.get_running_loop().run_in_executor(None, _announce, project)
+
+    async def close(self) -> None:
+        for pool in list(self._pools.values()):
+            await pool.close()
+        self._pools.clear()
+
+    async def _pool(self) -> Any:
+        loop = asyncio.get_running_loop()
+        pool = self._pools.get(loop)
+        if pool is None:
+            from psycopg_pool import AsyncConnectionPool
+
+            pool = AsyncConnectionPool(
+                _conninfo(), min_size=1, max_size=max(settings.DATABASES["default"].get("OPTIONS", {})
+                                                      .get("pool", {}).get("max_size", 8), 2),
+                kwargs={"autocommit": False, "prepare_threshold": 5}, open=False, name="fast-submit",
+            )
+            self._pools[loop] = pool
+            await pool.open()
+        return pool
+
+    async def _submit(self, token: str, assignment_id: uuid.UUID, body: bytes) -> tuple[bytes, Any]:
+        from annotation import loop_sql as sql
+        from annotation.models import Project
+        from annotation.serializers import SubmitSerializer
+
+        try:
+            serializer = SubmitSerializer(data=json.loads(body))
+        except ValueError:
+            raise Defer from None
+        if not serializer.is_valid():
+            raise Defer
+        data = serializer.validated_data
+        pool = await self._pool()
+        async with pool.connection() as conn:  # commits on leaving, rolls back on an exception
+            rows = await _fetch(conn, sql.token_assignment(token, assignment_id))
+            if not rows:
+                raise Defer
+            found = _Found(*rows[0])
+            found.assignment_public_id = assignment_id
+            if found.project_status != Project.Status.ACTIVE:
+                raise Defer
+            stored = await _store(conn, found, data)
+            lease = await _lease(conn, found, found.project())
+            answer = _render({"ranking": stored, "next": lease})
+        return answer, found.project()
+
+
+class _Found:
+    """The row of loop_sql.token_assignment."""
+
+    def __init__(self, user_id: int, rater_id: int, rater_kind: str, persona: Any, model: str, assignment_id: int,
+                 item_id: int, shown_order: list[str], external_id: str, project_id: int, project_public_id: uuid.UUID,
+                 project_status: str, allow_ties: bool, allow_partial: bool, rationale: str, overlap_target: int,
+                 lease_seconds: int, project_name: str) -> None:
+        self.user_id, self.rater_id, self.rater_kind, self.persona, self.model = user_id, rater_id, rater_kind, persona, model
+        self.assignment_id, self.item_id, self.shown_order, self.external_id = assignment_id, item_id, shown_order, external_id
+        self.project_id, self.project_public_id, self.project_status = project_id, project_public_id, project_status
+        self.allow_ties, self.allow_partial, self.rationale = allow_ties, allow_partial, rationale
+        self.overlap_target, self.lease_seconds, self.project_name = overlap_target, lease_seconds, project_name
+        self.assignment_public_id: uuid.UUID | None = None
+
+    def project(self) -> Any:
+        from annotation.models import Project
+
+        return Project(id=self.project_id, public_id=self.project_public_id, name=self.project_name,
+                       status=self.project_status, allow_ties=self.allow_ties, allow_partial=self.allow_partial,
+                       rationale=self.rationale, overlap_target=self.overlap_target, lease_seconds=self.lease_seconds)
+
+
+async def _store(conn: Any, found: _Found, data: dict[str, Any]) -> dict[str, Any]:
+    """Insert the ranking (first submission only) and close the lease; its RankingSerializer form."""
+    from annotation import loop_sql as sql
+    from annotation.models import Assignment, Item, Project, Ranking, Rater
+    from annotation.serializers import RankingSerializer
+    from annotation.services import _validate
+    from annotation.weak_orders import RankingError
+
+    project = found.project()
+    rationale = data["rationale"] if project.rationale != Project.Rationale.OFF else ""
+    try:
+        order, partial, shown, flags = _validate(project, found.shown_order, data["ranking"], found.shown_order,
+                                                 data["flags"], rationale)
+    except RankingError:
+        raise Defer from None
+    submission_id = data["submission_id"] or uuid.uuid4()
+    if await _fetch(conn, sql.earlier_rankings(found.item_id, found.rater_id, submission_id)):
+        raise Defer  # a retry, an edit or a reused id
+    now = timezone.now()
+    (ranking_id,), = await _fetch(conn, sql.insert_ranking(
+        item_id=found.item_id, rater_id=found.rater_id, assignment_id=found.assignment_id, order=json.dumps(order),
+        shown_order=json.dumps(shown), is_partial=partial, rationale=rationale, flags=json.dumps(flags),
+        seconds=data["seconds"], submission_id=submission_id, now=now))
+    await _execute(conn, sql.count_ranking(found.item_id))
+    await _execute(conn, sql.mark_submitted(found.assignment_id, now))
+    item = Item(id=found.item_id, project=project, external_id=found.external_id)
+    rater = Rater(id=found.rater_id, kind=found.rater_kind, persona=found.persona, model=found.model)
+    ranking = Ranking(
+        id=ranking_id, item=item, rater=rater, assignment=Assignment(id=found.assignment_id, public_id=found.assignment_public_id),
+        order=order, shown_order=shown, is_partial=partial, rationale=rationale, flags=flags, seconds=data["seconds"],
+        submission_id=submission_id, version=1, is_current=True, created_at=now,
+    )
+    return RankingSerializer(ranking).data
+
+
+async def _lease(conn: Any, found: _Found, project: Any) -> dict[str, Any] | None:
+    """Lease the next item as services.next_assignment does; its assignment_payload form, or None."""
+    from annotation import loop_sql as sql
+    from annotation.api import assignment_payload
+    from annotation.models import Assignment, Item
+    from annotation.services import _MAX_CANDIDATE_TRIES
+
+    now = timezone.now()
+    if await _fetch(conn, sql.holds_lease(found.project_id, found.rater_id, now)):
+        raise Defer  # another lease is live (a second tab): Django hands that one back
+    passed: list[int] = []
+    for _ in range(_MAX_CANDIDATE_TRIES):
+        rows = await _fetch(conn, sql.next_candidate(found.project_id, found.overlap_target, found.rater_id, now, passed))
+        if not rows:
+            return None
+        item_id, external_id, prompt, context, ranking_count = rows[0]
+        (live, own_lapsed), = await _fetch(conn, sql.lease_state(item_id, found.rater_id, now))
+        if ranking_count + live >= found.overlap_target:
+            passed.append(item_id)
+            continue
+        if own_lapsed:
+            raise Defer  # rare: services closes the lapsed lease first
+        texts = dict(await _fetch(conn, sql.responses(item_id)))
+        ids = list(texts)
+        random.SystemRandom().shuffle(ids)
+        public_id, expires_at = uuid.uuid4(), now + timedelta(seconds=found.lease_seconds)
+        await _fetch(conn, sql.insert_lease(public_id, item_id, found.rater_id, json.dumps(ids), now, expires_at))
+        item = Item(id=item_id, project=project, external_id=external_id, prompt=prompt, context=context,
+                    ranking_count=ranking_count)
+        assignment = Assignment(public_id=public_id, item=item, rater_id=found.rater_id, shown_order=ids,
+                                status=Assignment.Status.LEASED, leased_at=now, expires_at=expires_at)
+        assignment.response_texts = texts
+        return assignment_payload(assignment, project)
+    return None
+
+
+async def _fetch(conn: Any, statement: tuple[str, list[Any]]) -> list[tuple[Any, ...]]:
+    cursor = await conn.execute(*statement)
+    return await cursor.fetchall()
+
+
+async def _execute(conn: Any, statement: tuple[str, list[Any]]) -> None:
+    await conn.execute(*statement)
+
+
+def _render(body: dict[str, Any]) -> bytes:
+    from rest_framework.renderers import JSONRenderer
+
+    return JSONRenderer().render(body)
+
+
+def _announce(project: Any) -> None:
+    """The live project page's update (coalesced), from a worker thread: it may touch the database."""
+    from annotation import live
+
+    try:
+        live.project_progress_changed(project)
+    finally:
+        connections.close_all()
+
+
+# ---------------------------------------------------------------- HTTP plumbing
+
+
+def _enabled(scope: Scope) -> bool:
+    return (
+        scope.get("type") == "http"
+        and scope.get("method") == "POST"
+        and getattr(settings, "ANNOTATION_FAST_SUBMIT", True)
+        and settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+    )
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return None
+
+
+def _token(scope: Scope) -> str | None:
+    parts = (_header(scope, b"authorization") or "").split()
+    if len(parts) == 2 and parts[0].lower() == "token" and len(parts[1]) <= 40:
+        return parts[1]
+    return None
+
+
+def _is_secure(scope: Scope) -> bool:
+    if scope.get("scheme") in ("https", "wss"):
+        return True
+    proxy = getattr(settings, "SECURE_PROXY_SSL_HEADER", None)
+    if proxy:
+        name, wanted = proxy
+        header = name.removeprefix("HTTP_").lower().replace("_", "-").encode()
+        value = _header(scope, header)
+        return value is not None and value.split(",")[0].strip() == wanted
+    return False
+
+
+def _acceptable(scope: Scope) -> bool:
+    """What Django's own checks would let through: a JSON body of sane size, an allowed host, HTTPS
+    where it is required. Anything else is Django's to answer (with its own error)."""
+    content_type = (_header(scope, b"content-type") or "").split(";")[0].strip().lower()
+    length = _header(scope, b"content-length")
+    if content_type != "application/json" or length is None or not length.isdigit() or int(length) > MAX_BODY:
+        return False
+    if settings.SECURE_SSL_REDIRECT and not _is_secure(scope):
+        return False
+    host = _header(scope, b"host") or ""
+    domain, _ = split_domain_port(host)
+    allowed = settings.ALLOWED_HOSTS or (["localhost", "127.0.0.1", "[::1]"] if settings.DEBUG else [])
+    return bool(domain) and validate_host(domain, allowed)
+
+
+async def _read_body(receive: Receive) -> tuple[list[dict[str, Any]], bytes]:
+    messages, chunks = [], []
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    return messages, b"".join(chunks)
+
+
+def _replay(messages: list[dict[str, Any]], receive: Receive) -> Receive:
+    pending = list(messages)
+
+    async def replayed() -> dict[str, Any]:
+        return pending.pop(0) if pending else await receive()
+
+    return replayed
+
+
+def _headers(scope: Scope, length: int) -> list[tuple[bytes, bytes]]:
+    """Those Django's middleware and DRF put on the same answer."""
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(length).encode()),
+        (b"vary", b"Accept"),
+        (b"allow", b"POST, OPTIONS"),
+        (b"x-frame-options", settings.X_FRAME_OPTIONS.encode()),
+    ]
+    if settings.SECURE_CONTENT_TYPE_NOSNIFF:
+        headers.append((b"x-content-type-options", b"nosniff"))
+    if settings.SECURE_REFERRER_POLICY:
+        policy = settings.SECURE_REFERRER_POLICY
+        headers.append((b"referrer-policy", (policy if isinstance(policy, str) else ",".join(policy)).encode()))
+    if settings.SECURE_CROSS_ORIGIN_OPENER_POLICY:
+        headers.append((b"cross-origin-opener-policy", settings.SECURE_CROSS_ORIGIN_OPENER_POLICY.encode()))
+    if settings.SECURE_HSTS_SECONDS and _is_secure(scope):
+        hsts = f"max-age={settings.SECURE_HSTS_SECONDS}"
+        hsts += "; includeSubDomains" if settings.SECURE_HSTS_INCLUDE_SUBDOMAINS else ""
+        hsts += "; preload" if settings.SECURE_HSTS_PRELOAD else ""
+        headers.append((b"strict-transport-security", hsts.encode()))
+    return headers
+
+
+def _conninfo() -> str:
+    from psycopg.conninfo import make_conninfo
+
+    db = settings.DATABASES["default"]
+    params = {"dbname": db["NAME"], "user": db.get("USER"), "password": db.get("PASSWORD"), "host": db.get("HOST"),
+              "port": db.get("PORT")}
+    params.update({k: v for k, v in db.get("OPTIONS", {}).items() if k not in _NOT_LIBPQ})
+    return make_conninfo(**{k: v for k, v in params.items() if v not in (None, "")})

@@ -1,0 +1,223 @@
+"""annotation.fast_submit: the API submit served beside Django, through the real ASGI stack.
+
+On PostgreSQL (the only database it serves): a first submission is answered and stored as
+Django's view would; everything else (bad input, foreign or unknown tokens, retries) reaches
+Django, which gives its usual answer, and nothing is written twice. Concurrent annotators never
+push an item past its target.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+
+import pytest
+from asgiref.sync import async_to_sync
+from asgiref.testing import ApplicationCommunicator
+from django.core.asgi import get_asgi_application
+from django.db import connection
+from rest_framework.authtoken.models import Token
+
+from annotation.fast_submit import FastSubmit
+from annotation.models import Assignment, Item, Membership, Project, Ranking
+from annotation.services import add_member, create_item, create_project, next_assignment
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+class Counting:
+    """Django's ASGI app, counting the requests the fast path handed over."""
+
+    def __init__(self) -> None:
+        self.app = get_asgi_application()
+        self.calls = 0
+
+    async def __call__(self, scope, receive, send):
+        self.calls += 1
+        await self.app(scope, receive, send)
+
+
+@pytest.fixture
+def fast():
+    if connection.vendor != "postgresql":
+        pytest.skip("the fast submit serves PostgreSQL only (see test_sqlite_requests_all_go_to_django)")
+    django_app = Counting()
+    return FastSubmit(django_app), django_app
+
+
+def in_one_loop(app: FastSubmit, scenario):
+    """Run `scenario` on one event loop, as a server process does; the pool closes on that loop."""
+
+    async def run():
+        try:
+            return await scenario()
+        finally:
+            await app.close()
+
+    return async_to_sync(run)()
+
+
+async def post(app, path: str, body: object, token: str | None, *, raw: bytes | None = None):
+    payload = raw if raw is not None else json.dumps(body).encode()
+    headers = [(b"host", b"localhost"), (b"content-type", b"application/json"),
+               (b"content-length", str(len(payload)).encode())]
+    if token is not None:
+        headers.append((b"authorization", f"Token {token}".encode()))
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "", "headers": headers,
+             "client": ("127.0.0.1", 5000), "server": ("localhost", 80)}
+    comm = ApplicationCommunicator(app, scope)
+    await comm.send_input({"type": "http.request", "body": payload, "more_body": False})
+    start = await comm.receive_output(20)
+    chunks = []
+    while True:
+        message = await comm.receive_output(20)
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            break
+    headers = {k.decode().lower(): v.decode() for k, v in start["headers"]}
+    return start["status"], b"".join(chunks), headers
+
+
+async def submit(app, assignment: Assignment, token: str, **fields):
+    body = {"ranking": [[r] for r in assignment.shown_order], "submission_id": str(uuid.uuid4()), **fields}
+    return await post(app, f"/api/v1/assignments/{assignment.public_id}/submit/", body, token)
+
+
+def token_for(user) -> str:
+    return Token.objects.create(user=user).key
+
+
+def shape(value):
+    """Keys and value types, recursively: what a client relies on."""
+    if isinstance(value, dict):
+        return {k: shape(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [shape(v) for v in value[:1]]
+    return type(value).__name__
+
+
+def test_first_submission_is_answered_and_stored_as_django_would(fast, settings, project, annotator, annotator2):
+    app, django_app = fast
+    mine, theirs = next_assignment(project=project, user=annotator), next_assignment(project=project, user=annotator2)
+    order = [[mine.shown_order[1]], [mine.shown_order[0], mine.shown_order[2]], [mine.shown_order[3]]]
+    extra = {"seconds": 4.5, "flags": ["harmful"], "rationale": "second is best"}
+    my_token, their_token = token_for(annotator), token_for(annotator2)
+
+    async def scenario():
+        mine_answer = await submit(app, mine, my_token, ranking=order, **extra)
+        assert django_app.calls == 0
+        settings.ANNOTATION_FAST_SUBMIT = False  # the same request through Django's view, for comparison
+        return mine_answer, await submit(app, theirs, their_token, **extra)
+
+    (status, body, headers), (their_status, their_body, their_headers) = in_one_loop(app, scenario)
+    assert (status, their_status, django_app.calls) == (201, 201, 1)
+
+    answer, reference = json.loads(body), json.loads(their_body)
+    assert shape(answer) == shape(reference)
+    for header in ("content-type", "x-frame-options", "x-content-type-options", "referrer-policy", "vary"):
+        assert headers.get(header) == their_headers.get(header), header
+
+    stored = Ranking.objects.get(rater__user=annotator)
+    assert stored.order == order and stored.shown_order == mine.shown_order
+    assert (stored.seconds, stored.flags, stored.rationale, stored.version, stored.is_current) == (
+        4.5, ["harmful"], "second is best", 1, True)
+    assert answer["ranking"]["id"] == stored.pk and answer["ranking"]["ranking"] == order
+    assert answer["ranking"]["assignment"] == str(mine.public_id)
+    assert Assignment.objects.get(pk=mine.pk).status == Assignment.Status.SUBMITTED
+    assert Item.objects.get(pk=mine.item_id).ranking_count == Ranking.objects.filter(item_id=mine.item_id).count()
+    lease = Assignment.objects.get(public_id=answer["next"]["id"])
+    assert lease.status == Assignment.Status.LEASED and lease.item_id != mine.item_id
+    assert [r["id"] for r in answer["next"]["responses"]] == lease.shown_order
+    assert sorted(lease.shown_order) == ["r1", "r2", "r3", "r4"]
+
+
+def test_everything_but_a_first_valid_submission_gets_djangos_answer(fast, project, annotator, annotator2, outsider):
+    app, django_app = fast
+    lease = next_assignment(project=project, user=annotator)
+    path = f"/api/v1/assignments/{lease.public_id}/submit/"
+    token, bob, mallory = token_for(annotator), token_for(annotator2), token_for(outsider)
+    sid = str(uuid.uuid4())
+    good = {"ranking": [[r] for r in lease.shown_order], "submission_id": sid}
+
+    async def scenario():
+        refused = [
+            await post(app, path, {"ranking": [["r1"], ["nope"]]}, token),
+            await post(app, path, None, token, raw=b"{not json"),
+            await post(app, path, {"ranking": [["r1"]]}, "0" * 40),
+            await post(app, path, {"ranking": [["r1"]]}, mallory),
+            await post(app, path, {"ranking": [["r1"]]}, bob),  # not their assignment
+            await post(app, path, {"ranking": [["r1"]]}, None),  # no token: Django's authentication
+        ]
+        calls = django_app.calls
+        first = await post(app, path, good, token)
+        calls_after_first = django_app.calls
+        again = await post(app, path, good, token)  # a network retry: Django finds the stored ranking
+        return refused, calls, first, calls_after_first, again
+
+    refused, calls, first, calls_after_first, again = in_one_loop(app, scenario)
+    assert refused[0][0] == 400 and "ranking" in json.loads(refused[0][1])
+    assert [r[0] for r in refused[1:]] == [400, 401, 404, 404, 401]
+    assert calls == 6
+    assert first[0] == 201 and calls_after_first == 6
+    assert again[0] == 200 and json.loads(again[1])["ranking"]["submission_id"] == sid
+    assert django_app.calls == 7 and Ranking.objects.count() == 1
+
+
+def test_a_closed_project_is_left_to_django(fast, project, annotator):
+    app, django_app = fast
+    lease = next_assignment(project=project, user=annotator)
+    Project.objects.filter(pk=project.pk).update(status=Project.Status.CLOSED)
+    token = token_for(annotator)
+    status, _, _ = in_one_loop(app, lambda: submit(app, lease, token))
+    assert django_app.calls == 1 and status in (201, 403, 409)
+
+
+def test_concurrent_annotators_never_push_an_item_past_its_target(fast, django_user_model):
+    app, django_app = fast
+    owner = django_user_model.objects.create_user("fast-owner")
+    target, items, annotators = 2, 12, 10
+    race = create_project(owner=owner, name="fast race", overlap_target=target, status=Project.Status.ACTIVE)
+    for n in range(items):
+        create_item(project=race, external_id=f"i{n}", prompt=f"p{n}",
+                    responses=[{"id": f"r{k}", "text": f"t{k}"} for k in range(3)])
+    users = [django_user_model.objects.create_user(f"fast{n}") for n in range(annotators)]
+    for user in users:
+        add_member(project=race, user=user, role=Membership.Role.ANNOTATOR)
+    first = {u.pk: next_assignment(project=race, user=u) for u in users}
+    tokens = {u.pk: token_for(u) for u in users}
+
+    async def annotate(user_id: int, sent: list[str]) -> None:
+        lease = first[user_id]
+        current = {"id": str(lease.public_id), "responses": [{"id": r} for r in lease.shown_order]} if lease else None
+        while current is not None:
+            sid = str(uuid.uuid4())
+            body = {"ranking": [[r["id"]] for r in current["responses"]], "submission_id": sid}
+            status, reply, _ = await post(app, f"/api/v1/assignments/{current['id']}/submit/", body, tokens[user_id])
+            assert status == 201, reply
+            sent.append(sid)
+            current = json.loads(reply)["next"]
+
+    async def everyone() -> list[str]:
+        sent: list[str] = []
+        await asyncio.gather(*(annotate(u.pk, sent) for u in users))
+        return sent
+
+    sent = in_one_loop(app, everyone)
+    assert django_app.calls == 0
+    assert len(sent) == len(set(sent)) == Ranking.objects.filter(item__project=race).count() == items * target
+    assert set(Ranking.objects.values_list("submission_id", flat=True)) == {uuid.UUID(s) for s in sent}
+    for item in Item.objects.filter(project=race):
+        assert item.ranking_count == target == item.rankings.count()
+        assert item.rankings.values("rater").distinct().count() == target
+
+
+def test_sqlite_requests_all_go_to_django(settings, project, annotator):
+    if connection.vendor == "postgresql":
+        pytest.skip("checks the SQLite default")
+    django_app = Counting()
+    app = FastSubmit(django_app)
+    lease = next_assignment(project=project, user=annotator)
+    token = token_for(annotator)
+    status, _, _ = async_to_sync(submit)(app, lease, token)
+    assert (status, django_app.calls) == (201, 1)
