@@ -30,7 +30,6 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connections
 from django.http.request import split_domain_port, validate_host
 from django.utils import timezone
 
@@ -75,7 +74,7 @@ class FastSubmit:
             return await self.app(scope, _replay(messages, receive), send)
         await send({"type": "http.response.start", "status": 201, "headers": _headers(scope, len(answer))})
         await send({"type": "http.response.body", "body": answer})
-        asyncio.get_running_loop().run_in_executor(None, _announce, project)
+        _announce(project)
 
     async def close(self) -> None:
         for pool in list(self._pools.values()):
@@ -110,18 +109,21 @@ class FastSubmit:
             raise Defer
         data = serializer.validated_data
         pool = await self._pool()
+        submission_id = data["submission_id"] or uuid.uuid4()
+        now = timezone.now()
         async with pool.connection() as conn:  # commits on leaving, rolls back on an exception
-            rows = await _fetch(conn, sql.token_assignment(token, assignment_id))
+            rows = await _fetch(conn, sql.token_assignment(token, assignment_id, submission_id, now))
             if not rows:
                 raise Defer
             found = _Found(*rows[0])
+            if found.project_status != Project.Status.ACTIVE or found.ranked_before or found.other_lease:
+                raise Defer  # a retry, an edit, a reused id, or a lease held in another tab
             found.assignment_public_id = assignment_id
-            if found.project_status != Project.Status.ACTIVE:
-                raise Defer
-            stored = await _store(conn, found, data)
-            lease = await _lease(conn, found, found.project())
+            project = found.project()
+            stored = await _store(conn, found, project, data, submission_id, now)
+            lease = await _lease(conn, found, project, now)
             answer = _render({"ranking": stored, "next": lease})
-        return answer, found.project()
+        return answer, project
 
 
 class _Found:
@@ -130,12 +132,13 @@ class _Found:
     def __init__(self, user_id: int, rater_id: int, rater_kind: str, persona: Any, model: str, assignment_id: int,
                  item_id: int, shown_order: list[str], external_id: str, project_id: int, project_public_id: uuid.UUID,
                  project_status: str, allow_ties: bool, allow_partial: bool, rationale: str, overlap_target: int,
-                 lease_seconds: int, project_name: str) -> None:
+                 lease_seconds: int, project_name: str, ranked_before: bool, other_lease: bool) -> None:
         self.user_id, self.rater_id, self.rater_kind, self.persona, self.model = user_id, rater_id, rater_kind, persona, model
         self.assignment_id, self.item_id, self.shown_order, self.external_id = assignment_id, item_id, shown_order, external_id
         self.project_id, self.project_public_id, self.project_status = project_id, project_public_id, project_status
         self.allow_ties, self.allow_partial, self.rationale = allow_ties, allow_partial, rationale
         self.overlap_target, self.lease_seconds, self.project_name = overlap_target, lease_seconds, project_name
+        self.ranked_before, self.other_lease = ranked_before, other_lease
         self.assignment_public_id: uuid.UUID | None = None
 
     def project(self) -> Any:
@@ -146,64 +149,58 @@ class _Found:
                        rationale=self.rationale, overlap_target=self.overlap_target, lease_seconds=self.lease_seconds)
 
 
-async def _store(conn: Any, found: _Found, data: dict[str, Any]) -> dict[str, Any]:
-    """Insert the ranking (first submission only) and close the lease; its RankingSerializer form."""
+async def _store(conn: Any, found: _Found, project: Any, data: dict[str, Any], submission_id: uuid.UUID,
+                 now: Any) -> dict[str, Any]:
+    """Insert the rater's first ranking of the item and close the lease; its RankingSerializer form."""
     from annotation import loop_sql as sql
     from annotation.models import Assignment, Item, Project, Ranking, Rater
     from annotation.serializers import RankingSerializer
     from annotation.services import _validate
     from annotation.weak_orders import RankingError
 
-    project = found.project()
     rationale = data["rationale"] if project.rationale != Project.Rationale.OFF else ""
     try:
         order, partial, shown, flags = _validate(project, found.shown_order, data["ranking"], found.shown_order,
                                                  data["flags"], rationale)
     except RankingError:
         raise Defer from None
-    submission_id = data["submission_id"] or uuid.uuid4()
-    if await _fetch(conn, sql.earlier_rankings(found.item_id, found.rater_id, submission_id)):
-        raise Defer  # a retry, an edit or a reused id
-    now = timezone.now()
-    (ranking_id,), = await _fetch(conn, sql.insert_ranking(
+    (ranking_id,), = await _fetch(conn, sql.store_first_ranking(
         item_id=found.item_id, rater_id=found.rater_id, assignment_id=found.assignment_id, order=json.dumps(order),
         shown_order=json.dumps(shown), is_partial=partial, rationale=rationale, flags=json.dumps(flags),
         seconds=data["seconds"], submission_id=submission_id, now=now))
-    await _execute(conn, sql.count_ranking(found.item_id))
-    await _execute(conn, sql.mark_submitted(found.assignment_id, now))
     item = Item(id=found.item_id, project=project, external_id=found.external_id)
     rater = Rater(id=found.rater_id, kind=found.rater_kind, persona=found.persona, model=found.model)
+    lease = Assignment(id=found.assignment_id, public_id=found.assignment_public_id)
     ranking = Ranking(
-        id=ranking_id, item=item, rater=rater, assignment=Assignment(id=found.assignment_id, public_id=found.assignment_public_id),
-        order=order, shown_order=shown, is_partial=partial, rationale=rationale, flags=flags, seconds=data["seconds"],
-        submission_id=submission_id, version=1, is_current=True, created_at=now,
+        id=ranking_id, item=item, rater=rater, assignment=lease, order=order, shown_order=shown, is_partial=partial,
+        rationale=rationale, flags=flags, seconds=data["seconds"], submission_id=submission_id, version=1,
+        is_current=True, created_at=now,
     )
     return RankingSerializer(ranking).data
 
 
-async def _lease(conn: Any, found: _Found, project: Any) -> dict[str, Any] | None:
-    """Lease the next item as services.next_assignment does; its assignment_payload form, or None."""
+async def _lease(conn: Any, found: _Found, project: Any, now: Any) -> dict[str, Any] | None:
+    """Lease the next item as services.next_assignment does; its assignment_payload form, or None.
+    (Whether the rater holds another live lease was read with the assignment.)"""
     from annotation import loop_sql as sql
     from annotation.api import assignment_payload
     from annotation.models import Assignment, Item
     from annotation.services import _MAX_CANDIDATE_TRIES
 
-    now = timezone.now()
-    if await _fetch(conn, sql.holds_lease(found.project_id, found.rater_id, now)):
-        raise Defer  # another lease is live (a second tab): Django hands that one back
     passed: list[int] = []
     for _ in range(_MAX_CANDIDATE_TRIES):
         rows = await _fetch(conn, sql.next_candidate(found.project_id, found.overlap_target, found.rater_id, now, passed))
         if not rows:
             return None
         item_id, external_id, prompt, context, ranking_count = rows[0]
-        (live, own_lapsed), = await _fetch(conn, sql.lease_state(item_id, found.rater_id, now))
+        responses = await _fetch(conn, sql.lease_state_and_responses(item_id, found.rater_id, now))
+        live, own_lapsed = responses[0][2:]
         if ranking_count + live >= found.overlap_target:
             passed.append(item_id)
             continue
         if own_lapsed:
             raise Defer  # rare: services closes the lapsed lease first
-        texts = dict(await _fetch(conn, sql.responses(item_id)))
+        texts = {response_id: text for response_id, text, _, _ in responses}
         ids = list(texts)
         random.SystemRandom().shuffle(ids)
         public_id, expires_at = uuid.uuid4(), now + timedelta(seconds=found.lease_seconds)
@@ -233,13 +230,11 @@ def _render(body: dict[str, Any]) -> bytes:
 
 
 def _announce(project: Any) -> None:
-    """The live project page's update (coalesced), from a worker thread: it may touch the database."""
+    """The live project page's update. Coalesced, so most calls only take a lock; a send that is
+    due runs in a thread of its own (it may write to the database)."""
     from annotation import live
 
-    try:
-        live.project_progress_changed(project)
-    finally:
-        connections.close_all()
+    live.project_progress_changed(project, in_thread=True)
 
 
 # ---------------------------------------------------------------- HTTP plumbing

@@ -23,11 +23,12 @@ def ranking_stored(ranking: Ranking) -> None:
     project_progress_changed(ranking.item.project)
 
 
-def project_progress_changed(project: Project) -> None:
+def project_progress_changed(project: Project, *, in_thread: bool = False) -> None:
     """Tell the project's open pages that progress moved; they read the current numbers themselves.
 
     Coalesced (settings.LIVE_PROGRESS_INTERVAL): at hundreds of rankings a second a page needs one
     update per interval, not one per ranking, and each send costs the submitting request a write.
+    `in_thread`: the caller is an event loop, so a send never runs in the caller's thread.
     """
     interval = getattr(settings, "LIVE_PROGRESS_INTERVAL", 0.5)
-    send_coalesced(project_group(project), {"type": "project.progress"}, interval=interval)
+    send_coalesced(project_group(project), {"type": "project.progress"}, interval=interval, in_thread=in_thread)

@@ -11,6 +11,7 @@ serialises writers itself. Placeholders are `%s` for both executors.
 """
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import datetime
 from typing import Any
@@ -22,18 +23,30 @@ from annotation.models import Assignment, Item, Membership, Project, Ranking, Ra
 Statement = tuple[str, list[Any]]
 
 
+# A process talks to one database, so names, clauses and adapters are looked up once: reaching
+# Django's per-thread connection object on every statement was a visible share of the fast path.
+
+
+@functools.cache
 def table(model: type) -> str:
     return connection.ops.quote_name(model._meta.db_table)
 
 
+@functools.cache
+def _native() -> tuple[bool, bool]:
+    """(datetimes, uuids) passed to the driver as they are (PostgreSQL), not as text (SQLite)."""
+    return connection.vendor == "postgresql", connection.features.has_native_uuid_field
+
+
 def db_time(moment: datetime) -> Any:
-    return connection.ops.adapt_datetimefield_value(moment)
+    return moment if _native()[0] else connection.ops.adapt_datetimefield_value(moment)
 
 
 def db_uuid(value: uuid.UUID) -> Any:
-    return Ranking._meta.get_field("submission_id").get_db_prep_value(value, connection)
+    return value if _native()[1] else Ranking._meta.get_field("submission_id").get_db_prep_value(value, connection)
 
 
+@functools.cache
 def lock_clause(*, of: str = "", skip_locked: bool = False) -> str:
     """`FOR UPDATE [OF <alias>] [SKIP LOCKED]` where the database has row locks, else nothing."""
     features = connection.features
@@ -143,9 +156,14 @@ def mark_submitted(assignment_id: int, now: datetime) -> Statement:
 # ---------------------------------------------------------------- the fast submit (PostgreSQL)
 
 
-def token_assignment(token: str, assignment_public_id: uuid.UUID) -> Statement:
+def token_assignment(token: str, assignment_public_id: uuid.UUID, submission_id: uuid.UUID, now: datetime) -> Statement:
     """An active user's token, their rater and one of their assignments in a project they are a
     member of (the API's scoping), with the item row locked. No row: the request is not ours to serve.
+
+    The last two columns say whether the rater has a ranking of the item already, or one under
+    `submission_id` (a retry or an edit), and whether they hold another live lease in the project.
+    Both are read with the statement's snapshot; a ranking committed meanwhile by a racing request
+    of the same rater is caught by the unique constraints when the new one is inserted.
     """
     from django.contrib.auth import get_user_model
     from rest_framework.authtoken.models import Token
@@ -153,7 +171,11 @@ def token_assignment(token: str, assignment_public_id: uuid.UUID) -> Statement:
     sql = (
         "SELECT u.id, r.id, r.kind, r.persona, r.model, a.id, a.item_id, a.shown_order,"
         " i.external_id, p.id, p.public_id, p.status, p.allow_ties, p.allow_partial, p.rationale,"
-        " p.overlap_target, p.lease_seconds, p.name"
+        " p.overlap_target, p.lease_seconds, p.name,"
+        f" EXISTS (SELECT 1 FROM {table(Ranking)} k WHERE (k.item_id = a.item_id AND k.rater_id = r.id"
+        "   AND k.is_current = %s) OR k.submission_id = %s),"
+        f" EXISTS (SELECT 1 FROM {table(Assignment)} o JOIN {table(Item)} oi ON oi.id = o.item_id"
+        "   WHERE o.rater_id = r.id AND o.status = %s AND o.expires_at > %s AND oi.project_id = p.id AND o.id <> a.id)"
         f" FROM {table(Token)} t JOIN {table(get_user_model())} u ON u.id = t.user_id"
         f" JOIN {table(Rater)} r ON r.user_id = u.id"
         f" JOIN {table(Assignment)} a ON a.rater_id = r.id"
@@ -162,17 +184,32 @@ def token_assignment(token: str, assignment_public_id: uuid.UUID) -> Statement:
         f" JOIN {table(Membership)} m ON m.project_id = p.id AND m.user_id = u.id"
         f" WHERE t.key = %s AND u.is_active AND a.public_id = %s{lock_clause(of='i')}"
     )
-    return sql, [token, db_uuid(assignment_public_id)]
+    return sql, [True, db_uuid(submission_id), Assignment.Status.LEASED, db_time(now), token,
+                 db_uuid(assignment_public_id)]
 
 
-def insert_ranking(*, item_id: int, rater_id: int, assignment_id: int, order: str, shown_order: str,
-                   is_partial: bool, rationale: str, flags: str, seconds: float | None,
-                   submission_id: uuid.UUID, now: datetime) -> Statement:
-    """JSON columns as JSON text. Returns the new row's id."""
+def store_first_ranking(*, item_id: int, rater_id: int, assignment_id: int, order: str, shown_order: str,
+                        is_partial: bool, rationale: str, flags: str, seconds: float | None,
+                        submission_id: uuid.UUID, now: datetime) -> Statement:
+    """PostgreSQL: insert a rater's first ranking of the item, count it on the item and close the
+    lease, in one statement (each part writes its own table). JSON columns as JSON text. Returns
+    the new ranking's id."""
     sql = (
-        f'INSERT INTO {table(Ranking)} (item_id, rater_id, assignment_id, "order", shown_order, is_partial,'
+        f"WITH counted AS (UPDATE {table(Item)} SET ranking_count = ranking_count + 1 WHERE id = %s),"
+        f" closed AS (UPDATE {table(Assignment)} SET status = %s, finished_at = %s WHERE id = %s)"
+        f' INSERT INTO {table(Ranking)} (item_id, rater_id, assignment_id, "order", shown_order, is_partial,'
         " rationale, flags, seconds, submission_id, version, is_current, created_at)"
         " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 1, %s, %s) RETURNING id"
     )
-    return sql, [item_id, rater_id, assignment_id, order, shown_order, is_partial, rationale, flags, seconds,
+    return sql, [item_id, Assignment.Status.SUBMITTED, db_time(now), assignment_id,
+                 item_id, rater_id, assignment_id, order, shown_order, is_partial, rationale, flags, seconds,
                  db_uuid(submission_id), True, db_time(now)]
+
+
+def lease_state_and_responses(item_id: int, rater_id: int, now: datetime) -> Statement:
+    """lease_state and responses in one statement: rows of (response_id, text, live, own_lapsed)."""
+    state, state_params = lease_state(item_id, rater_id, now)
+    sql = (f"SELECT x.response_id, x.text, s.live, s.own FROM {table(Response)} x"
+           f" CROSS JOIN ({state}) s (live, own)"
+           " WHERE x.item_id = %s ORDER BY x.position, x.id")
+    return sql, [*state_params, item_id]

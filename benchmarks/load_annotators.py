@@ -6,11 +6,23 @@ socket (pre-fork, `daphne --fd`), as a one-machine deployment would run them. Af
 database is checked: every submission the clients saw succeed is stored exactly once.
 
     .venv/bin/python benchmarks/load_annotators.py --annotators 50 --seconds 20
+    .venv/bin/python benchmarks/load_annotators.py --annotators 200 --seconds 20 --rate 300
     .venv/bin/python benchmarks/load_annotators.py --annotators 200 --seconds 20 --mode separate
 
 `--mode combined` (default) uses the submit response's embedded next assignment (one request
 per submission, what the browser and API clients do); `--mode separate` asks for the next item
 with its own request (two requests per submission).
+
+Without `--rate` every annotator submits the moment it has its item: that measures the server's
+saturation throughput, and latency is then fixed by Little's law (annotators / throughput: 200
+annotators at 300/s wait 0.67 s each however fast the server is). `--rate R` gives each annotator
+a think time so that together they offer R submissions a second, which is how latency at a load
+is measured: the target is p95 under 100 ms at 300 submissions a second.
+
+It also prints CPU milliseconds per submission of the server processes, of PostgreSQL and of
+the load client (the machine is shared, and CPU per submission varies less than throughput).
+The server runs with the recommended production settings for PostgreSQL: a connection pool per
+process (DB_POOL_SIZE) and server-side binding with prepared statements (DB_SERVER_SIDE_BINDING).
 """
 from __future__ import annotations
 
@@ -20,6 +32,7 @@ import gc
 import json
 import logging
 import os
+import random
 import socket
 import statistics
 import subprocess
@@ -39,6 +52,7 @@ class Stats:
     latencies: list[float] = field(default_factory=list)
     submissions: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    first_next: list[float] = field(default_factory=list)  # each annotator's first request (not in the loop)
 
 
 def prepare_database(url: str) -> None:
@@ -152,10 +166,28 @@ class Connection:
             self.writer.close()
 
 
-async def annotator(conn: Connection, project: str, deadline: float, mode: str, stats: Stats) -> None:
+async def annotator(conn: Connection, project: str, seconds: float, mode: str, stats: Stats,
+                    interval: float, ready: asyncio.Barrier, window: list, snapshot) -> None:
+    """Get a first item, wait until every annotator has one, then loop next -> submit for `seconds`
+    (the measured, steady-state window). With `interval` > 0 the annotator submits at most once per
+    `interval` seconds (a think time), starting at a random offset, so N annotators offer
+    N / interval submissions a second; with 0 each submits as soon as it has its next item."""
     try:
-        assignment = await _timed_next(conn, project, stats)
+        first = Stats()
+        assignment = await _timed_next(conn, project, first)
+        stats.first_next.extend(first.latencies)
+        stats.errors.extend(first.errors)
+        await ready.wait()
+        if not window:  # the first annotator to wake opens the measured window
+            window.extend([time.perf_counter(), snapshot()])
+        deadline = window[0] + seconds
+        due = time.perf_counter() + random.uniform(0, interval)
         while assignment is not None and time.perf_counter() < deadline:
+            if interval:
+                await asyncio.sleep(max(0.0, min(due, deadline) - time.perf_counter()))
+                due += interval
+                if time.perf_counter() >= deadline:
+                    break
             sid = str(uuid.uuid4())
             body = {"ranking": [[rid] for rid in assignment["responses_order"]], "submission_id": sid, "seconds": 1.0}
             started = time.perf_counter()
@@ -191,13 +223,16 @@ def _assignment_of(data: dict | None) -> dict | None:
     return {"id": data["id"], "responses_order": [r["id"] for r in data["responses"]]}
 
 
-async def drive(port: int, project: str, tokens: list[str], seconds: float, mode: str) -> tuple[Stats, float]:
+async def drive(port: int, project: str, tokens: list[str], seconds: float, mode: str, rate: float,
+                snapshot) -> tuple[Stats, float, tuple[float, ...]]:
+    """Run the annotators; the stats, the measured window's length, and `snapshot()` at its start."""
     stats = Stats()
-    started = time.perf_counter()
-    deadline = started + seconds
+    interval = len(tokens) / rate if rate else 0.0
     conns = [Connection("127.0.0.1", port, t) for t in tokens]
-    await asyncio.gather(*(annotator(c, project, deadline, mode, stats) for c in conns))
-    return stats, time.perf_counter() - started
+    ready, window = asyncio.Barrier(len(conns)), []
+    await asyncio.gather(*(annotator(c, project, seconds, mode, stats, interval, ready, window, snapshot)
+                           for c in conns))
+    return stats, time.perf_counter() - window[0], window[1]
 
 
 def check_database(stats: Stats) -> dict[str, int]:
@@ -242,12 +277,16 @@ def main() -> None:
     parser.add_argument("--server-processes", type=int, default=2)
     parser.add_argument("--pool", type=int, default=8, help="database connections per server process (DB_POOL_SIZE)")
     parser.add_argument("--mode", choices=["combined", "separate"], default="combined")
+    parser.add_argument("--rate", type=float, default=0.0,
+                        help="offered submissions per second, spread over the annotators (0: each submits as fast "
+                        "as it is answered, i.e. the server's saturation throughput)")
     parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/rlchf_bench")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     env = {**os.environ, "DATABASE_URL": args.database_url, "DEBUG": "0", "SECRET_KEY": "bench-" + uuid.uuid4().hex,
            "ALLOWED_HOSTS": "127.0.0.1", "SECURE_SSL_REDIRECT": "0", "DB_POOL_SIZE": str(args.pool), "LOG_LEVEL": "WARNING",
+           "DB_SERVER_SIDE_BINDING": os.environ.get("DB_SERVER_SIDE_BINDING", "1"),
            "DJANGO_SETTINGS_MODULE": "config.settings"}
     os.environ.update(env)
     prepare_database(args.database_url)
@@ -261,9 +300,11 @@ def main() -> None:
         gc.freeze()
         asyncio.run(wait_ready(base))
         servers = [p.pid for p in procs]
-        before = cpu_seconds(servers), cpu_seconds(command="postgres"), time.process_time()
-        stats, elapsed = asyncio.run(drive(port, project, tokens, args.seconds, args.mode))
-        after = cpu_seconds(servers), cpu_seconds(command="postgres"), time.process_time()
+        def snapshot() -> tuple[float, float, float]:
+            return cpu_seconds(servers), cpu_seconds(command="postgres"), time.process_time()
+
+        stats, elapsed, before = asyncio.run(drive(port, project, tokens, args.seconds, args.mode, args.rate, snapshot))
+        after = snapshot()
     finally:
         for p in procs:
             p.terminate()
@@ -273,10 +314,14 @@ def main() -> None:
     check = check_database(stats)
     rate = len(stats.submissions) / elapsed
     lat = sorted(stats.latencies)
-    print(f"annotators={args.annotators} mode={args.mode} server_processes={args.server_processes} "
+    offered = f"offered={args.rate:g}/s" if args.rate else "offered=saturation (no think time)"
+    print(f"annotators={args.annotators} mode={args.mode} {offered} server_processes={args.server_processes} "
           f"seconds={elapsed:.1f}")
     print(f"submissions/s={rate:.1f}  requests={len(lat)}  p50={percentile(lat, 50) * 1000:.1f} ms  "
-          f"p95={percentile(lat, 95) * 1000:.1f} ms  errors={len(stats.errors)}")
+          f"p95={percentile(lat, 95) * 1000:.1f} ms  p99={percentile(lat, 99) * 1000:.1f} ms  errors={len(stats.errors)}")
+    first = sorted(stats.first_next)
+    print(f"first next per annotator (before the loop): n={len(first)}  p50={percentile(first, 50) * 1000:.1f} ms  "
+          f"max={(first[-1] if first else 0) * 1000:.1f} ms")
     per = 1000 / max(len(stats.submissions), 1)
     server_cpu, db_cpu, client_cpu = ((a - b) * per for a, b in zip(after, before, strict=True))
     print(f"CPU per submission: server {server_cpu:.2f} ms  PostgreSQL {db_cpu:.2f} ms  load client {client_cpu:.2f} ms")

@@ -62,20 +62,21 @@ class Coalescer:
         self._last: dict[str, float] = {}
         self._due: set[str] = set()
 
-    def __call__(self, group: str, message: dict[str, Any], *, interval: float) -> None:
+    def __call__(self, group: str, message: dict[str, Any], *, interval: float, in_thread: bool = False) -> None:
+        """`in_thread`: a send due now also runs in a thread of its own (callers on an event loop)."""
         now = time.monotonic()
         with self._lock:
             if group in self._due:
                 return  # a send is already scheduled and will report this change too
             wait = self._last.get(group, float("-inf")) + interval - now
-            if wait <= 0:
+            if wait <= 0 and not in_thread:
                 self._last[group] = now
             else:
                 self._due.add(group)
-        if wait <= 0:
+        if wait <= 0 and not in_thread:
             self._send(group, message)
             return
-        timer = threading.Timer(wait, self._fire, (group, message))
+        timer = threading.Timer(max(wait, 0.0), self._fire, (group, message))
         timer.daemon = True
         timer.start()
 
@@ -94,12 +95,13 @@ class Coalescer:
 _coalesced = Coalescer(send_to_group)
 
 
-def send_coalesced(group: str, message: dict[str, Any], *, interval: float) -> None:
-    """`send_to_group`, coalesced per group to one send per `interval` seconds (0: every time)."""
-    if interval <= 0:
+def send_coalesced(group: str, message: dict[str, Any], *, interval: float, in_thread: bool = False) -> None:
+    """`send_to_group`, coalesced per group to one send per `interval` seconds (0: every time).
+    `in_thread`: never send in the caller's thread (an event loop's)."""
+    if interval <= 0 and not in_thread:
         send_to_group(group, message)
     else:
-        _coalesced(group, message, interval=interval)
+        _coalesced(group, message, interval=max(interval, 0.0), in_thread=in_thread)
 
 
 def publish(run: Run) -> None:

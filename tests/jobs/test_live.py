@@ -83,9 +83,22 @@ def test_a_stored_ranking_goes_through_the_coalescer_at_the_configured_interval(
     from annotation.services import next_assignment, submit_ranking
 
     seen: list[tuple[str, float]] = []
-    monkeypatch.setattr(live, "send_coalesced", lambda group, message, *, interval: seen.append((group, interval)))
+    monkeypatch.setattr(live, "send_coalesced", lambda group, message, *, interval, **_: seen.append((group, interval)))
     settings.LIVE_PROGRESS_INTERVAL = 0.25
     with django_capture_on_commit_callbacks(execute=True):
         lease = next_assignment(project=project, user=annotator)
         submit_ranking(user=annotator, assignment=lease, order=[[r] for r in lease.shown_order])
     assert seen == [(live.project_group(project), 0.25)]
+
+
+def test_in_thread_sends_never_run_in_the_callers_thread():
+    threads: list[int] = []
+    coalesce = Coalescer(lambda group, message: threads.append(threading.get_ident()))
+    for _ in range(50):
+        coalesce("g", {}, interval=0.05, in_thread=True)
+    deadline = time.monotonic() + 5
+    while not threads and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)
+    # the first send, and at most one trailing send for what came after it
+    assert 1 <= len(threads) <= 2 and threading.get_ident() not in threads
