@@ -91,6 +91,7 @@ class FastSubmit:
                 _conninfo(), min_size=1, max_size=max(settings.DATABASES["default"].get("OPTIONS", {})
                                                       .get("pool", {}).get("max_size", 8), 2),
                 kwargs={"autocommit": False, "prepare_threshold": 5}, open=False, name="fast-submit",
+                timeout=10,  # then the request goes to Django, which reports the database's trouble
             )
             self._pools[loop] = pool
             await pool.open()
