@@ -11,8 +11,7 @@ from typing import Any, TypeAlias
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from drf_spectacular.types import OpenApiTypes
@@ -118,27 +117,6 @@ def next_payload(user: AbstractBaseUser, project: Project, rater: Rater | None =
 # ---------------------------------------------------------------- projects
 
 
-def _with_progress(projects: QuerySet[Project], user: User) -> QuerySet[Project]:
-    """Annotate `my_done` and `my_remaining` (as services.annotator_progress) in the same query."""
-    done = (
-        Ranking.objects.filter(item__project=OuterRef("pk"), rater__user=user.pk, is_current=True)
-        .order_by()
-        .values("item__project")
-        .annotate(n=Count("pk"))
-        .values("n")
-    )
-    ranked = Ranking.objects.filter(item=OuterRef("pk"), rater__user=user.pk)
-    remaining = (
-        Item.objects.filter(project=OuterRef("pk"), ranking_count__lt=OuterRef("overlap_target"))
-        .exclude(Exists(ranked))
-        .order_by()
-        .values("project")
-        .annotate(n=Count("pk"))
-        .values("n")
-    )
-    return projects.annotate(my_done=Coalesce(Subquery(done), Value(0)), my_remaining=Coalesce(Subquery(remaining), Value(0)))
-
-
 @extend_schema_view(
     list=extend_schema(summary="Projects you belong to (annotators see only what they need)"),
     retrieve=extend_schema(summary="One of your projects"),
@@ -166,7 +144,7 @@ class ProjectViewSet(
             return Project.objects.none()
         projects = member_projects(self.request.user).select_related("owner")
         if self.action in ("list", "retrieve"):
-            projects = _with_progress(projects, self.request.user)
+            projects = services.with_annotator_progress(projects, self.request.user)
         return projects
 
     def get_permissions(self) -> list[BasePermission]:
@@ -180,7 +158,7 @@ class ProjectViewSet(
         return ProjectSerializer
 
     def _present(self, project: Project, code: int = status.HTTP_200_OK) -> Response:
-        fresh = _with_progress(member_projects(self.request.user).select_related("owner"), self.request.user)
+        fresh = services.with_annotator_progress(member_projects(self.request.user).select_related("owner"), self.request.user)
         return Response(ProjectSerializer(fresh.get(pk=project.pk)).data, status=code)
 
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:

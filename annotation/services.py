@@ -13,7 +13,7 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
-from django.db.models import Count, Sum, Value
+from django.db.models import Count, Exists, OuterRef, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -377,6 +377,27 @@ def annotator_progress(*, project: Project, user: AbstractBaseUser) -> dict[str,
         rankings__rater=rater
     ).count()
     return {"done": done, "remaining": open_items}
+
+
+def with_annotator_progress(projects: QuerySet[Project], user: AbstractBaseUser) -> QuerySet[Project]:
+    """Annotate `my_done` and `my_remaining` (as annotator_progress) in the projects' own query."""
+    done = (
+        Ranking.objects.filter(item__project=OuterRef("pk"), rater__user=user.pk, is_current=True)
+        .order_by()
+        .values("item__project")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    ranked = Ranking.objects.filter(item=OuterRef("pk"), rater__user=user.pk)
+    remaining = (
+        Item.objects.filter(project=OuterRef("pk"), ranking_count__lt=OuterRef("overlap_target"))
+        .exclude(Exists(ranked))
+        .order_by()
+        .values("project")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return projects.annotate(my_done=Coalesce(Subquery(done), Value(0)), my_remaining=Coalesce(Subquery(remaining), Value(0)))
 
 
 def project_progress(project: Project) -> dict[str, int]:

@@ -51,6 +51,29 @@ def test_home_lists_my_projects_with_progress(client, project, annotator, owner)
     assert reverse("annotation-annotate", args=[other.public_id]) not in page
 
 
+def test_home_costs_the_same_queries_for_one_project_or_many(client, project, owner, annotator):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client.force_login(annotator)
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as ctx:
+            assert client.get(reverse("annotation-home")).status_code == 200
+        return len(ctx.captured_queries)
+
+    one = queries()
+    for n in range(4):
+        extra = create_project(owner=owner, name=f"More {n}", status=Project.Status.ACTIVE)
+        add_member(project=extra, user=annotator, role=Membership.Role.ANNOTATOR)
+    assert queries() == one
+    lease = next_assignment(project=project, user=annotator)
+    from annotation.services import submit_ranking
+
+    submit_ranking(user=annotator, assignment=lease, order=[[r] for r in lease.shown_order])
+    assert "Done <strong>1</strong> · Remaining <strong>2</strong>" in client.get(reverse("annotation-home")).content.decode()
+
+
 def test_home_hides_draft_projects_from_annotators_but_not_researchers(client, owner, annotator):
     draft = create_project(owner=owner, name="Secret draft")
     add_member(project=draft, user=annotator, role=Membership.Role.ANNOTATOR)
