@@ -328,6 +328,34 @@ def record_ranking(
     return ranking
 
 
+def revise_ranking(
+    *,
+    user: AbstractBaseUser,
+    ranking: Ranking,
+    order: object,
+    rationale: str = "",
+    flags: Iterable[str] = (),
+    seconds: float | None = None,
+    submission_id: uuid.UUID | str | None = None,
+) -> Ranking:
+    """A new version of the user's own current ranking, over the responses as they were shown.
+
+    The earlier version is kept (not current); the item's count is unchanged. Only while the
+    project is active: a closed project's rankings are final. A repeated `submission_id` returns
+    the version it stored.
+    """
+    if ranking.rater.user_id != user.pk:
+        raise AssignmentError("this ranking belongs to someone else")
+    project = ranking.item.project
+    if project.status != Project.Status.ACTIVE:
+        raise AssignmentError(f"project {project.name!r} is {project.status}; its rankings can no longer change")
+    if not ranking.is_current:
+        raise RankingError("a newer version of this ranking exists; revise that one", field="ranking")
+    rationale = rationale if project.rationale != Project.Rationale.OFF else ""
+    return record_ranking(item=ranking.item, rater=ranking.rater, order=order, shown_order=ranking.shown_order,
+                          rationale=rationale, flags=flags, seconds=seconds, submission_id=submission_id)
+
+
 def _earlier(
     item: Item, rater: Rater, submission_id: uuid.UUID | str | None
 ) -> tuple[Ranking | None, tuple[int, int] | None]:

@@ -8,10 +8,14 @@ sessionStorage.
 """
 from __future__ import annotations
 
+import json
 import string
+import uuid
 from typing import Any
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import NoReverseMatch, path, reverse
@@ -19,10 +23,12 @@ from django.views.decorators.http import require_GET, require_POST
 
 from annotation.forms import RankingForm
 from annotation.markdown import render_markdown
-from annotation.models import Assignment, Membership, Project
+from annotation.models import Assignment, Item, Membership, Project, Ranking
 from annotation.services import (
+    AssignmentError,
     annotator_progress,
     next_assignment,
+    revise_ranking,
     skip_assignment,
     submit_ranking,
     with_annotator_progress,
@@ -89,13 +95,13 @@ def home(request: HttpRequest) -> HttpResponse:
 # ---------------------------------------------------------------- ranking
 
 
-def _cards(assignment: Assignment) -> list[dict[str, str]]:
+def _cards(item: Item, shown_order: list[str]) -> list[dict[str, str]]:
     """The responses in the order this annotator is shown them, labelled A, B, C..."""
-    texts = dict(assignment.item.responses.values_list("response_id", "text"))
+    texts = dict(item.responses.values_list("response_id", "text"))
     letters = string.ascii_uppercase
     return [
         {"id": rid, "label": letters[i] if i < len(letters) else str(i + 1), "text": texts[rid]}
-        for i, rid in enumerate(assignment.shown_order)
+        for i, rid in enumerate(shown_order)
         if rid in texts
     ]
 
@@ -110,7 +116,7 @@ def _item_context(request: HttpRequest, project: Project, assignment: Assignment
         "announce": "",
     }
     if assignment is not None:
-        context["cards"] = _cards(assignment)
+        context["cards"] = _cards(assignment.item, assignment.shown_order)
     context.update(extra)
     return context
 
@@ -187,9 +193,77 @@ def skip(request: HttpRequest, public_id: Any) -> HttpResponse:
     return _next_item(request, assignment.item.project, announce="Item skipped. Next item loaded.")
 
 
+# ---------------------------------------------------------------- my rankings, and revising one
+
+RANKINGS_PER_PAGE = 50
+
+
+@login_required
+@require_GET
+def my_rankings(request: HttpRequest, public_id: Any) -> HttpResponse:
+    """The user's own current rankings in a project, newest first, each with a link to revise it."""
+    project = _member_project(request, public_id)
+    rankings = (
+        Ranking.objects.filter(item__project=project, rater__user=request.user, is_current=True)
+        .select_related("item").order_by("-created_at", "-pk")
+    )
+    page = Paginator(rankings, RANKINGS_PER_PAGE).get_page(request.GET.get("page"))
+    return render(request, "annotation/my_rankings.html", {"project": project, "page": page})
+
+
+def _own_ranking(request: HttpRequest, pk: int) -> Ranking:
+    """The user's own current ranking in a project they still belong to; anything else is 404."""
+    rankings = Ranking.objects.select_related("item__project", "rater").filter(
+        rater__user=request.user, is_current=True, item__project__memberships__user=request.user
+    )
+    return get_object_or_404(rankings, pk=pk)
+
+
+def _revise_page(request: HttpRequest, ranking: Ranking, form: RankingForm, error: str = "", field: str = "",
+                 status: int = 200) -> HttpResponse:
+    project = ranking.item.project
+    context = {
+        "project": project, "ranking": ranking, "item": ranking.item, "form": form, "error": error,
+        "error_field": field, "cards": _cards(ranking.item, ranking.shown_order),
+        "not_open": _NOT_OPEN.get(project.status),
+    }
+    return render(request, "annotation/revise.html", context, status=status)
+
+
+@login_required
+def revise(request: HttpRequest, pk: int) -> HttpResponse:
+    """Re-rank an item already submitted: the stored order is the starting point; saving adds a
+    version (the earlier one is kept)."""
+    ranking = _own_ranking(request, pk)
+    if request.method == "GET":
+        initial = {"ranking": json.dumps(ranking.order), "rationale": ranking.rationale, "flags": ranking.flags,
+                   "submission_id": uuid.uuid4()}
+        return _revise_page(request, ranking, RankingForm(initial=initial))
+    if request.method != "POST":
+        return HttpResponse(status=405, headers={"Allow": "GET, POST"})
+    form = RankingForm(request.POST)
+    if not form.is_valid():
+        field, message = form.first_error()
+        return _revise_page(request, ranking, form, f"Not saved: {message}", field, 422)
+    data = form.cleaned_data
+    try:
+        stored = revise_ranking(
+            user=request.user, ranking=ranking, order=data["ranking"], rationale=data["rationale"],
+            flags=data["flags"], seconds=data["seconds"], submission_id=data["submission_id"],
+        )
+    except RankingError as error:
+        return _revise_page(request, ranking, form, f"Not saved: {error.field}: {error}", error.field, 422)
+    except AssignmentError as error:
+        return _revise_page(request, ranking, form, f"Not saved: {error}", "project", 409)
+    messages.success(request, f"Ranking revised (version {stored.version}).")
+    return redirect("annotation-my-rankings", public_id=ranking.item.project.public_id)
+
+
 urlpatterns = [
     path("", home, name="annotation-home"),
     path("annotate/<uuid:public_id>/", annotate, name="annotation-annotate"),
     path("assignments/<uuid:public_id>/submit/", submit, name="annotation-submit-ranking"),
     path("assignments/<uuid:public_id>/skip/", skip, name="annotation-skip-assignment"),
+    path("annotate/<uuid:public_id>/mine/", my_rankings, name="annotation-my-rankings"),
+    path("rankings/<int:pk>/revise/", revise, name="annotation-revise-ranking"),
 ]

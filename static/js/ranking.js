@@ -303,7 +303,7 @@
 
   RankingWidget.prototype.skip = function () {
     var button = this.form.querySelector("[data-skip]");
-    if (!button.disabled) button.click();
+    if (button && !button.disabled) button.click();  // a revision has no skip
   };
 
   /* ------------------------------------------------------------ keyboard */

@@ -204,3 +204,30 @@ def test_no_ties_project_reorders_asks_for_rationale_and_keeps_work_when_refused
     assert ranking.order == expected
     assert ranking.rationale == "s1 answers the question"
     assert console_errors == [], "\n".join(console_errors)
+
+
+def test_revise_a_submitted_ranking_by_keyboard(new_page, log_in, live_server, project, annotator, console_errors):
+    """The stored order is on screen when the revision opens; keys change it; saving stores a new
+    version with exactly what was on screen and keeps the first."""
+    from annotation.services import next_assignment, submit_ranking
+
+    lease = next_assignment(project=project, user=annotator)
+    first = submit_ranking(user=annotator, assignment=lease, order=[[r] for r in lease.shown_order])
+    page = new_page()
+    log_in(page, "annie", "annie-pass-123")
+    page.goto(f"{live_server.url}/annotate/{project.public_id}/mine/")
+    page.click(f'tr[data-ranking="{first.pk}"] a:has-text("Revise")')
+    page.wait_for_selector("form[data-ranking-form][data-ready=true]")
+    assert page.evaluate(SCREEN_TIERS) == first.order
+    last = lease.shown_order[-1]
+    tab_to(page, last)
+    page.keyboard.press("1")  # the last response to the top
+    page.keyboard.press("s")  # no skip on this page: nothing happens
+    on_screen = page.evaluate(SCREEN_TIERS)
+    assert on_screen[0] == [last]
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{live_server.url}/annotate/{project.public_id}/mine/")
+    assert "Ranking revised (version 2)" in page.inner_text(".messages")
+    versions = list(Ranking.objects.filter(item=first.item, rater=first.rater).order_by("version"))
+    assert [(v.order, v.is_current) for v in versions] == [(first.order, False), (on_screen, True)]
+    assert console_errors == []
