@@ -1,8 +1,12 @@
 """Raw ranking export: one judgment per record, in the contract of ARCHITECTURE.md.
 
-    {"project", "item", "prompt", "responses": [{"id", "text", "source"}],
+    {"project", "item", "prompt", "context", "responses": [{"id", "text", "source"}],
      "rater": {"id", "kind", "profile", "persona", "model"},
      "ranking", "shown_order", "rationale", "flags", "seconds", "created_at"}
+
+`context` is an addition to the contract: the chat turns before `prompt` ([{role, content}], empty
+for a single-turn item), without which a multi-turn item (hh-rlhf dialogues) loses what the
+responses answer. Readers of the contract that ignore unknown keys are unaffected.
 
 `project` is the project's public id, `item` the item's external id, `rater.id` the rater's key
 ("user:<pk>" or "persona:<id>@<model>", never a username). `rater.profile` holds the annotator's
@@ -121,6 +125,7 @@ def ranking_record(ranking: Ranking, *, project_id: str, individual: bool) -> di
         "project": project_id,
         "item": item.external_id,
         "prompt": item.prompt,
+        "context": list(item.context or []),
         "responses": [{"id": r.response_id, "text": r.text, "source": r.source} for r in item.responses.all()],
         "rater": {
             "id": rater.key,
@@ -160,11 +165,12 @@ def arrow_schema() -> Any:
     import pyarrow as pa
 
     response = pa.struct([("id", pa.string()), ("text", pa.string()), ("source", pa.string())])
+    message = pa.struct([("role", pa.string()), ("content", pa.string())])
     rater = pa.struct([("id", pa.string()), ("kind", pa.string()), ("profile", pa.string()),
                        ("persona", pa.string()), ("model", pa.string())])
     return pa.schema([
         ("project", pa.string()), ("item", pa.string()), ("prompt", pa.string()),
-        ("responses", pa.list_(response)), ("rater", rater),
+        ("context", pa.list_(message)), ("responses", pa.list_(response)), ("rater", rater),
         ("ranking", pa.list_(pa.list_(pa.string()))), ("shown_order", pa.list_(pa.string())),
         ("rationale", pa.string()), ("flags", pa.list_(pa.string())), ("seconds", pa.float64()),
         ("created_at", pa.string()),

@@ -27,7 +27,7 @@ from annotation.services import rater_for_user, record_ranking, synthetic_rater
 pytestmark = pytest.mark.django_db
 
 PERSONA = {"id": "p-7", "description": "A retired teacher from Lyon", "attributes": {"age": 67, "nationality": "FR"}}
-CONTRACT_KEYS = ["project", "item", "prompt", "responses", "rater", "ranking", "shown_order", "rationale", "flags",
+CONTRACT_KEYS = ["project", "item", "prompt", "context", "responses", "rater", "ranking", "shown_order", "rationale", "flags",
                  "seconds", "created_at"]
 
 
@@ -177,6 +177,20 @@ def test_parquet_holds_the_same_records_in_row_groups(judged, tmp_path):
     synthetic = next(r for r in rows if r["rater"]["kind"] == "synthetic")
     assert json.loads(synthetic["rater"]["persona"]) == PERSONA
     assert synthetic["responses"][0] == {"id": "r1", "text": "Answer 1 to 0", "source": "demo"}
+
+
+def test_earlier_chat_turns_are_exported_as_context(project, annotator, tmp_path):
+    from annotation.services import create_item
+
+    turns = [{"role": "user", "content": "Hi, can you help?"}, {"role": "assistant", "content": "Of course."}]
+    item = create_item(project=project, external_id="chat", prompt="How do I boil an egg?", context=turns,
+                       responses=[{"id": "a", "text": "Boil it."}, {"id": "b", "text": "Ten minutes in water."}])
+    record_ranking(item=item, rater=rater_for_user(annotator), order=[["b"], ["a"]])
+    (chat,) = [r for r in lines(project) if r["item"] == "chat"]
+    assert (chat["prompt"], chat["context"]) == ("How do I boil an egg?", turns)
+    write_parquet(project, ExportFilter(), tmp_path / "c.parquet")
+    (row,) = [r for r in pq.read_table(tmp_path / "c.parquet").to_pylist() if r["item"] == "chat"]
+    assert row["context"] == turns
 
 
 def test_empty_export_is_a_valid_parquet_file(project, tmp_path):
