@@ -1,6 +1,6 @@
 """API endpoints for importing items and exporting raw rankings (researchers of the project only).
 
-    POST /api/v1/projects/{public_id}/import/   multipart `file` (+ `format`, `skip_existing`)
+    POST /api/v1/projects/{public_id}/import/   multipart `file` (+ `format`, `skip_existing`, `skip_invalid`)
                                                 or a JSON body: a list of items, or {"items": [...]}
     GET  /api/v1/projects/{public_id}/export/?format=jsonl|parquet|datasets&rater_kind=&since=&until=&versions=
 
@@ -71,15 +71,18 @@ def _source(request: Request) -> ImportSource:
 @extend_schema(
     request={"multipart/form-data": OpenApiTypes.OBJECT, "application/json": OpenApiTypes.OBJECT},
     responses={201: OpenApiTypes.OBJECT, 400: OpenApiTypes.OBJECT},
-    description="Import items (all or nothing). Duplicated ids are errors unless skip_existing is true.",
+    description="Import items (all or nothing). Duplicated ids are errors unless skip_existing is true; invalid "
+    "rows are errors unless skip_invalid is true (then they are left out and listed in `invalid`).",
 )
 @api_view(["POST"])
 @parser_classes([MultiPartParser, JSONParser])
 def import_items(request: Request, public_id: UUID) -> Response:
     project = researcher_project(request.user, public_id)
-    skip = _truthy(request.data.get("skip_existing", False)) if isinstance(request.data, dict) else False
+    options = request.data if isinstance(request.data, dict) else {}
+    skip, skip_invalid = (_truthy(options.get(name, False)) for name in ("skip_existing", "skip_invalid"))
     try:
-        report = services_io.import_items(project=project, source=_source(request), skip_existing=skip)
+        report = services_io.import_items(project=project, source=_source(request), skip_existing=skip,
+                                          skip_invalid=skip_invalid)
     except ImportFailed as exc:
         return failed(exc)
     return Response(report.as_dict(), status=status.HTTP_201_CREATED)

@@ -9,6 +9,10 @@ queries and no file sits whole in memory.
 Duplicates: two rows with the same id in one file are always an error. A row whose id is already
 an item of the project is an error too, unless `skip_existing=True`: then it is left out and
 counted in the report (re-running an import after adding rows to the file).
+
+Invalid rows: by default any one of them stops the import. With `skip_invalid=True` (a public
+dataset with a few malformed rows, such as hh-rlhf's) they are left out and reported, each with
+its line, field and reason, and the valid rows are imported; a file with no valid row still fails.
 """
 from __future__ import annotations
 
@@ -36,20 +40,33 @@ class ImportReport:
     created: int = 0
     skipped_existing: int = 0
     skipped_ids: list[str] = field(default_factory=list)
+    skipped_invalid: int = 0
+    invalid: list[RowError] = field(default_factory=list)  # the first MAX_ERRORS of them
 
     def as_dict(self) -> dict[str, object]:
         return {"created": self.created, "skipped_existing": self.skipped_existing,
-                "skipped_ids": self.skipped_ids[:100]}
+                "skipped_ids": self.skipped_ids[:100], "skipped_invalid": self.skipped_invalid,
+                "invalid": [error.as_dict() for error in self.invalid]}
+
+    def summary(self) -> str:
+        """", 3 already in the project skipped, 9 invalid rows skipped (line 12, field 'chosen': ...)"."""
+        parts = []
+        if self.skipped_existing:
+            parts.append(f"{self.skipped_existing} already in the project skipped")
+        if self.skipped_invalid:
+            first = f" (first: {self.invalid[0]})" if self.invalid else ""
+            parts.append(f"{self.skipped_invalid} invalid row{'s' if self.skipped_invalid != 1 else ''} skipped{first}")
+        return "".join(f", {part}" for part in parts)
 
 
 @transaction.atomic
 def import_items(*, project: Project, source: ImportSource, skip_existing: bool = False,
-                 batch_size: int = BATCH_SIZE) -> ImportReport:
+                 skip_invalid: bool = False, batch_size: int = BATCH_SIZE) -> ImportReport:
     """Validate every row of `source`, then create its items; raise `ImportFailed` and write nothing
-    if any row is bad."""
-    report = _validate(project, source, skip_existing, batch_size)
+    if any row is bad (with `skip_invalid`, if no row is good)."""
+    report = _validate(project, source, skip_existing, skip_invalid, batch_size)
     try:
-        for batch in _batches(_parsed(source), batch_size):
+        for batch in _batches(_parsed(source, skip_invalid), batch_size):
             fresh = _drop_existing(project, batch) if skip_existing else batch
             _create(project, fresh)
             report.created += len(fresh)
@@ -58,13 +75,18 @@ def import_items(*, project: Project, source: ImportSource, skip_existing: bool 
     return report
 
 
-def _validate(project: Project, source: ImportSource, skip_existing: bool, batch_size: int) -> ImportReport:
+def _validate(project: Project, source: ImportSource, skip_existing: bool, skip_invalid: bool,
+              batch_size: int) -> ImportReport:
     errors: list[RowError] = []
     report = ImportReport()
     pending: list[ParsedItem] = []
     seen = 0
     for parsed in iter_items(source):
-        if isinstance(parsed, RowError):
+        if isinstance(parsed, RowError) and skip_invalid and parsed.line is not None:
+            report.skipped_invalid += 1
+            if len(report.invalid) < MAX_ERRORS:
+                report.invalid.append(parsed)
+        elif isinstance(parsed, RowError):
             errors.append(parsed)
         else:
             pending.append(parsed)
@@ -78,7 +100,7 @@ def _validate(project: Project, source: ImportSource, skip_existing: bool, batch
     if errors:
         raise ImportFailed(errors[:MAX_ERRORS], truncated=len(errors) > MAX_ERRORS)
     if not seen:
-        raise ImportFailed([RowError(f"{source.name!r} contains no items")])
+        raise ImportFailed(report.invalid or [RowError(f"{source.name!r} contains no items")])
     return report
 
 
@@ -102,8 +124,10 @@ def _existing_ids(project: Project, batch: list[ParsedItem]) -> set[str]:
     return set(Item.objects.filter(project=project, external_id__in=ids).values_list("external_id", flat=True))
 
 
-def _parsed(source: ImportSource) -> Iterator[ParsedItem]:
+def _parsed(source: ImportSource, skip_invalid: bool) -> Iterator[ParsedItem]:
     for parsed in iter_items(source):
+        if isinstance(parsed, RowError) and skip_invalid and parsed.line is not None:
+            continue  # counted by the first pass
         if isinstance(parsed, RowError):  # the source changed between the two passes
             raise ImportFailed([parsed])
         yield parsed

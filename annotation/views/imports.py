@@ -35,6 +35,9 @@ class ImportForm(forms.Form):
     skip_existing = forms.BooleanField(
         required=False, label="Skip items whose id is already in the project (otherwise that is an error)"
     )
+    skip_invalid = forms.BooleanField(
+        required=False, label="Skip rows that are not valid items and report them (otherwise one stops the import)"
+    )
 
 
 class ExportForm(forms.Form):
@@ -71,7 +74,8 @@ def _run_import(project: Project, form: ImportForm) -> services_io.ImportReport:
         source = ImportSource.from_file(upload, name=upload.name, format=form.cleaned_data["format"] or None)
     except RowError as exc:
         raise ImportFailed([exc]) from None
-    return services_io.import_items(project=project, source=source, skip_existing=form.cleaned_data["skip_existing"])
+    return services_io.import_items(project=project, source=source, skip_existing=form.cleaned_data["skip_existing"],
+                                    skip_invalid=form.cleaned_data["skip_invalid"])
 
 
 @login_required
@@ -87,8 +91,7 @@ def import_items(request: HttpRequest, public_id: UUID) -> HttpResponse:
         report = _run_import(project, form)
     except ImportFailed as exc:
         return _page(request, project, form, errors=exc, status=400)
-    skipped = f"; {report.skipped_existing} already in the project were skipped" if report.skipped_existing else ""
-    messages.success(request, f"Imported {report.created} items from {form.cleaned_data['file'].name}{skipped}.")
+    messages.success(request, f"Imported {report.created} items from {form.cleaned_data['file'].name}{report.summary()}.")
     url = reverse("annotation-import-items", kwargs={"public_id": project.public_id})
     if request.htmx:
         return HttpResponse(status=204, headers={"HX-Redirect": url})

@@ -103,3 +103,27 @@ def test_whole_hh_rlhf_file_is_refused_naming_its_bad_lines(project):
         import_items(project=project, source=ImportSource.from_path("data/hh-rlhf/harmless-base_test.jsonl.gz"))
     assert [e.line for e in caught.value.errors] == [87, 517, 926, 1104, 1255, 1689, 1951, 1953, 2037]
     assert Item.objects.filter(project=project).count() == 3
+
+
+def test_skip_invalid_imports_the_rest_of_the_hh_rlhf_file_and_reports_each_bad_line(project):
+    source = ImportSource.from_path("data/hh-rlhf/harmless-base_test.jsonl.gz")
+    report = import_items(project=project, source=source, skip_invalid=True)
+    assert [e.line for e in report.invalid] == [87, 517, 926, 1104, 1255, 1689, 1951, 1953, 2037]
+    assert report.skipped_invalid == 9 and all(e.field and e.message for e in report.invalid)
+    assert report.created == Item.objects.filter(project=project).count() - 3 > 2000
+    assert report.as_dict()["invalid"][0]["line"] == 87
+    assert "9 invalid rows skipped (first: line 87" in report.summary()
+
+
+def test_skip_invalid_still_fails_when_no_row_is_valid(project):
+    with pytest.raises(ImportFailed) as caught:
+        import_items(project=project, source=jsonl([{"prompt": "p", "responses": ["only one"]}, "{broken"]),
+                     skip_invalid=True)
+    assert [e.line for e in caught.value.errors] == [1, 2]
+    assert Item.objects.filter(project=project).count() == 3
+
+
+def test_skip_invalid_keeps_file_level_errors_fatal(project):
+    with pytest.raises(ImportFailed):
+        import_items(project=project, source=ImportSource.from_file(io.BytesIO(b"not parquet"), name="items.parquet"),
+                     skip_invalid=True)

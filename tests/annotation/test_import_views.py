@@ -60,6 +60,15 @@ def test_bad_upload_lists_errors_and_imports_nothing(client, owner, project):
     assert Item.objects.filter(project=project).count() == 3
 
 
+def test_upload_can_skip_invalid_rows_and_says_which(client, owner, project):
+    client.force_login(owner)
+    bad = {"id": "u3", "prompt": "x", "responses": ["a"]}
+    response = client.post(page_url(project), {"file": upload([*GOOD, bad]), "skip_invalid": "on"}, follow=True)
+    body = response.content.decode()
+    assert "Imported 2 items from items.jsonl, 1 invalid row skipped (first: line 3, field" in body
+    assert not Item.objects.filter(project=project, external_id="u3").exists()
+
+
 def test_htmx_upload_error_swaps_the_form_fragment(client, owner, project):
     client.force_login(owner)
     response = client.post(page_url(project), {"file": upload(["{oops"])}, headers={"HX-Request": "true"})
@@ -106,8 +115,20 @@ def test_api_import_multipart_csv(owner, project):
     csv_file = SimpleUploadedFile("items.csv", b"id,prompt,response_1,response_2\nc1,Hi?,Hello,Go away\n")
     response = api.post(api_url(project), {"file": csv_file}, format="multipart")
     assert response.status_code == 201, response.content
-    assert response.json() == {"created": 1, "skipped_existing": 0, "skipped_ids": []}
+    assert response.json() == {"created": 1, "skipped_existing": 0, "skipped_ids": [], "skipped_invalid": 0,
+                               "invalid": []}
     assert Item.objects.get(project=project, external_id="c1").responses.count() == 2
+
+
+def test_api_import_skip_invalid_lists_the_rows_left_out(owner, project):
+    api = APIClient()
+    api.force_authenticate(owner)
+    body = {"items": [*GOOD, {"id": "u3", "prompt": "x", "responses": ["a"]}], "skip_invalid": True}
+    response = api.post(api_url(project), body, format="json")
+    assert response.status_code == 201, response.content
+    report = response.json()
+    assert (report["created"], report["skipped_invalid"]) == (2, 1)
+    assert (report["invalid"][0]["line"], report["invalid"][0]["field"]) == (3, "responses")
 
 
 def test_api_import_multipart_parquet(owner, project):
@@ -200,6 +221,15 @@ def test_command_reports_every_error_and_fails(tmp_path, project):
     assert "line 2: malformed JSON" in err.getvalue()
     assert "line 3, field 'responses': missing field" in err.getvalue()
     assert not Item.objects.filter(external_id="u1").exists()
+
+
+def test_command_skip_invalid_lists_what_it_left_out(tmp_path, project):
+    path = tmp_path / "mixed.jsonl"
+    path.write_text(json.dumps(GOOD[0]) + "\n{broken\n" + json.dumps(GOOD[1]) + "\n")
+    out, err = io.StringIO(), io.StringIO()
+    call_command("import_items", str(path), project=str(project.public_id), skip_invalid=True, stdout=out, stderr=err)
+    assert "skipped line 2: malformed JSON" in err.getvalue()
+    assert "Imported 2 items into 'Demo', 1 invalid row skipped" in out.getvalue()
 
 
 def test_command_bad_arguments(tmp_path, project):

@@ -37,19 +37,23 @@ class Command(BaseCommand):
         parser.add_argument("--split", help="split of a datasets directory or hub dataset (default: train)")
         parser.add_argument("--skip-existing", action="store_true",
                             help="leave out items whose id the project already has (otherwise an error)")
+        parser.add_argument("--skip-invalid", action="store_true",
+                            help="leave out rows that are not valid items, listing each (otherwise one stops the import)")
 
     def handle(self, *args: Any, **options: Any) -> None:
         project = find_project(options["project"])
         source = self._source(options["source"], options["format"], options["split"])
         try:
-            report = services_io.import_items(project=project, source=source, skip_existing=options["skip_existing"])
+            report = services_io.import_items(project=project, source=source, skip_existing=options["skip_existing"],
+                                              skip_invalid=options["skip_invalid"])
         except ImportFailed as exc:
             for error in exc.errors:
                 self.stderr.write(str(error))
             more = " (stopped there; there may be more)" if exc.truncated else ""
             raise CommandError(f"nothing imported: {len(exc.errors)} error(s){more}") from None
-        skipped = f", skipped {report.skipped_existing} already present" if report.skipped_existing else ""
-        self.stdout.write(self.style.SUCCESS(f"Imported {report.created} items into {project.name!r}{skipped}."))
+        for error in report.invalid:
+            self.stderr.write(f"skipped {error}")
+        self.stdout.write(self.style.SUCCESS(f"Imported {report.created} items into {project.name!r}{report.summary()}."))
 
     def _source(self, source: str, fmt: str | None, split: str | None) -> ImportSource:
         if fmt == "hub":
