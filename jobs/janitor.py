@@ -27,6 +27,12 @@ def sweep() -> None:
 
 
 def _loop(interval: float) -> None:
+    from django.apps import apps
+
+    # Started from AppConfig.ready(): the first sweep waits until every app is loaded, or Django
+    # warns about database access during app initialisation (and the models may not be ready).
+    while not apps.ready:
+        threading.Event().wait(0.05)
     while True:
         sweep()
         threading.Event().wait(interval)
