@@ -11,7 +11,9 @@ responses answer. Readers of the contract that ignore unknown keys are unaffecte
 `project` is the project's public id, `item` the item's external id, `rater.id` the rater's key
 ("user:<pk>" or "persona:<id>@<model>", never a username). `rater.profile` holds the annotator's
 consented demographic fields only when the project's `demographics_export` is "individual", and
-is null otherwise (and for synthetic raters).
+is null otherwise (and for synthetic raters). A twin persona (`"twin": true`, built from an
+annotator's consented fields) is held to the same rule: without "individual", its description and
+attributes are null.
 
 Records stream: rankings are read with `.iterator(chunk_size=...)`, each chunk with its items'
 responses prefetched, so a large project never sits whole in memory. JSONL is produced line by
@@ -131,7 +133,7 @@ def ranking_record(ranking: Ranking, *, project_id: str, individual: bool) -> di
             "id": rater.key,
             "kind": rater.kind,
             "profile": _profile(rater) if individual else None,
-            "persona": rater.persona if rater.kind == Rater.Kind.SYNTHETIC else None,
+            "persona": _persona(rater, individual),
             "model": rater.model or None,
         },
         "ranking": ranking.order,
@@ -141,6 +143,17 @@ def ranking_record(ranking: Ranking, *, project_id: str, individual: bool) -> di
         "seconds": ranking.seconds,
         "created_at": ranking.created_at.isoformat(),
     }
+
+
+def _persona(rater: Rater, individual: bool) -> dict[str, Any] | None:
+    """A synthetic rater's persona. A twin's description and attributes are a real annotator's
+    consented demographics, so they follow the project's setting like that annotator's profile."""
+    if rater.kind != Rater.Kind.SYNTHETIC or rater.persona is None:
+        return None
+    persona = dict(rater.persona)
+    if persona.get("twin") and not individual:
+        persona.update(description=None, attributes=None)
+    return persona
 
 
 def _profile(rater: Rater) -> dict[str, str] | None:

@@ -71,11 +71,15 @@ class Persona(models.Model):
 
     def as_contract(self) -> dict[str, object]:
         """The persona as in ARCHITECTURE.md's persona contract (and the synthetic rater)."""
-        return {
+        contract: dict[str, object] = {
             "id": self.persona_id,
             "description": self.description,
             "attributes": self.public_attributes(),
         }
+        if "twin_of" in self.attributes:
+            # A real annotator's consented demographics: exports treat it as that annotator's profile.
+            contract["twin"] = True
+        return contract
 
 
 class SyntheticRun(models.Model):

@@ -271,9 +271,13 @@ TWIN_PHRASES: dict[str, str] = {
 
 
 def twin_persona(
-    rater_id: str, profile: Mapping[str, Any], consented_fields: Iterable[str]
+    rater_id: str, profile: Mapping[str, Any], consented_fields: Iterable[str], *, persona_id: str | None = None
 ) -> Persona:
-    """A persona mirroring one annotator: only consented, non-empty fields are used."""
+    """A persona mirroring one annotator: only consented, non-empty fields are used.
+
+    `persona_id` should not reveal who is mirrored (it travels with every synthetic ranking);
+    the default `twin-<rater_id>` is for callers without such a concern. `twin_of` keeps the link.
+    """
     allowed = [f for f in consented_fields if profile.get(f) not in (None, "")]
     attributes = {f: profile[f] for f in allowed}
     phrases = [
@@ -283,4 +287,4 @@ def twin_persona(
         for f in allowed
     ]
     description = "You are a person " + ", ".join(phrases) + "." if phrases else "You are a person."
-    return Persona(f"twin-{rater_id}", description, {**attributes, "twin_of": rater_id})
+    return Persona(persona_id or f"twin-{rater_id}", description, {**attributes, "twin_of": rater_id})

@@ -13,6 +13,8 @@ BEFORE anything is queued: a run that cannot start is never stored.
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 import random
@@ -20,6 +22,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import fields as dataclass_fields
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Max, QuerySet
@@ -240,6 +243,14 @@ def _describe(config: BackendConfig, personas: list[pure.Persona], seed: int) ->
         backend.close()
 
 
+def twin_id(project: Project, user_id: int) -> str:
+    """`twin-<12 hex>`: stable per project and annotator, and not their user id, which every
+    export names as `user:<id>` (so a twin's id would tie its attributes to the human rater)."""
+    key = settings.SECRET_KEY.encode()
+    digest = hmac.new(key, f"twin:{project.public_id}:{user_id}".encode(), hashlib.sha256).hexdigest()
+    return f"twin-{digest[:12]}"
+
+
 @transaction.atomic
 def twin_panel(*, owner: AbstractBaseUser, project: Project, name: str, description: str = "") -> PersonaPanel:
     """One persona per consenting annotator of `project`, built from consented fields only.
@@ -251,7 +262,8 @@ def twin_panel(*, owner: AbstractBaseUser, project: Project, name: str, descript
     for profile in consenting_profiles(project):
         consented = profile.consented_values()
         if consented:
-            twins.append(pure.twin_persona(str(profile.user_id), consented, list(consented)))
+            twins.append(pure.twin_persona(str(profile.user_id), consented, list(consented),
+                                           persona_id=twin_id(project, profile.user_id)))
     if not twins:
         raise PanelError(f"no annotator of project {project.name!r} has consented to share a demographic field")
     return create_panel(

@@ -109,3 +109,34 @@ def test_twins_use_consented_fields_only(owner, project, annotator, annotator2, 
 def test_twins_without_consent_is_an_error(owner, project):
     with pytest.raises(PanelError, match="consented"):
         twin_panel(owner=owner, project=project, name="Twins")
+
+
+def test_a_twins_id_does_not_name_its_annotator_and_is_stable(owner, project, annotator):
+    _profile(annotator, ["country"], country="Kenya")
+    first = twin_panel(owner=owner, project=project, name="Twins").personas.get()
+    again = twin_panel(owner=owner, project=project, name="Twins again").personas.get()
+    assert first.persona_id == again.persona_id and first.persona_id.startswith("twin-")
+    assert first.persona_id != f"twin-{annotator.pk}" and len(first.persona_id) == len("twin-") + 12
+    assert first.as_contract()["twin"] is True
+
+
+@pytest.mark.parametrize("setting, shown", [("individual", True), ("aggregate", False), ("none", False)])
+def test_exports_hold_a_twins_demographics_to_the_projects_setting(owner, project, annotator, setting, shown):
+    from annotation.exporters import ExportFilter, export_records
+    from annotation.models import Item, Project
+    from annotation.services import record_ranking, synthetic_rater
+
+    _profile(annotator, ["country"], country="Kenya")
+    twin = twin_panel(owner=owner, project=project, name="Twins").personas.get()
+    Project.objects.filter(pk=project.pk).update(demographics_export=setting)
+    project.refresh_from_db()
+    item = Item.objects.filter(project=project).first()
+    record_ranking(item=item, rater=synthetic_rater(persona=twin.as_contract(), model="fake:tiny"),
+                   order=[["r1"], ["r2"], ["r3"], ["r4"]])
+    (record,) = export_records(project, ExportFilter())
+    persona = record["rater"]["persona"]
+    assert persona["id"] == twin.persona_id and persona["twin"] is True
+    if shown:
+        assert persona["attributes"] == {"country": "Kenya"} and "Kenya" in persona["description"]
+    else:
+        assert persona["attributes"] is None and persona["description"] is None
