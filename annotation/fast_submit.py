@@ -39,9 +39,9 @@ Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
-SUBMIT_PATH = re.compile(
-    r"^/api/v1/assignments/(?P<id>[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})/submit/$"
-)
+_UUID = r"(?P<id>[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})"
+SUBMIT_PATH = re.compile(rf"^/api/v1/assignments/{_UUID}/submit/$")
+NEXT_PATH = re.compile(rf"^/api/v1/projects/{_UUID}/next/$")
 MAX_BODY = 256 * 1024
 # libpq takes these from OPTIONS; the rest of OPTIONS is Django's own.
 _NOT_LIBPQ = {"pool", "server_side_binding", "prepare_threshold", "isolation_level", "assume_role", "cursor_factory"}
@@ -59,22 +59,28 @@ class FastSubmit:
         self._pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        match = SUBMIT_PATH.match(scope.get("path", "")) if _enabled(scope) else None
-        token = _token(scope) if match else None
-        if match is None or token is None or not _acceptable(scope):
+        path = scope.get("path", "") if _enabled(scope) else ""
+        submit, lease = SUBMIT_PATH.match(path), NEXT_PATH.match(path)
+        token = _token(scope) if submit or lease else None
+        if token is None or not _acceptable(scope, json_body=bool(submit)):
             return await self.app(scope, receive, send)
         messages, body = await _read_body(receive)
         try:
-            answer, project = await self._submit(token, uuid.UUID(match["id"]), body)
+            if submit:
+                status, answer, project = 201, *await self._submit(token, uuid.UUID(submit["id"]), body)
+            else:
+                status, answer = await self._next(token, uuid.UUID(lease["id"]))
+                project = None
         except Defer:
             return await self.app(scope, _replay(messages, receive), send)
         except Exception:
             # Nothing was committed (the transaction rolled back): Django tries again, and answers.
-            logger.exception("fast submit failed; handing the request to Django")
+            logger.exception("fast path failed; handing the request to Django")
             return await self.app(scope, _replay(messages, receive), send)
-        await send({"type": "http.response.start", "status": 201, "headers": _headers(scope, len(answer))})
+        await send({"type": "http.response.start", "status": status, "headers": _headers(scope, answer)})
         await send({"type": "http.response.body", "body": answer})
-        _announce(project)
+        if project is not None:
+            _announce(project)
 
     async def close(self) -> None:
         for pool in list(self._pools.values()):
@@ -122,9 +128,41 @@ class FastSubmit:
             found.assignment_public_id = assignment_id
             project = found.project()
             stored = await _store(conn, found, project, data, submission_id, now)
-            lease = await _lease(conn, found, project, now)
+            lease = await _lease(conn, found.rater_id, project, now)
             answer = _render({"ranking": stored, "next": lease})
         return answer, project
+
+
+    async def _next(self, token: str, project_id: uuid.UUID) -> tuple[int, bytes]:
+        """The lease the user holds in the project, or a new one: 200 with it, or 204 when all is done."""
+        from annotation import loop_sql as sql
+        from annotation.api import assignment_payload
+        from annotation.models import Assignment, Item, Project
+
+        now = timezone.now()
+        pool = await self._pool()
+        async with pool.connection() as conn:
+            rows = await _fetch(conn, sql.token_project(token, project_id, now))
+            if not rows:
+                raise Defer  # not a member, an unknown token, no rater yet: Django's answers
+            (rater_id, p_id, p_public_id, p_status, allow_ties, allow_partial, rationale, target, lease_seconds,
+             name, held_id, held_public_id, held_item_id, held_order, held_expires) = rows[0]
+            if p_status != Project.Status.ACTIVE:
+                raise Defer
+            project = Project(id=p_id, public_id=p_public_id, name=name, status=p_status, allow_ties=allow_ties,
+                              allow_partial=allow_partial, rationale=rationale, overlap_target=target,
+                              lease_seconds=lease_seconds)
+            if held_id is None:
+                payload = await _lease(conn, rater_id, project, now)
+            else:
+                shown = await _fetch(conn, sql.item_with_responses(held_item_id))
+                external_id, prompt, context = shown[0][:3]
+                item = Item(id=held_item_id, project=project, external_id=external_id, prompt=prompt, context=context)
+                held = Assignment(id=held_id, public_id=held_public_id, item=item, rater_id=rater_id,
+                                  shown_order=held_order, status=Assignment.Status.LEASED, expires_at=held_expires)
+                held.response_texts = {response_id: text for *_, response_id, text in shown}
+                payload = assignment_payload(held, project)
+        return (200, _render(payload)) if payload is not None else (204, b"")
 
 
 class _Found:
@@ -180,9 +218,9 @@ async def _store(conn: Any, found: _Found, project: Any, data: dict[str, Any], s
     return RankingSerializer(ranking).data
 
 
-async def _lease(conn: Any, found: _Found, project: Any, now: Any) -> dict[str, Any] | None:
+async def _lease(conn: Any, rater_id: int, project: Any, now: Any) -> dict[str, Any] | None:
     """Lease the next item as services.next_assignment does; its assignment_payload form, or None.
-    (Whether the rater holds another live lease was read with the assignment.)"""
+    (The caller has checked that the rater holds no other live lease in the project.)"""
     from annotation import loop_sql as sql
     from annotation.api import assignment_payload
     from annotation.models import Assignment, Item
@@ -190,13 +228,13 @@ async def _lease(conn: Any, found: _Found, project: Any, now: Any) -> dict[str, 
 
     passed: list[int] = []
     for _ in range(_MAX_CANDIDATE_TRIES):
-        rows = await _fetch(conn, sql.next_candidate(found.project_id, found.overlap_target, found.rater_id, now, passed))
+        rows = await _fetch(conn, sql.next_candidate(project.pk, project.overlap_target, rater_id, now, passed))
         if not rows:
             return None
         item_id, external_id, prompt, context, ranking_count = rows[0]
-        responses = await _fetch(conn, sql.lease_state_and_responses(item_id, found.rater_id, now))
+        responses = await _fetch(conn, sql.lease_state_and_responses(item_id, rater_id, now))
         live, own_lapsed = responses[0][2:]
-        if ranking_count + live >= found.overlap_target:
+        if ranking_count + live >= project.overlap_target:
             passed.append(item_id)
             continue
         if own_lapsed:
@@ -204,11 +242,11 @@ async def _lease(conn: Any, found: _Found, project: Any, now: Any) -> dict[str, 
         texts = {response_id: text for response_id, text, _, _ in responses}
         ids = list(texts)
         random.SystemRandom().shuffle(ids)
-        public_id, expires_at = uuid.uuid4(), now + timedelta(seconds=found.lease_seconds)
-        await _fetch(conn, sql.insert_lease(public_id, item_id, found.rater_id, json.dumps(ids), now, expires_at))
+        public_id, expires_at = uuid.uuid4(), now + timedelta(seconds=project.lease_seconds)
+        await _fetch(conn, sql.insert_lease(public_id, item_id, rater_id, json.dumps(ids), now, expires_at))
         item = Item(id=item_id, project=project, external_id=external_id, prompt=prompt, context=context,
                     ranking_count=ranking_count)
-        assignment = Assignment(public_id=public_id, item=item, rater_id=found.rater_id, shown_order=ids,
+        assignment = Assignment(public_id=public_id, item=item, rater_id=rater_id, shown_order=ids,
                                 status=Assignment.Status.LEASED, leased_at=now, expires_at=expires_at)
         assignment.response_texts = texts
         return assignment_payload(assignment, project)
@@ -276,13 +314,17 @@ def _is_secure(scope: Scope) -> bool:
     return False
 
 
-def _acceptable(scope: Scope) -> bool:
-    """What Django's own checks would let through: a JSON body of sane size, an allowed host, HTTPS
-    where it is required. Anything else is Django's to answer (with its own error)."""
+def _acceptable(scope: Scope, *, json_body: bool) -> bool:
+    """What Django's own checks would let through: a JSON body of sane size (submit) or none to
+    speak of (next), an allowed host, HTTPS where it is required. Anything else is Django's to
+    answer (with its own error)."""
     content_type = (_header(scope, b"content-type") or "").split(";")[0].strip().lower()
     length = _header(scope, b"content-length")
-    if content_type != "application/json" or length is None or not length.isdigit() or int(length) > MAX_BODY:
+    if json_body and (content_type != "application/json" or length is None or not length.isdigit()
+                      or int(length) > MAX_BODY):
         return False
+    if not json_body and length not in (None, "0", "2") and _header(scope, b"transfer-encoding") is None:
+        return False  # `next` takes no body ("{}" at most); a larger one is Django's to judge
     if settings.SECURE_SSL_REDIRECT and not _is_secure(scope):
         return False
     host = _header(scope, b"host") or ""
@@ -313,11 +355,11 @@ def _replay(messages: list[dict[str, Any]], receive: Receive) -> Receive:
     return replayed
 
 
-def _headers(scope: Scope, length: int) -> list[tuple[bytes, bytes]]:
+def _headers(scope: Scope, body: bytes) -> list[tuple[bytes, bytes]]:
     """Those Django's middleware and DRF put on the same answer."""
     headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(length).encode()),
+        *([(b"content-type", b"application/json")] if body else []),
+        (b"content-length", str(len(body)).encode()),
         (b"vary", b"Accept"),
         (b"allow", b"POST, OPTIONS"),
         (b"x-frame-options", settings.X_FRAME_OPTIONS.encode()),

@@ -213,3 +213,35 @@ def lease_state_and_responses(item_id: int, rater_id: int, now: datetime) -> Sta
            f" CROSS JOIN ({state}) s (live, own)"
            " WHERE x.item_id = %s ORDER BY x.position, x.id")
     return sql, [*state_params, item_id]
+
+
+def token_project(token: str, project_public_id: uuid.UUID, now: datetime) -> Statement:
+    """An active user's token, their rater and a project they are a member of, with the live lease
+    they hold in it (services.current_lease: the first by id) or nulls. No row: not ours to serve.
+    Columns: rater id, the project's id, public_id, status, allow_ties, allow_partial, rationale,
+    overlap_target, lease_seconds, name; the lease's id, public_id, item_id, shown_order, expires_at.
+    """
+    from django.contrib.auth import get_user_model
+    from rest_framework.authtoken.models import Token
+
+    sql = (
+        "SELECT r.id, p.id, p.public_id, p.status, p.allow_ties, p.allow_partial, p.rationale, p.overlap_target,"
+        " p.lease_seconds, p.name, h.id, h.public_id, h.item_id, h.shown_order, h.expires_at"
+        f" FROM {table(Token)} t JOIN {table(get_user_model())} u ON u.id = t.user_id"
+        f" JOIN {table(Rater)} r ON r.user_id = u.id"
+        f" JOIN {table(Project)} p ON p.public_id = %s"
+        f" JOIN {table(Membership)} m ON m.project_id = p.id AND m.user_id = u.id"
+        f" LEFT JOIN LATERAL (SELECT a.id, a.public_id, a.item_id, a.shown_order, a.expires_at"
+        f"   FROM {table(Assignment)} a JOIN {table(Item)} i ON i.id = a.item_id"
+        "   WHERE a.rater_id = r.id AND a.status = %s AND a.expires_at > %s AND i.project_id = p.id"
+        "   ORDER BY a.id LIMIT 1) h ON TRUE"
+        " WHERE t.key = %s AND u.is_active"
+    )
+    return sql, [db_uuid(project_public_id), Assignment.Status.LEASED, db_time(now), token]
+
+
+def item_with_responses(item_id: int) -> Statement:
+    """Rows of (external_id, prompt, context, response_id, text), responses in their order."""
+    sql = (f"SELECT i.external_id, i.prompt, i.context, x.response_id, x.text FROM {table(Item)} i"
+           f" JOIN {table(Response)} x ON x.item_id = i.id WHERE i.id = %s ORDER BY x.position, x.id")
+    return sql, [item_id]

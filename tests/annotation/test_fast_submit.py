@@ -221,3 +221,49 @@ def test_sqlite_requests_all_go_to_django(settings, project, annotator):
     token = token_for(annotator)
     status, _, _ = async_to_sync(submit)(app, lease, token)
     assert (status, django_app.calls) == (201, 1)
+
+
+def test_next_leases_then_hands_back_the_held_lease_as_django_would(fast, settings, project, annotator, annotator2):
+    app, django_app = fast
+    path = f"/api/v1/projects/{project.public_id}/next/"
+    mine, theirs = token_for(annotator), token_for(annotator2)
+
+    async def scenario():
+        first = await post(app, path, None, mine, raw=b"")
+        again = await post(app, path, None, mine, raw=b"")
+        calls = django_app.calls
+        settings.ANNOTATION_FAST_SUBMIT = False
+        reference = await post(app, path, None, theirs, raw=b"")
+        return first, again, calls, reference
+
+    first, again, calls, reference = in_one_loop(app, scenario)
+    assert (first[0], again[0], reference[0], calls) == (200, 200, 200, 0)
+    lease, held = json.loads(first[1]), json.loads(again[1])
+    assert held == lease  # the lease held is handed back, not a second one
+    assert shape(lease) == shape(json.loads(reference[1]))
+    stored = Assignment.objects.get(public_id=lease["id"])
+    assert stored.rater.user == annotator and stored.status == Assignment.Status.LEASED
+    assert [r["id"] for r in lease["responses"]] == stored.shown_order
+    assert Assignment.objects.filter(rater__user=annotator).count() == 1
+
+
+def test_next_answers_204_when_nothing_is_left_and_leaves_the_rest_to_django(fast, project, annotator, outsider):
+    app, django_app = fast
+    path = f"/api/v1/projects/{project.public_id}/next/"
+    token, stranger = token_for(annotator), token_for(outsider)
+    for item in Item.objects.filter(project=project):
+        item.ranking_count = project.overlap_target
+        item.save()
+
+    async def scenario():
+        done = await post(app, path, None, token, raw=b"")
+        calls = django_app.calls
+        others = [await post(app, path, None, stranger, raw=b""), await post(app, path, None, None, raw=b"")]
+        return done, calls, others
+
+    done, calls, others = in_one_loop(app, scenario)
+    assert (done[0], done[1], calls) == (204, b"", 0)
+    assert [o[0] for o in others] == [404, 401] and django_app.calls == 2
+    Project.objects.filter(pk=project.pk).update(status=Project.Status.CLOSED)
+    closed = in_one_loop(app, lambda: post(app, path, None, token, raw=b""))
+    assert closed[0] == 409 and django_app.calls == 3
