@@ -1,20 +1,23 @@
-"""The annotation loop's one hot request, served beside Django: `POST /api/v1/assignments/<id>/submit/`.
+"""The annotation loop's two hot requests, served beside Django on PostgreSQL:
+`POST /api/v1/assignments/<id>/submit/` and `POST /api/v1/projects/<id>/next/`, with a token.
 
-A ranking submitted through the API (token auth) is stored, and the next item leased, with one
-transaction on an asyncio psycopg pool, without Django's request pipeline: that pipeline alone
-(ASGI handler, thread hop per request, middleware, DRF) cost about 3-4 ms of CPU per request here,
-more than the target of 300 submissions a second on two cores allows (benchmarks/load_annotators.py).
+A submit stores the ranking and leases the next item with one transaction on an asyncio psycopg
+pool, without Django's request pipeline: that pipeline alone (ASGI handler, thread hop per
+request, middleware, DRF) cost about 3-4 ms of CPU per request here, more than the target of 300
+submissions a second on two cores allows (benchmarks/load_annotators.py). `next` hands back the
+lease the user holds in the project or makes one (200), or says nothing is left (204).
 
-It answers only the common case, and hands everything else to Django unchanged, with the body it
+They answer only the common case, and hand everything else to Django unchanged, with the body
 read replayed: no `Authorization: Token` header, a host Django would refuse, an insecure request
-where HTTPS is required, a body Django's own serializer rejects, an unknown or foreign token or
-assignment, a project that is not active, a retry or an edit (an earlier ranking exists), a lapsed
-lease of the same rater on the next item. Each of those is decided before anything is written or
-rolls back what was, so Django's answer (400, 401, 404, a retry's 200) is the one the client gets,
-and the two paths cannot disagree about what is stored. The statements are annotation.loop_sql's,
-the checks SubmitSerializer's and services', the answer RankingSerializer's and assignment_payload's.
+where HTTPS is required, a body Django's own serializer rejects, an unknown or foreign token,
+assignment or project, a project that is not active, a user without a rater yet, a retry or an
+edit (an earlier ranking exists), another live lease (a second tab), a lapsed lease of the same
+rater on the next item. Each of those is decided before anything is written or rolls back what
+was, so Django's answer (400, 401, 404, 409, a retry's 200) is the one the client gets, and the two
+paths cannot disagree about what is stored. The statements are annotation.loop_sql's, the checks
+SubmitSerializer's and services', the answers RankingSerializer's and assignment_payload's.
 
-PostgreSQL only (with SQLite every request goes to Django); ANNOTATION_FAST_SUBMIT=0 turns it off.
+With SQLite every request goes to Django; ANNOTATION_FAST_SUBMIT=0 turns the fast path off.
 """
 from __future__ import annotations
 
@@ -52,7 +55,7 @@ class Defer(Exception):
 
 
 class FastSubmit:
-    """ASGI wrapper: serves the common submit itself, passes every other request to `app`."""
+    """ASGI wrapper: serves the common submit and next itself, passes every other request to `app`."""
 
     def __init__(self, app: Callable[..., Awaitable[None]]) -> None:
         self.app = app
