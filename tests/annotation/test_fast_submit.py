@@ -267,3 +267,25 @@ def test_next_answers_204_when_nothing_is_left_and_leaves_the_rest_to_django(fas
     Project.objects.filter(pk=project.pk).update(status=Project.Status.CLOSED)
     closed = in_one_loop(app, lambda: post(app, path, None, token, raw=b""))
     assert closed[0] == 409 and django_app.calls == 3
+
+
+def test_a_fast_submit_reaches_the_live_project_page(fast, project, annotator):
+    """Through the configured (database) channel layer, as the researcher's websocket would receive it."""
+    from channels.layers import get_channel_layer
+
+    from annotation.live import project_group
+
+    app, _ = fast
+    lease = next_assignment(project=project, user=annotator)
+    token = token_for(annotator)
+    layer = get_channel_layer()
+
+    async def scenario():
+        channel = await layer.new_channel()
+        await layer.group_add(project_group(project), channel)
+        status, _, _ = await submit(app, lease, token)
+        message = await asyncio.wait_for(layer.receive(channel), timeout=10)
+        return status, message
+
+    status, message = in_one_loop(app, scenario)
+    assert status == 201 and message == {"type": "project.progress"}
