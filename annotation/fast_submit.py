@@ -28,9 +28,9 @@ import random
 import re
 import uuid
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.http.request import split_domain_port, validate_host
@@ -125,16 +125,13 @@ class FastSubmit:
             rows = await _fetch(conn, sql.token_assignment(token, assignment_id, submission_id, now))
             if not rows:
                 raise Defer
-            found = _Found(*rows[0])
-            if found.project_status != Project.Status.ACTIVE or found.ranked_before or found.other_lease:
+            found, project = _Found(*rows[0][:_FOUND]), _project(rows[0][_FOUND:])
+            if project.status != Project.Status.ACTIVE or found.ranked_before or found.other_lease:
                 raise Defer  # a retry, an edit, a reused id, or a lease held in another tab
-            found.assignment_public_id = assignment_id
-            project = found.project()
-            stored = await _store(conn, found, project, data, submission_id, now)
+            stored = await _store(conn, found, assignment_id, project, data, submission_id, now)
             lease = await _lease(conn, found.rater_id, project, now)
             answer = _render({"ranking": stored, "next": lease})
         return answer, project
-
 
     async def _next(self, token: str, project_id: uuid.UUID) -> tuple[int, bytes]:
         """The lease the user holds in the project, or a new one: 200 with it, or 204 when all is done."""
@@ -148,13 +145,10 @@ class FastSubmit:
             rows = await _fetch(conn, sql.token_project(token, project_id, now))
             if not rows:
                 raise Defer  # not a member, an unknown token, no rater yet: Django's answers
-            (rater_id, p_id, p_public_id, p_status, allow_ties, allow_partial, rationale, target, lease_seconds,
-             name, held_id, held_public_id, held_item_id, held_order, held_expires) = rows[0]
-            if p_status != Project.Status.ACTIVE:
+            rater_id, held_id, held_public_id, held_item_id, held_order, held_expires = rows[0][:6]
+            project = _project(rows[0][6:])
+            if project.status != Project.Status.ACTIVE:
                 raise Defer
-            project = Project(id=p_id, public_id=p_public_id, name=name, status=p_status, allow_ties=allow_ties,
-                              allow_partial=allow_partial, rationale=rationale, overlap_target=target,
-                              lease_seconds=lease_seconds)
             if held_id is None:
                 payload = await _lease(conn, rater_id, project, now)
             else:
@@ -168,41 +162,45 @@ class FastSubmit:
         return (200, _render(payload)) if payload is not None else (204, b"")
 
 
-class _Found:
-    """The row of loop_sql.token_assignment."""
+class _Found(NamedTuple):
+    """The leading columns of loop_sql.token_assignment (PROJECT_COLUMNS follow)."""
 
-    def __init__(self, user_id: int, rater_id: int, rater_kind: str, persona: Any, model: str, assignment_id: int,
-                 item_id: int, shown_order: list[str], external_id: str, project_id: int, project_public_id: uuid.UUID,
-                 project_status: str, allow_ties: bool, allow_partial: bool, rationale: str, overlap_target: int,
-                 lease_seconds: int, project_name: str, ranked_before: bool, other_lease: bool) -> None:
-        self.user_id, self.rater_id, self.rater_kind, self.persona, self.model = user_id, rater_id, rater_kind, persona, model
-        self.assignment_id, self.item_id, self.shown_order, self.external_id = assignment_id, item_id, shown_order, external_id
-        self.project_id, self.project_public_id, self.project_status = project_id, project_public_id, project_status
-        self.allow_ties, self.allow_partial, self.rationale = allow_ties, allow_partial, rationale
-        self.overlap_target, self.lease_seconds, self.project_name = overlap_target, lease_seconds, project_name
-        self.ranked_before, self.other_lease = ranked_before, other_lease
-        self.assignment_public_id: uuid.UUID | None = None
-
-    def project(self) -> Any:
-        from annotation.models import Project
-
-        return Project(id=self.project_id, public_id=self.project_public_id, name=self.project_name,
-                       status=self.project_status, allow_ties=self.allow_ties, allow_partial=self.allow_partial,
-                       rationale=self.rationale, overlap_target=self.overlap_target, lease_seconds=self.lease_seconds)
+    rater_id: int
+    rater_kind: str
+    persona: Any
+    model: str
+    assignment_id: int
+    item_id: int
+    shown_order: list[str]
+    external_id: str
+    ranked_before: bool
+    other_lease: bool
 
 
-async def _store(conn: Any, found: _Found, project: Any, data: dict[str, Any], submission_id: uuid.UUID,
-                 now: Any) -> dict[str, Any]:
+_FOUND = len(_Found._fields)
+
+
+def _project(columns: Sequence[Any]) -> Any:
+    """The Project of loop_sql.PROJECT_COLUMNS (unsaved; what the checks and answers read)."""
+    from annotation.models import Project
+
+    names = ("id", "public_id", "name", "status", "allow_ties", "allow_partial", "rationale", "overlap_target",
+             "lease_seconds")
+    return Project(**dict(zip(names, columns, strict=True)))
+
+
+async def _store(conn: Any, found: _Found, assignment_public_id: uuid.UUID, project: Any, data: dict[str, Any],
+                 submission_id: uuid.UUID, now: Any) -> dict[str, Any]:
     """Insert the rater's first ranking of the item and close the lease; its RankingSerializer form."""
     from annotation import loop_sql as sql
-    from annotation.models import Assignment, Item, Project, Ranking, Rater
+    from annotation.models import Assignment, Item, Ranking, Rater
     from annotation.serializers import RankingSerializer
-    from annotation.services import _validate
+    from annotation.services import check_ranking, effective_rationale
     from annotation.weak_orders import RankingError
 
-    rationale = data["rationale"] if project.rationale != Project.Rationale.OFF else ""
+    rationale = effective_rationale(project, data["rationale"])
     try:
-        order, partial, shown, flags = _validate(project, found.shown_order, data["ranking"], found.shown_order,
+        order, partial, shown, flags = check_ranking(project, found.shown_order, data["ranking"], found.shown_order,
                                                  data["flags"], rationale)
     except RankingError:
         raise Defer from None
@@ -212,7 +210,7 @@ async def _store(conn: Any, found: _Found, project: Any, data: dict[str, Any], s
         seconds=data["seconds"], submission_id=submission_id, now=now))
     item = Item(id=found.item_id, project=project, external_id=found.external_id)
     rater = Rater(id=found.rater_id, kind=found.rater_kind, persona=found.persona, model=found.model)
-    lease = Assignment(id=found.assignment_id, public_id=found.assignment_public_id)
+    lease = Assignment(id=found.assignment_id, public_id=assignment_public_id)
     ranking = Ranking(
         id=ranking_id, item=item, rater=rater, assignment=lease, order=order, shown_order=shown, is_partial=partial,
         rationale=rationale, flags=flags, seconds=data["seconds"], submission_id=submission_id, version=1,
@@ -227,10 +225,10 @@ async def _lease(conn: Any, rater_id: int, project: Any, now: Any) -> dict[str, 
     from annotation import loop_sql as sql
     from annotation.api import assignment_payload
     from annotation.models import Assignment, Item
-    from annotation.services import _MAX_CANDIDATE_TRIES
+    from annotation.services import MAX_CANDIDATE_TRIES
 
     passed: list[int] = []
-    for _ in range(_MAX_CANDIDATE_TRIES):
+    for _ in range(MAX_CANDIDATE_TRIES):
         rows = await _fetch(conn, sql.next_candidate(project.pk, project.overlap_target, rater_id, now, passed))
         if not rows:
             return None

@@ -89,19 +89,18 @@ def next_candidate(project_id: int, target: int, rater_id: int, now: datetime, p
     return sql, params
 
 
-def lease_state(item_id: int, rater_id: int, now: datetime) -> Statement:
+def lease_state_and_responses(item_id: int, rater_id: int, now: datetime) -> Statement:
     """With the item row locked, authoritative: its live leases, and how many `leased` rows of this
-    rater it has (a lapsed lease that must be closed before a new one is made)."""
+    rater it has (a lapsed lease that must be closed before a new one is made), beside each of its
+    responses in order. Rows of (response_id, text, live, own_lapsed)."""
     sql = (
-        "SELECT COALESCE(SUM(CASE WHEN expires_at > %s THEN 1 ELSE 0 END), 0),"
-        " COALESCE(SUM(CASE WHEN rater_id = %s THEN 1 ELSE 0 END), 0)"
-        f" FROM {table(Assignment)} WHERE item_id = %s AND status = %s"
+        f"SELECT x.response_id, x.text, s.live, s.own FROM {table(Response)} x"
+        " CROSS JOIN (SELECT COALESCE(SUM(CASE WHEN expires_at > %s THEN 1 ELSE 0 END), 0) AS live,"
+        "   COALESCE(SUM(CASE WHEN rater_id = %s THEN 1 ELSE 0 END), 0) AS own"
+        f"   FROM {table(Assignment)} WHERE item_id = %s AND status = %s) s"
+        " WHERE x.item_id = %s ORDER BY x.position, x.id"
     )
-    return sql, [db_time(now), rater_id, item_id, Assignment.Status.LEASED]
-
-
-def responses(item_id: int) -> Statement:
-    return f"SELECT response_id, text FROM {table(Response)} WHERE item_id = %s ORDER BY position, id", [item_id]
+    return sql, [db_time(now), rater_id, item_id, Assignment.Status.LEASED, item_id]
 
 
 def close_lapsed_lease(item_id: int, rater_id: int, now: datetime) -> Statement:
@@ -156,33 +155,43 @@ def mark_submitted(assignment_id: int, now: datetime) -> Statement:
 # ---------------------------------------------------------------- the fast submit (PostgreSQL)
 
 
-def token_assignment(token: str, assignment_public_id: uuid.UUID, submission_id: uuid.UUID, now: datetime) -> Statement:
-    """An active user's token, their rater and one of their assignments in a project they are a
-    member of (the API's scoping), with the item row locked. No row: the request is not ours to serve.
+# The project's columns, last in both token statements: `fast_submit` builds the Project from them.
+PROJECT_COLUMNS = ("p.id, p.public_id, p.name, p.status, p.allow_ties, p.allow_partial, p.rationale,"
+                   " p.overlap_target, p.lease_seconds")
 
-    The last two columns say whether the rater has a ranking of the item already, or one under
-    `submission_id` (a retry or an edit), and whether they hold another live lease in the project.
-    Both are read with the statement's snapshot; a ranking committed meanwhile by a racing request
-    of the same rater is caught by the unique constraints when the new one is inserted.
-    """
+
+def _active_token_rater() -> str:
+    """FROM an active user's token and their rater (aliases t, u, r)."""
     from django.contrib.auth import get_user_model
     from rest_framework.authtoken.models import Token
 
+    return (f" FROM {table(Token)} t JOIN {table(get_user_model())} u ON u.id = t.user_id AND u.is_active"
+            f" JOIN {table(Rater)} r ON r.user_id = u.id")
+
+
+def token_assignment(token: str, assignment_public_id: uuid.UUID, submission_id: uuid.UUID, now: datetime) -> Statement:
+    """An active user's token, their rater and one of their assignments in a project they are a
+    member of (the API's scoping), with the item row locked. No row: the request is not ours to serve.
+    Columns: rater id, kind, persona, model; the assignment's id, item_id, shown_order; the
+    item's external_id; ranked_before, other_lease; then PROJECT_COLUMNS.
+
+    ranked_before: the rater has a ranking of the item already, or one under `submission_id` (a
+    retry or an edit); other_lease: they hold another live lease in the project. Both are read with
+    the statement's snapshot; a ranking committed meanwhile by a racing request of the same rater
+    is caught by the unique constraints when the new one is inserted.
+    """
     sql = (
-        "SELECT u.id, r.id, r.kind, r.persona, r.model, a.id, a.item_id, a.shown_order,"
-        " i.external_id, p.id, p.public_id, p.status, p.allow_ties, p.allow_partial, p.rationale,"
-        " p.overlap_target, p.lease_seconds, p.name,"
+        "SELECT r.id, r.kind, r.persona, r.model, a.id, a.item_id, a.shown_order, i.external_id,"
         f" EXISTS (SELECT 1 FROM {table(Ranking)} k WHERE (k.item_id = a.item_id AND k.rater_id = r.id"
         "   AND k.is_current = %s) OR k.submission_id = %s),"
         f" EXISTS (SELECT 1 FROM {table(Assignment)} o JOIN {table(Item)} oi ON oi.id = o.item_id"
-        "   WHERE o.rater_id = r.id AND o.status = %s AND o.expires_at > %s AND oi.project_id = p.id AND o.id <> a.id)"
-        f" FROM {table(Token)} t JOIN {table(get_user_model())} u ON u.id = t.user_id"
-        f" JOIN {table(Rater)} r ON r.user_id = u.id"
+        "   WHERE o.rater_id = r.id AND o.status = %s AND o.expires_at > %s AND oi.project_id = p.id AND o.id <> a.id),"
+        f" {PROJECT_COLUMNS}{_active_token_rater()}"
         f" JOIN {table(Assignment)} a ON a.rater_id = r.id"
         f" JOIN {table(Item)} i ON i.id = a.item_id"
         f" JOIN {table(Project)} p ON p.id = i.project_id"
         f" JOIN {table(Membership)} m ON m.project_id = p.id AND m.user_id = u.id"
-        f" WHERE t.key = %s AND u.is_active AND a.public_id = %s{lock_clause(of='i')}"
+        f" WHERE t.key = %s AND a.public_id = %s{lock_clause(of='i')}"
     )
     return sql, [True, db_uuid(submission_id), Assignment.Status.LEASED, db_time(now), token,
                  db_uuid(assignment_public_id)]
@@ -206,36 +215,21 @@ def store_first_ranking(*, item_id: int, rater_id: int, assignment_id: int, orde
                  db_uuid(submission_id), True, db_time(now)]
 
 
-def lease_state_and_responses(item_id: int, rater_id: int, now: datetime) -> Statement:
-    """lease_state and responses in one statement: rows of (response_id, text, live, own_lapsed)."""
-    state, state_params = lease_state(item_id, rater_id, now)
-    sql = (f"SELECT x.response_id, x.text, s.live, s.own FROM {table(Response)} x"
-           f" CROSS JOIN ({state}) s (live, own)"
-           " WHERE x.item_id = %s ORDER BY x.position, x.id")
-    return sql, [*state_params, item_id]
-
-
 def token_project(token: str, project_public_id: uuid.UUID, now: datetime) -> Statement:
     """An active user's token, their rater and a project they are a member of, with the live lease
     they hold in it (services.current_lease: the first by id) or nulls. No row: not ours to serve.
-    Columns: rater id, the project's id, public_id, status, allow_ties, allow_partial, rationale,
-    overlap_target, lease_seconds, name; the lease's id, public_id, item_id, shown_order, expires_at.
+    Columns: rater id; the lease's id, public_id, item_id, shown_order, expires_at; PROJECT_COLUMNS.
     """
-    from django.contrib.auth import get_user_model
-    from rest_framework.authtoken.models import Token
-
     sql = (
-        "SELECT r.id, p.id, p.public_id, p.status, p.allow_ties, p.allow_partial, p.rationale, p.overlap_target,"
-        " p.lease_seconds, p.name, h.id, h.public_id, h.item_id, h.shown_order, h.expires_at"
-        f" FROM {table(Token)} t JOIN {table(get_user_model())} u ON u.id = t.user_id"
-        f" JOIN {table(Rater)} r ON r.user_id = u.id"
+        f"SELECT r.id, h.id, h.public_id, h.item_id, h.shown_order, h.expires_at, {PROJECT_COLUMNS}"
+        f"{_active_token_rater()}"
         f" JOIN {table(Project)} p ON p.public_id = %s"
         f" JOIN {table(Membership)} m ON m.project_id = p.id AND m.user_id = u.id"
         f" LEFT JOIN LATERAL (SELECT a.id, a.public_id, a.item_id, a.shown_order, a.expires_at"
         f"   FROM {table(Assignment)} a JOIN {table(Item)} i ON i.id = a.item_id"
         "   WHERE a.rater_id = r.id AND a.status = %s AND a.expires_at > %s AND i.project_id = p.id"
         "   ORDER BY a.id LIMIT 1) h ON TRUE"
-        " WHERE t.key = %s AND u.is_active"
+        " WHERE t.key = %s"
     )
     return sql, [db_uuid(project_public_id), Assignment.Status.LEASED, db_time(now), token]
 

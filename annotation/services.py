@@ -33,7 +33,7 @@ from annotation.models import (
 from annotation.weak_orders import RankingError, validate_shown_order, validate_weak_order
 
 # How many full-but-unlocked candidates one request may pass over before giving up.
-_MAX_CANDIDATE_TRIES = 50
+MAX_CANDIDATE_TRIES = 50
 
 
 class AssignmentError(Exception):
@@ -175,16 +175,18 @@ def next_assignment(
         if _fetch(sql.holds_lease(project.pk, rater.pk, now)):
             return current_lease(project=project, rater=rater)
         passed: list[int] = []
-        for _ in range(_MAX_CANDIDATE_TRIES):
+        for _ in range(MAX_CANDIDATE_TRIES):
             row = next(iter(_fetch(sql.next_candidate(project.pk, project.overlap_target, rater.pk, now, passed))), None)
             if row is None:
                 return None
             item_id, external_id, prompt, context, ranking_count = row
-            live, own_lapsed = _fetch(sql.lease_state(item_id, rater.pk, now))[0]
+            responses = _fetch(sql.lease_state_and_responses(item_id, rater.pk, now))
+            live, own_lapsed = responses[0][2:]
             if ranking_count + live < project.overlap_target:
                 item = Item(id=item_id, project=project, external_id=external_id, prompt=prompt,
                             context=_json_value(Item, "context", context), ranking_count=ranking_count)
-                return _lease(item, rater, project, now, seed, close_lapsed=bool(own_lapsed))
+                texts = {response_id: text for response_id, text, _, _ in responses}
+                return _lease(item, rater, project, now, seed, texts, close_lapsed=bool(own_lapsed))
             passed.append(item_id)
     return None
 
@@ -196,8 +198,8 @@ def _json_value(model: type, name: str, raw: Any) -> Any:
     return model._meta.get_field(name).from_db_value(raw, None, connection)
 
 
-def _lease(item: Item, rater: Rater, project: Project, now: Any, seed: int | None, *, close_lapsed: bool) -> Assignment:
-    texts = dict(_fetch(sql.responses(item.pk)))
+def _lease(item: Item, rater: Rater, project: Project, now: Any, seed: int | None, texts: dict[str, str], *,
+           close_lapsed: bool) -> Assignment:
     ids = list(texts)
     random.Random(seed).shuffle(ids) if seed is not None else random.SystemRandom().shuffle(ids)
     if close_lapsed:
@@ -236,8 +238,13 @@ def expire_leases(*, now: Any = None) -> int:
 # ---------------------------------------------------------------- rankings
 
 
-def _validate(project: Project, ids: list[str], order: object, shown_order: object | None, flags: Iterable[str],
-              rationale: str) -> tuple[list[list[str]], bool, list[str], list[str]]:
+def effective_rationale(project: Project, rationale: str) -> str:
+    """What an annotator's submission keeps of its rationale: nothing where the project asks for none."""
+    return rationale if project.rationale != Project.Rationale.OFF else ""
+
+
+def check_ranking(project: Project, ids: list[str], order: object, shown_order: object | None, flags: Iterable[str],
+                  rationale: str) -> tuple[list[list[str]], bool, list[str], list[str]]:
     normalised, partial = validate_weak_order(
         order, ids, allow_ties=project.allow_ties, allow_partial=project.allow_partial
     )
@@ -272,9 +279,9 @@ def submit_ranking(
     """
     _own_assignment(assignment, user)
     project = assignment.item.project
-    rationale = rationale if project.rationale != Project.Rationale.OFF else ""
+    rationale = effective_rationale(project, rationale)
     # The shown order is a permutation of the item's response ids, fixed when the lease was made.
-    normalised, partial, shown, flag_list = _validate(
+    normalised, partial, shown, flag_list = check_ranking(
         project, assignment.shown_order, order, assignment.shown_order, flags, rationale
     )
     refused: RankingError | None = None
@@ -319,7 +326,7 @@ def record_ranking(
     if existing is not None:
         return existing
     ids = list(item.responses.values_list("response_id", flat=True))
-    normalised, partial, shown, flag_list = _validate(item.project, ids, order, shown_order, flags, rationale)
+    normalised, partial, shown, flag_list = check_ranking(item.project, ids, order, shown_order, flags, rationale)
     ranking = _store_version(
         item=item, rater=rater, assignment=None, order=normalised, shown=shown, partial=partial,
         rationale=rationale, flags=flag_list, seconds=seconds, submission_id=submission_id, previous=previous,
@@ -351,9 +358,9 @@ def revise_ranking(
         raise AssignmentError(f"project {project.name!r} is {project.status}; its rankings can no longer change")
     if not ranking.is_current:
         raise RankingError("a newer version of this ranking exists; revise that one", field="ranking")
-    rationale = rationale if project.rationale != Project.Rationale.OFF else ""
     return record_ranking(item=ranking.item, rater=ranking.rater, order=order, shown_order=ranking.shown_order,
-                          rationale=rationale, flags=flags, seconds=seconds, submission_id=submission_id)
+                          rationale=effective_rationale(project, rationale), flags=flags, seconds=seconds,
+                          submission_id=submission_id)
 
 
 def _earlier(

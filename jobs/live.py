@@ -69,11 +69,12 @@ class Coalescer:
             if group in self._due:
                 return  # a send is already scheduled and will report this change too
             wait = self._last.get(group, float("-inf")) + interval - now
-            if wait <= 0 and not in_thread:
+            send_here = wait <= 0 and not in_thread
+            if send_here:
                 self._last[group] = now
             else:
                 self._due.add(group)
-        if wait <= 0 and not in_thread:
+        if send_here:
             self._send(group, message)
             return
         timer = threading.Timer(max(wait, 0.0), self._fire, (group, message))

@@ -19,7 +19,7 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import NoReverseMatch, path, reverse
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from annotation.forms import RankingForm
 from annotation.markdown import render_markdown
@@ -231,6 +231,7 @@ def _revise_page(request: HttpRequest, ranking: Ranking, form: RankingForm, erro
 
 
 @login_required
+@require_http_methods(["GET", "POST"])
 def revise(request: HttpRequest, pk: int) -> HttpResponse:
     """Re-rank an item already submitted: the stored order is the starting point; saving adds a
     version (the earlier one is kept)."""
@@ -239,8 +240,6 @@ def revise(request: HttpRequest, pk: int) -> HttpResponse:
         initial = {"ranking": json.dumps(ranking.order), "rationale": ranking.rationale, "flags": ranking.flags,
                    "submission_id": uuid.uuid4()}
         return _revise_page(request, ranking, RankingForm(initial=initial))
-    if request.method != "POST":
-        return HttpResponse(status=405, headers={"Allow": "GET, POST"})
     form = RankingForm(request.POST)
     if not form.is_valid():
         field, message = form.first_error()
