@@ -44,6 +44,9 @@ INSTALLED_APPS = [
     "annotation",
     "jobs",
     "synthetic",
+    "aggregation",
+    "training",
+    "evaluation",
 ]
 
 MIDDLEWARE = [

@@ -12,7 +12,13 @@ urlpatterns = [
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/", include("annotation.api_urls")),
+    path("api/v1/", include("aggregation.api_urls")),
+    path("api/v1/", include("training.api_urls")),
+    path("api/v1/", include("evaluation.api_urls")),
     path("jobs/", include("jobs.urls")),
     path("synthetic/", include("synthetic.urls")),
+    path("aggregation/", include("aggregation.urls")),
+    path("training/", include("training.urls")),
+    path("evaluation/", include("evaluation.urls")),
     path("", include("annotation.urls")),
 ]

@@ -1,0 +1,2 @@
+"""Admin of the aggregation app."""
+from __future__ import annotations

@@ -1,0 +1,2 @@
+"""Models of the aggregation app."""
+from __future__ import annotations

@@ -1,0 +1,6 @@
+"""URLs of the aggregation app (mounted under /aggregation/); names are app-verb-noun."""
+from __future__ import annotations
+
+from django.urls import URLPattern, URLResolver
+
+urlpatterns: list[URLPattern | URLResolver] = []

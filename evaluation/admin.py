@@ -1,0 +1,2 @@
+"""Admin of the evaluation app."""
+from __future__ import annotations

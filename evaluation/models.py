@@ -1,0 +1,2 @@
+"""Models of the evaluation app."""
+from __future__ import annotations

@@ -1,0 +1,2 @@
+"""Admin of the training app."""
+from __future__ import annotations

@@ -1,0 +1,2 @@
+"""Models of the training app."""
+from __future__ import annotations
