@@ -54,6 +54,18 @@ class Defer(Exception):
     """Not the fast path's request to answer: Django answers it."""
 
 
+def _race_errors() -> tuple[type[BaseException], ...]:
+    """Errors a racing twin request causes: a unique constraint, or a deadlock/serialisation abort."""
+    try:
+        from psycopg import errors
+    except ImportError:  # no PostgreSQL driver: the fast path never serves
+        return ()
+    return (errors.UniqueViolation, errors.DeadlockDetected, errors.SerializationFailure)
+
+
+_RACED = _race_errors()
+
+
 class FastSubmit:
     """ASGI wrapper: serves the common submit and next itself, passes every other request to `app`."""
 
@@ -75,6 +87,12 @@ class FastSubmit:
                 status, answer = await self._next(token, uuid.UUID(lease["id"]))
                 project = None
         except Defer:
+            return await self.app(scope, _replay(messages, receive), send)
+        except _RACED as error:
+            # A twin of this request (the same submission, or the same rater's other tab) committed
+            # between our read and our insert: the unique constraints refused the second copy and
+            # nothing was written. Django answers it as the retry it is (200 with the stored one).
+            logger.debug("fast path lost a race (%s); handing the request to Django", type(error).__name__)
             return await self.app(scope, _replay(messages, receive), send)
         except Exception:
             # Nothing was committed (the transaction rolled back): Django tries again, and answers.

@@ -289,3 +289,38 @@ def test_a_fast_submit_reaches_the_live_project_page(fast, project, annotator):
 
     status, message = in_one_loop(app, scenario)
     assert status == 201 and message == {"type": "project.progress"}
+
+
+def test_a_duplicate_submit_racing_its_twin_is_answered_without_an_error_in_the_log(
+        fast, project, annotator, caplog):
+    """Two copies of one submission sent at the same moment (a client retrying at once): one is
+    stored and answered 201, the other gets the stored ranking with 200, and nothing is logged as
+    an error. Each round sends a fresh pair; at least one round must have raced inside the fast
+    path (its unique constraint refused the second copy), or the test proves nothing."""
+    app, django_app = fast
+    token = token_for(annotator)
+    caplog.set_level("DEBUG", logger="annotation.fast_submit")
+
+    async def rounds() -> list[list[int]]:
+        statuses = []
+        for _ in range(3):
+            lease = await _lease_for(annotator, project)
+            if lease is None:
+                break
+            body = {"ranking": [[r] for r in lease.shown_order], "submission_id": str(uuid.uuid4())}
+            path = f"/api/v1/assignments/{lease.public_id}/submit/"
+            answers = await asyncio.gather(post(app, path, body, token), post(app, path, body, token))
+            statuses.append(sorted(status for status, _, _ in answers))
+        return statuses
+
+    statuses = in_one_loop(app, rounds)
+    assert statuses and all(pair == [200, 201] for pair in statuses), statuses
+    assert Ranking.objects.filter(rater__user=annotator).count() == len(statuses)
+    assert not [r for r in caplog.records if r.levelno >= 40], [r.getMessage() for r in caplog.records]
+    assert any("lost a race" in r.getMessage() for r in caplog.records), "no round raced inside the fast path"
+
+
+async def _lease_for(user, project):
+    from asgiref.sync import sync_to_async
+
+    return await sync_to_async(next_assignment)(project=project, user=user)
