@@ -247,22 +247,27 @@ async def _lease(conn: Any, rater_id: int, project: Any, now: Any) -> dict[str, 
 
     passed: list[int] = []
     for _ in range(MAX_CANDIDATE_TRIES):
-        rows = await _fetch(conn, sql.next_candidate(project.pk, project.overlap_target, rater_id, now, passed))
+        for candidate in sql.CANDIDATES:
+            rows = await _fetch(conn, candidate(project.pk, project.overlap_target, rater_id, now, passed))
+            if rows:
+                break
         if not rows:
             return None
         item_id, external_id, prompt, context, ranking_count = rows[0]
         responses = await _fetch(conn, sql.lease_state_and_responses(item_id, rater_id, now))
-        live, own_lapsed = responses[0][2:]
+        live, lapsed = responses[0][2:4]
         if ranking_count + live >= project.overlap_target:
             passed.append(item_id)
             continue
-        if own_lapsed:
-            raise Defer  # rare: services closes the lapsed lease first
-        texts = {response_id: text for response_id, text, _, _ in responses}
+        if lapsed or candidate is not sql.next_candidate:  # as services._lease: make the count exact
+            await _execute(conn, sql.close_lapsed_leases(item_id, now))
+            await _execute(conn, sql.recount_leases(item_id))
+        texts = {response_id: text for response_id, text, *_ in responses}
         ids = list(texts)
         random.SystemRandom().shuffle(ids)
         public_id, expires_at = uuid.uuid4(), now + timedelta(seconds=project.lease_seconds)
         await _fetch(conn, sql.insert_lease(public_id, item_id, rater_id, json.dumps(ids), now, expires_at))
+        await _execute(conn, sql.count_lease(item_id))
         item = Item(id=item_id, project=project, external_id=external_id, prompt=prompt, context=context,
                     ranking_count=ranking_count)
         assignment = Assignment(public_id=public_id, item=item, rater_id=rater_id, shown_order=ids,

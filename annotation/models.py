@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 MIN_RESPONSES = 2
@@ -85,14 +85,19 @@ class Item(models.Model):
     metadata = models.JSONField(default=dict, blank=True)
     # Denormalised count of current rankings, kept by services; the assignment query orders by it.
     ranking_count = models.PositiveIntegerField(default=0)
+    # Denormalised count of `leased` assignments (live or run out but not yet closed), kept by the
+    # annotation loop's statements (annotation.loop_sql) under the item's row lock.
+    lease_count = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["id"]
         constraints = [models.UniqueConstraint(fields=["project", "external_id"], name="unique_item_external_id")]
         indexes = [
-            # next_assignment: items of a project below target, fewest rankings first.
+            # next_assignment's row-by-row walk (loop_sql.lapsed_candidate): below target, fewest rankings first.
             models.Index(fields=["project", "ranking_count", "id"], name="item_next_assignment"),
+            # next_assignment (loop_sql.next_candidate): rankings plus leases below target, fewest first.
+            models.Index(F("project"), F("ranking_count") + F("lease_count"), F("id"), name="item_next_open"),
         ]
 
     def __str__(self) -> str:

@@ -81,9 +81,8 @@ def remove_member(*, project: Project, user: AbstractBaseUser) -> None:
     deleted, _ = Membership.objects.filter(project=project, user=user).delete()
     if not deleted:
         raise MembershipError(f"{user} is not a member of project {project.name!r}")
-    Assignment.objects.filter(item__project=project, rater__user=user, status=Assignment.Status.LEASED).update(
-        status=Assignment.Status.EXPIRED, finished_at=timezone.now()
-    )
+    _close_leases(Assignment.objects.filter(item__project=project, rater__user=user, status=Assignment.Status.LEASED),
+                  timezone.now())
 
 
 @transaction.atomic
@@ -172,21 +171,30 @@ def next_assignment(
         raise AssignmentError("no assignment can be made for this user in this project")
     now = timezone.now()
     with transaction.atomic(savepoint=False):
-        if _fetch(sql.holds_lease(project.pk, rater.pk, now)):
+        held = _fetch(sql.held_leases(project.pk, rater.pk, now))
+        if held and held[0][1]:
             return current_lease(project=project, rater=rater)
+        for item_id, _ in held:
+            # This rater's leases that ran out: closed now, so their items are counted as free
+            # again (the first of them is usually the one still on the annotator's screen).
+            _fetch(sql.lock_item(item_id))
+            _execute(sql.close_lapsed_leases(item_id, now))
+            _execute(sql.recount_leases(item_id))
         passed: list[int] = []
         for _ in range(MAX_CANDIDATE_TRIES):
-            row = next(iter(_fetch(sql.next_candidate(project.pk, project.overlap_target, rater.pk, now, passed))), None)
-            if row is None:
+            found = next(((rows[0], candidate is not sql.next_candidate) for candidate in sql.CANDIDATES
+                          if (rows := _fetch(candidate(project.pk, project.overlap_target, rater.pk, now, passed)))),
+                         None)
+            if found is None:
                 return None
-            item_id, external_id, prompt, context, ranking_count = row
+            (item_id, external_id, prompt, context, ranking_count), counted_wrong = found
             responses = _fetch(sql.lease_state_and_responses(item_id, rater.pk, now))
-            live, own_lapsed = responses[0][2:]
+            live, lapsed = responses[0][2:4]
             if ranking_count + live < project.overlap_target:
                 item = Item(id=item_id, project=project, external_id=external_id, prompt=prompt,
                             context=_json_value(Item, "context", context), ranking_count=ranking_count)
-                texts = {response_id: text for response_id, text, _, _ in responses}
-                return _lease(item, rater, project, now, seed, texts, close_lapsed=bool(own_lapsed))
+                texts = {response_id: text for response_id, text, *_ in responses}
+                return _lease(item, rater, project, now, seed, texts, recount=bool(lapsed) or counted_wrong)
             passed.append(item_id)
     return None
 
@@ -199,15 +207,18 @@ def _json_value(model: type, name: str, raw: Any) -> Any:
 
 
 def _lease(item: Item, rater: Rater, project: Project, now: Any, seed: int | None, texts: dict[str, str], *,
-           close_lapsed: bool) -> Assignment:
+           recount: bool) -> Assignment:
     ids = list(texts)
     random.Random(seed).shuffle(ids) if seed is not None else random.SystemRandom().shuffle(ids)
-    if close_lapsed:
-        # This rater's lease on the item ran out; it is closed first so the partial unique index holds.
-        _execute(sql.close_lapsed_lease(item.pk, rater.pk, now))
+    if recount:
+        # Leases on the item ran out, or it was found by the row-by-row walk (its lease count said
+        # full): they are closed, and the count is made exact again.
+        _execute(sql.close_lapsed_leases(item.pk, now))
+        _execute(sql.recount_leases(item.pk))
     assignment = Assignment.objects.create(
         item=item, rater=rater, shown_order=ids, leased_at=now, expires_at=Assignment.lease_end(project)
     )
+    _execute(sql.count_lease(item.pk))
     assignment.response_texts = texts  # spares the caller a query when it shows the item
     return assignment
 
@@ -216,6 +227,7 @@ def _lease(item: Item, rater: Rater, project: Project, now: Any, seed: int | Non
 def skip_assignment(*, assignment: Assignment, user: AbstractBaseUser) -> Assignment:
     _own_assignment(assignment, user)
     if assignment.status == Assignment.Status.LEASED:
+        _execute(sql.release_lease(assignment.pk))
         assignment.status = Assignment.Status.SKIPPED
         assignment.finished_at = timezone.now()
         assignment.save(update_fields=["status", "finished_at"])
@@ -230,9 +242,20 @@ def _own_assignment(assignment: Assignment, user: AbstractBaseUser) -> None:
 def expire_leases(*, now: Any = None) -> int:
     """Mark leases past their end as expired (housekeeping; counting already ignores them)."""
     now = now or timezone.now()
-    return Assignment.objects.filter(status=Assignment.Status.LEASED, expires_at__lte=now).update(
-        status=Assignment.Status.EXPIRED, finished_at=now
-    )
+    return _close_leases(Assignment.objects.filter(status=Assignment.Status.LEASED, expires_at__lte=now), now)
+
+
+@transaction.atomic
+def _close_leases(leases: QuerySet[Assignment], now: Any) -> int:
+    """Expire these `leased` assignments and take them off their items' lease counts, one item
+    at a time in id order (the order the annotation loop's locks follow as well as it can)."""
+    closed = 0
+    for item_id in sorted(set(leases.values_list("item_id", flat=True))):
+        _fetch(sql.lock_item(item_id))
+        closed += leases.filter(item_id=item_id, status=Assignment.Status.LEASED).update(
+            status=Assignment.Status.EXPIRED, finished_at=now)
+        _execute(sql.recount_leases(item_id))
+    return closed
 
 
 # ---------------------------------------------------------------- rankings
@@ -300,6 +323,7 @@ def submit_ranking(
                 shown=shown, partial=partial, rationale=rationale, flags=flag_list, seconds=seconds,
                 submission_id=submission_id, previous=previous,
             )
+            _execute(sql.release_lease(assignment.pk))
             _execute(sql.mark_submitted(assignment.pk, timezone.now()))
             stored = ranking
             transaction.on_commit(lambda: live.ranking_stored(stored))
