@@ -391,13 +391,15 @@
   /* The rank a digit key asks for, or 0. With 10 or more responses, "1" places at rank 1 at once
    * and a second digit typed quickly after it (on the same response) makes it rank 10-16. */
   RankingWidget.prototype.typedRank = function (id, key) {
-    if (!/^[0-9]$/.test(key)) return 0;
-    var digit = parseInt(key, 10);
     var pending = this.pendingDigit;
     this.pendingDigit = null;
+    if (!/^[0-9]$/.test(key)) return 0;
+    var digit = parseInt(key, 10);
     if (pending && pending.id === id && Date.now() - pending.at <= SECOND_DIGIT_MS) {
       var two = pending.digit * 10 + digit;
       if (two <= this.ids.length) return two;
+      this.say("There is no rank " + two + ": this item has " + this.ids.length + " responses.");
+      return -1;  // handled: the response stays where "1" put it
     }
     if (digit === 0 || digit > this.ids.length) return 0;
     if (digit === 1 && this.ids.length >= 10) this.pendingDigit = { id: id, digit: 1, at: Date.now() };
@@ -427,6 +429,7 @@
       return null;
     }
     var rank = this.typedRank(id, key);
+    if (rank < 0) return function () {};
     if (rank) return function () { this.placeAt(id, rank - 1); };
     switch (key) {
       case "ArrowUp": case "ArrowLeft": return function (card) { this.focusSibling(card, -1); };
@@ -464,6 +467,7 @@
       drag.ghost.style.width = drag.card.offsetWidth + "px";
       document.body.appendChild(drag.ghost);
       drag.card.classList.add("is-dragging");
+      this.form.querySelector(".ranking-widget").classList.add("is-dragging-card");
     }
     drag.ghost.style.transform = "translate(" + (event.clientX + 8) + "px," + (event.clientY + 8) + "px)";
     this.highlight(this.slotAt(event.clientX, event.clientY));
@@ -490,6 +494,7 @@
     this.drag = null;
     if (drag.ghost) drag.ghost.remove();
     drag.card.classList.remove("is-dragging");
+    this.form.querySelector(".ranking-widget").classList.remove("is-dragging-card");
     if (drag.target) drag.target.classList.remove("is-drop-target");
     if (drag.handle.hasPointerCapture(event.pointerId)) drag.handle.releasePointerCapture(event.pointerId);
     if (drag.ghost) {

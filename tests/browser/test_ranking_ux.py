@@ -14,7 +14,7 @@ from tests.browser.test_annotate import SCREEN_TIERS, drag, leased, tab_to, wait
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def open_annotate(page, log_in, live_server, project, width_note: str = "") -> None:
+def open_annotate(page, log_in, live_server, project) -> None:
     log_in(page, "annie", "annie-pass-123")
     page.goto(f"{live_server.url}/annotate/{project.public_id}/")
     page.wait_for_selector("[data-ranking-form][data-ready]")
@@ -171,8 +171,12 @@ def test_ranks_10_to_12_by_keyboard_on_a_12_response_item(new_page, log_in, live
     page.keyboard.press("1")
     page.wait_for_timeout(1000)
     page.keyboard.press("1")  # typed slowly: rank 1, then rank 1 again, never rank 11
+    assert page.evaluate(SCREEN_TIERS)[0] == [s[5]]
+    tab_to(page, s[6])
+    page.keyboard.type("13")  # no such rank: "1" stands, and the page says why
+    page.wait_for_function("() => document.getElementById('ranking-live').textContent.includes('There is no rank 13')")
     on_screen = page.evaluate(SCREEN_TIERS)
-    assert on_screen[0] == [s[5]] and len(on_screen) == 12
+    assert on_screen[:2] == [[s[6]], [s[5]]] and len(on_screen) == 12
     shot(page, tmp_path, "twelve-1100.png")
     page.keyboard.press("Enter")
     page.wait_for_selector("[data-state=all-done]")
