@@ -59,6 +59,7 @@ from annotation.serializers import (
     ProjectSerializer,
     ProjectWriteSerializer,
     RankingSerializer,
+    ReopenResultSerializer,
     SkipResultSerializer,
     SubmitResultSerializer,
     SubmitSerializer,
@@ -363,6 +364,20 @@ class AssignmentViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         except services.AssignmentError as error:
             raise PermissionDenied(str(error)) from None
         return Response({"skipped": assignment.public_id, "next": next_payload(request.user, assignment.item.project)})
+
+    @extend_schema(
+        request=None, responses={200: ReopenResultSerializer, 409: OpenApiResponse(description="Why it cannot be reopened.")},
+        summary="Take back a skip: the item returns to your pool while it still needs rankings",
+    )
+    @action(detail=True, methods=["post"])
+    def reopen(self, request: Request, public_id: str | None = None) -> Response:
+        assignment = self.get_object()
+        try:
+            services.reopen_skipped(assignment=assignment, user=request.user)
+        except services.AssignmentError as error:
+            return Response({"detail": str(error)}, status=status.HTTP_409_CONFLICT)
+        progress = services.annotator_progress(project=assignment.item.project, user=request.user)
+        return Response({"reopened": assignment.public_id, "my_progress": progress})
 
 
 # ---------------------------------------------------------------- rankings

@@ -146,6 +146,8 @@ class FastSubmit:
             found, project = _Found(*rows[0][:_FOUND]), _project(rows[0][_FOUND:])
             if project.status != Project.Status.ACTIVE or found.ranked_before or found.other_lease:
                 raise Defer  # a retry, an edit, a reused id, or a lease held in another tab
+            if found.rater_kind != "human":
+                raise Defer  # store_first_ranking counts against the human target (services decides otherwise)
             stored = await _store(conn, found, assignment_id, project, data, submission_id, now)
             lease = await _lease(conn, found.rater_id, project, now)
             answer = _render({"ranking": stored, "next": lease})

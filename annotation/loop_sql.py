@@ -183,8 +183,11 @@ def earlier_rankings(item_id: int, rater_id: int, submission_id: uuid.UUID | Non
     return sql, params
 
 
-def count_ranking(item_id: int) -> Statement:
-    return f"UPDATE {table(Item)} SET ranking_count = ranking_count + 1 WHERE id = %s", [item_id]
+def count_ranking(item_id: int, *, human: bool) -> Statement:
+    """A rater's first ranking of the item: humans count against the overlap target, synthetic
+    raters against the synthetic target."""
+    column = "ranking_count" if human else "synthetic_count"
+    return f"UPDATE {table(Item)} SET {column} = {column} + 1 WHERE id = %s", [item_id]
 
 
 def retire_ranking(ranking_id: int) -> Statement:
@@ -246,8 +249,9 @@ def store_first_ranking(*, item_id: int, rater_id: int, assignment_id: int, orde
                         submission_id: uuid.UUID, now: datetime) -> Statement:
     """PostgreSQL: insert a rater's first ranking of the item, count it on the item and close the
     lease (releasing it from the item's lease count if it was still `leased`), in one statement
-    (each part writes its own table; every part reads the state from before the statement). JSON columns as JSON text. Returns
-    the new ranking's id."""
+    (each part writes its own table; every part reads the state from before the statement). JSON
+    columns as JSON text. Returns the new ranking's id. Only human raters hold leases (a token's
+    user is a human rater), so the ranking counts against the human overlap target."""
     sql = (
         f"WITH counted AS (UPDATE {table(Item)} SET ranking_count = ranking_count + 1, lease_count = lease_count"
         f"   - (SELECT COUNT(*) FROM {table(Assignment)} WHERE id = %s AND status = %s) WHERE id = %s),"

@@ -38,7 +38,11 @@ class Project(models.Model):
     name = models.CharField(max_length=200)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="owned_projects")
     guidelines = models.TextField(blank=True, help_text="Markdown, shown to annotators before they rank.")
-    overlap_target = models.PositiveIntegerField(default=3, help_text="Rankings wanted per item.")
+    overlap_target = models.PositiveIntegerField(default=3, help_text="Human rankings wanted per item.")
+    # Synthetic raters have a target of their own, so a synthetic run never uses up the humans' share.
+    synthetic_target = models.PositiveIntegerField(
+        default=0, help_text="Synthetic rankings wanted per item; 0 means no limit (every persona of a run ranks it)."
+    )
     allow_ties = models.BooleanField(default=True)
     allow_partial = models.BooleanField(default=False, help_text="Annotators may leave responses unranked.")
     rationale = models.CharField(max_length=10, choices=Rationale.choices, default=Rationale.OPTIONAL)
@@ -83,8 +87,10 @@ class Item(models.Model):
     prompt = models.TextField()
     context = models.JSONField(default=list, blank=True, help_text="Earlier chat messages [{role, content}].")
     metadata = models.JSONField(default=dict, blank=True)
-    # Denormalised count of current rankings, kept by services; the assignment query orders by it.
-    ranking_count = models.PositiveIntegerField(default=0)
+    # Denormalised counts of current rankings, kept by services: human ones (against the project's
+    # overlap_target; the assignment query orders by it) and synthetic ones (against synthetic_target).
+    ranking_count = models.PositiveIntegerField(default=0, help_text="Current human rankings.")
+    synthetic_count = models.PositiveIntegerField(default=0, help_text="Current synthetic rankings.")
     # Denormalised count of `leased` assignments (live or run out but not yet closed), kept by the
     # annotation loop's statements (annotation.loop_sql) under the item's row lock.
     lease_count = models.PositiveIntegerField(default=0)
@@ -200,6 +206,8 @@ class Assignment(models.Model):
         LEASED = "leased", "Leased"
         SUBMITTED = "submitted", "Submitted"
         SKIPPED = "skipped", "Skipped"
+        # A skip the annotator took back: the item is in their pool again (kept, not deleted, as a record).
+        REOPENED = "reopened", "Skipped, then reopened"
         EXPIRED = "expired", "Expired"
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)

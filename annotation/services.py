@@ -13,7 +13,18 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
-from django.db.models import Count, Exists, OuterRef, QuerySet, Subquery, Sum, Value
+from django.db.models import (
+    BooleanField,
+    Count,
+    Exists,
+    ExpressionWrapper,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+)
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -234,6 +245,38 @@ def skip_assignment(*, assignment: Assignment, user: AbstractBaseUser) -> Assign
     return assignment
 
 
+@transaction.atomic
+def reopen_skipped(*, assignment: Assignment, user: AbstractBaseUser) -> Assignment:
+    """Take back a skip: the item returns to the annotator's pool (next_candidate passes over
+    skipped items only). Refused, changing nothing, when the project is not active, the assignment
+    was not skipped, or the item already has the human rankings it needs."""
+    _own_assignment(assignment, user)
+    item = Item.objects.select_for_update(of=("self",)).select_related("project").get(pk=assignment.item_id)
+    project = item.project
+    if project.status != Project.Status.ACTIVE:
+        raise AssignmentError(f"project {project.name!r} is {project.status}; skipped items can no longer be reopened")
+    if assignment.status != Assignment.Status.SKIPPED:
+        raise AssignmentError(f"this item is {assignment.get_status_display().lower()}, not skipped")
+    if item.ranking_count >= project.overlap_target:
+        raise AssignmentError(f"this item already has the {project.overlap_target} ranking(s) it needs")
+    Assignment.objects.filter(item=item, rater_id=assignment.rater_id, status=Assignment.Status.SKIPPED).update(
+        status=Assignment.Status.REOPENED
+    )
+    assignment.status = Assignment.Status.REOPENED
+    return assignment
+
+
+def skipped_items(*, project: Project, user: AbstractBaseUser) -> QuerySet[Assignment]:
+    """The user's skips in `project` that still stand (one per item, latest first), each annotated
+    `reopenable`: the item is below its human target, so reopening returns it to the pool."""
+    skips = Assignment.objects.filter(
+        item__project=project, rater__user=user.pk, status=Assignment.Status.SKIPPED
+    ).exclude(Exists(Ranking.objects.filter(item=OuterRef("item"), rater=OuterRef("rater"))))
+    return skips.select_related("item").annotate(
+        reopenable=ExpressionWrapper(Q(item__ranking_count__lt=project.overlap_target), output_field=BooleanField())
+    ).order_by("-finished_at", "-pk")
+
+
 def _own_assignment(assignment: Assignment, user: AbstractBaseUser) -> None:
     if assignment.rater.user_id != user.pk:
         raise AssignmentError("this assignment belongs to someone else")
@@ -417,7 +460,7 @@ def _store_version(*, item: Item, rater: Rater, assignment: Assignment | None, o
     if previous is not None:
         _execute(sql.retire_ranking(previous[0]))
     else:
-        _execute(sql.count_ranking(item.pk))
+        _execute(sql.count_ranking(item.pk, human=rater.kind == Rater.Kind.HUMAN))
     return Ranking.objects.create(
         item=item, rater=rater, assignment=assignment, order=order, shown_order=shown, is_partial=partial,
         rationale=rationale, flags=flags, seconds=seconds, submission_id=submission_id or uuid.uuid4(),
@@ -429,44 +472,47 @@ def _store_version(*, item: Item, rater: Rater, assignment: Assignment | None, o
 
 
 def annotator_progress(*, project: Project, user: AbstractBaseUser) -> dict[str, int]:
-    """Done by this annotator, and how many more items they could still rank."""
-    rater = rater_for_user(user)
-    done = Ranking.objects.filter(item__project=project, rater=rater, is_current=True).count()
-    open_items = Item.objects.filter(project=project, ranking_count__lt=project.overlap_target).exclude(
-        rankings__rater=rater
-    ).count()
-    return {"done": done, "remaining": open_items}
+    """This annotator's done, remaining and skipped items (as with_annotator_progress: one definition
+    for the annotate page, the home page and the API)."""
+    counted = with_annotator_progress(Project.objects.filter(pk=project.pk), user).get()
+    return {"done": counted.my_done, "remaining": counted.my_remaining, "skipped": counted.my_skipped}
 
 
 def with_annotator_progress(projects: QuerySet[Project], user: AbstractBaseUser) -> QuerySet[Project]:
-    """Annotate `my_done` and `my_remaining` (as annotator_progress) in the projects' own query."""
-    done = (
-        Ranking.objects.filter(item__project=OuterRef("pk"), rater__user=user.pk, is_current=True)
-        .order_by()
-        .values("item__project")
-        .annotate(n=Count("pk"))
-        .values("n")
-    )
+    """Annotate `my_done`, `my_remaining` and `my_skipped` in the projects' own query.
+
+    done: items the user has a current ranking of. skipped: items they skipped (and have not
+    reopened or ranked since). remaining: items below their human target that the user has neither
+    ranked nor skipped, the one on their screen included: the items next_assignment may still hand
+    them (some may be held by other annotators for now).
+    """
     ranked = Ranking.objects.filter(item=OuterRef("pk"), rater__user=user.pk)
-    remaining = (
-        Item.objects.filter(project=OuterRef("pk"), ranking_count__lt=OuterRef("overlap_target"))
-        .exclude(Exists(ranked))
-        .order_by()
-        .values("project")
-        .annotate(n=Count("pk"))
-        .values("n")
+    skipped = Assignment.objects.filter(item=OuterRef("pk"), rater__user=user.pk, status=Assignment.Status.SKIPPED)
+
+    def per_project(items: QuerySet[Item]) -> Coalesce:
+        counted = items.order_by().values("project").annotate(n=Count("pk")).values("n")
+        return Coalesce(Subquery(counted), Value(0))
+
+    mine = Item.objects.filter(project=OuterRef("pk"))
+    return projects.annotate(
+        my_done=per_project(mine.filter(Exists(ranked.filter(is_current=True)))),
+        my_remaining=per_project(mine.filter(ranking_count__lt=OuterRef("overlap_target"))
+                                 .exclude(Exists(ranked)).exclude(Exists(skipped))),
+        my_skipped=per_project(mine.filter(Exists(skipped)).exclude(Exists(ranked))),
     )
-    return projects.annotate(my_done=Coalesce(Subquery(done), Value(0)), my_remaining=Coalesce(Subquery(remaining), Value(0)))
 
 
 def project_progress(project: Project) -> dict[str, int]:
-    """Rankings stored against the target, for the researcher's live project page."""
+    """Human rankings stored against the overlap target (and synthetic ones beside them), for the
+    researcher's live project page."""
     items = Item.objects.filter(project=project)
-    totals = items.aggregate(n=Count("pk"), rankings=Coalesce(Sum("ranking_count"), Value(0)))
+    totals = items.aggregate(n=Count("pk"), rankings=Coalesce(Sum("ranking_count"), Value(0)),
+                             synthetic=Coalesce(Sum("synthetic_count"), Value(0)))
     complete = items.filter(ranking_count__gte=project.overlap_target).count()
     return {
         "items": totals["n"],
         "rankings": totals["rankings"],
+        "synthetic": totals["synthetic"],
         "target": totals["n"] * project.overlap_target,
         "complete_items": complete,
     }

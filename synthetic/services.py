@@ -302,7 +302,8 @@ def check_backend(config: BackendConfig) -> None:
 def select_items(
     project: Project, mode: str, item_ids: Sequence[str] = (), sample_size: int | None = None, sample_seed: int = 0
 ) -> list[Item]:
-    """The items a run judges, in a stable order; SyntheticRunError for an empty or bad choice."""
+    """The items a run judges, in a stable order; SyntheticRunError for an empty or bad choice.
+    Where the project sets a synthetic target, items that have reached it are left out."""
     items = list(Item.objects.filter(project=project).order_by("id"))
     if mode == SyntheticRun.Items.LIST:
         wanted = list(dict.fromkeys(item_ids))
@@ -319,6 +320,9 @@ def select_items(
         raise SyntheticRunError(f"items: unknown selection {mode!r}; use all, list or random")
     if not items:
         raise SyntheticRunError("items: the selection holds no item")
+    target = project.synthetic_target
+    if target and not (items := [i for i in items if i.synthetic_count < target]):
+        raise SyntheticRunError(f"items: every selected item already has the project's {target} synthetic ranking(s)")
     return items
 
 

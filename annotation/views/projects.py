@@ -62,17 +62,23 @@ def _researcher_project(request: HttpRequest, public_id: UUID) -> Project:
 
 class ProjectForm(forms.ModelForm):
     overlap_target = forms.IntegerField(
-        min_value=1, max_value=1000, initial=3, help_text="Rankings wanted per item (each item has 2 to 16 responses)."
+        min_value=1, max_value=1000, initial=3, label="Human rankings per item",
+        help_text="Rankings wanted from annotators per item (each item has 2 to 16 responses)."
     )
     lease_seconds = forms.IntegerField(
         min_value=60, max_value=MAX_LEASE_SECONDS, initial=30 * 60,
         help_text="How long an item stays reserved for the annotator it was handed to.",
     )
+    synthetic_target = forms.IntegerField(
+        min_value=0, max_value=1000, initial=0, label="Synthetic rankings per item",
+        help_text="Synthetic raters have their own target and never use up the human one. 0: no limit "
+                  "(a synthetic run ranks every chosen item with every persona).",
+    )
 
     class Meta:
         model = Project
         fields = [
-            "name", "status", "guidelines", "overlap_target", "allow_ties", "allow_partial", "rationale",
+            "name", "status", "guidelines", "overlap_target", "synthetic_target", "allow_ties", "allow_partial", "rationale",
             "consent_text", "demographics_export", "lease_seconds",
         ]
         widgets = {
@@ -130,7 +136,7 @@ def progress_context(project: Project) -> dict[str, Any]:
 
 def render_progress(project: Project) -> str:
     """The `_progress.html` fragment, as the page includes it and the websocket sends it."""
-    project.refresh_from_db(fields=["overlap_target"])
+    project.refresh_from_db(fields=["overlap_target", "synthetic_target"])
     return render_to_string("annotation/_progress.html", progress_context(project))
 
 

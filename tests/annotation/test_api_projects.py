@@ -11,7 +11,7 @@ from annotation.services import add_member, create_project, next_assignment, sub
 pytestmark = pytest.mark.django_db
 
 ORDER = [["r1"], ["r2"], ["r3"], ["r4"]]
-RESEARCHER_FIELDS = {"owner", "overlap_target", "demographics_export", "lease_seconds", "created_at", "updated_at"}
+RESEARCHER_FIELDS = {"owner", "overlap_target", "synthetic_target", "demographics_export", "lease_seconds", "created_at", "updated_at"}
 
 
 def _client(user) -> APIClient:
@@ -26,7 +26,7 @@ def test_annotator_sees_only_what_they_need_and_their_own_progress(project, anno
     assert body["name"] == "Demo" and body["guidelines"] == "Rank **helpfulness**."
     assert body["guidelines_html"] == "<p>Rank <strong>helpfulness</strong>.</p>"
     assert body["status"] == "active" and body["role"] == "annotator"
-    assert body["my_progress"] == {"done": 1, "remaining": 2}
+    assert body["my_progress"] == {"done": 1, "remaining": 2, "skipped": 0}
     assert not RESEARCHER_FIELDS & set(body)
 
 
@@ -118,7 +118,7 @@ def test_member_errors_name_the_problem_and_change_nothing(project, owner, metho
 def test_progress(project, owner, annotator):
     submit_ranking(user=annotator, assignment=next_assignment(project=project, user=annotator), order=ORDER)
     body = _client(owner).get(f"/api/v1/projects/{project.public_id}/progress/").json()
-    assert body == {"items": 3, "rankings": 1, "target": 6, "complete_items": 0}
+    assert body == {"items": 3, "rankings": 1, "target": 6, "complete_items": 0, "synthetic": 0}
 
 
 def test_token_from_password_then_token_authentication(project, annotator):
