@@ -219,3 +219,19 @@ def test_the_system_check_reports_a_malformed_setting(settings):
     settings.INFERENCE_ENDPOINTS = {"x": {"base_urls": "http://h/v1"}}
     (error,) = check_inference_endpoints()
     assert error.id == "synthetic.E001" and "base_urls" in error.msg
+
+
+def test_generation_runs_and_model_written_panels_take_endpoints_by_name_only(owner, project, fleet, elsewhere):
+    from synthetic.services import PanelError, generate_panel, start_generation_run
+
+    prompts = [{"id": "g1", "prompt": "Hello?"}]
+    for bad in ({"api_key_env": "SECRET_KEY", "endpoint": "fleet"}, {"base_url": elsewhere.url}):
+        with pytest.raises(SyntheticRunError, match="operator"):
+            start_generation_run(owner=owner, project=project, prompts=prompts, k=2,
+                                 models=[{"engine": "openai", "model": "judge-7b", **bad}])
+        with pytest.raises(PanelError, match="operator"):
+            generate_panel(owner=owner, name="p", size=2, describe_with={"engine": "openai", "model": "judge-7b", **bad})
+    grun = start_generation_run(owner=owner, project=project, prompts=prompts, k=2,
+                                models=[{"engine": "openai", "model": "judge-7b", "endpoint": "fleet"}])
+    assert grun.models_config == [{"engine": "openai", "model": "judge-7b", "endpoint": "fleet"}]
+    assert elsewhere.requests == [] and elsewhere.model_requests == []
