@@ -40,6 +40,7 @@ from annotation.models import (
 )
 from annotation.models import Response as ItemResponse
 from annotation.permissions import (
+    CanCreateProjects,
     IsProjectResearcher,
     member_projects,
     researcher_project,
@@ -122,7 +123,8 @@ def next_payload(user: AbstractBaseUser, project: Project, rater: Rater | None =
     list=extend_schema(summary="Projects you belong to (annotators see only what they need)"),
     retrieve=extend_schema(summary="One of your projects"),
     create=extend_schema(request=ProjectWriteSerializer, responses={201: ProjectSerializer},
-                         summary="Create a project; you become its owner and researcher"),
+                         summary="Create a project; you become its owner and researcher",
+                         description="Needs the annotation.add_project permission (403 without it)."),
     update=extend_schema(request=ProjectWriteSerializer, responses=ProjectSerializer, summary="Researchers only"),
     partial_update=extend_schema(request=ProjectWriteSerializer, responses=ProjectSerializer,
                                  summary="Researchers only"),
@@ -151,6 +153,8 @@ class ProjectViewSet(
     def get_permissions(self) -> list[BasePermission]:
         if self.action in self.researcher_actions:
             return [IsAuthenticated(), IsProjectResearcher()]
+        if self.action == "create":
+            return [IsAuthenticated(), CanCreateProjects()]
         return [IsAuthenticated()]
 
     def get_serializer_class(self) -> type[serializers.BaseSerializer]:

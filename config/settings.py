@@ -10,7 +10,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import env_bool, env_float, env_int, env_list, env_str
+from config.env import env_bool, env_float, env_int, env_json, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("RLCHF_VAR_DIR", str(BASE_DIR / "var")))
@@ -165,6 +165,11 @@ MODELS_DIR = Path(env_str("RLCHF_MODELS_DIR", str(VAR_DIR / "models")))
 # Synthetic and generation runs load their engine in a child process, so an engine crash (CUDA,
 # OOM) fails the run but never the worker. Off only for tests and debugging.
 SYNTHETIC_ENGINE_SUBPROCESS = env_bool("SYNTHETIC_ENGINE_SUBPROCESS", True)
+# OpenAI-compatible inference endpoints (synthetic.endpoints): name -> {"base_urls": [...],
+# "api_key_env": "VAR", "description": "..."}. Researchers choose one by name; a run never holds an
+# address or a variable name. Free base URLs (never sent a key) only with INFERENCE_ALLOW_FREE_URLS.
+INFERENCE_ENDPOINTS = env_json("INFERENCE_ENDPOINTS", {})
+INFERENCE_ALLOW_FREE_URLS = env_bool("INFERENCE_ALLOW_FREE_URLS", False)
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 50 * 1024 * 1024)
 
 REST_FRAMEWORK = {
@@ -175,7 +180,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "config.pagination.BoundedLimitOffsetPagination",
     "PAGE_SIZE": 100,
 }
 SPECTACULAR_SETTINGS = {

@@ -109,9 +109,9 @@ def export_rankings(request: HttpRequest, public_id: UUID) -> HttpResponseBase:
     try:
         fmt = exporters.check_format(request.GET.get("format"))
         flt = exporters.ExportFilter.from_params(request.GET)
+        return exporters.download_response(project, fmt, flt)
     except exporters.ExportError as exc:
         return _page(request, project, ImportForm(), export_error=str(exc), status=400)
-    return exporters.download_response(project, fmt, flt)
 
 
 urlpatterns: list[URLPattern] = [

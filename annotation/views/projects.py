@@ -206,7 +206,9 @@ def project_members(request: HttpRequest, public_id: UUID) -> HttpResponse:
 @require_POST
 def project_member_remove(request: HttpRequest, public_id: UUID, user_id: int) -> HttpResponse:
     project = _researcher_project(request, public_id)
-    membership = get_object_or_404(project.memberships.select_related("user"), user_id=user_id)
+    # `user__pk`, not `user_id`: a lookup on the user's own id answers "none" for an id beyond the
+    # database's integers (Django's overflow handling), where the foreign key column overflows.
+    membership = get_object_or_404(project.memberships.select_related("user"), user__pk=user_id)
     try:
         services.remove_member(project=project, user=membership.user)
     except services.MembershipError as error:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pytest
+from django.contrib.auth.models import Permission
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -52,7 +53,15 @@ def test_outsider_lists_nothing(project, outsider):
     assert _client(outsider).get("/api/v1/projects/").json()["count"] == 0
 
 
-def test_create_makes_the_creator_owner_and_researcher(annotator):
+@pytest.fixture
+def creator(annotator):
+    """A user with the `annotation.add_project` permission (researchers have it)."""
+    annotator.user_permissions.add(Permission.objects.get(codename="add_project", content_type__app_label="annotation"))
+    return annotator
+
+
+def test_create_makes_the_creator_owner_and_researcher(creator):
+    annotator = creator
     response = _client(annotator).post(
         "/api/v1/projects/", {"name": "Mine", "overlap_target": 5, "allow_ties": False}, format="json"
     )
@@ -68,8 +77,8 @@ def test_create_makes_the_creator_owner_and_researcher(annotator):
     [({}, "name"), ({"name": "x", "overlap_target": 0}, "overlap_target"), ({"name": "x", "status": "paused"}, "status"),
      ({"name": "x", "owner": 1}, "owner"), ({"name": "x", "lease_seconds": 5}, "lease_seconds")],
 )
-def test_create_rejects_bad_fields_by_name(annotator, body, field):
-    response = _client(annotator).post("/api/v1/projects/", body, format="json")
+def test_create_rejects_bad_fields_by_name(creator, body, field):
+    response = _client(creator).post("/api/v1/projects/", body, format="json")
     assert response.status_code == 400
     assert field in response.json()
     assert not Project.objects.exists()
