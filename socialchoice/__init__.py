@@ -4,7 +4,7 @@ A pure library (numpy and scipy only; nothing from the project, no Django). The 
 
 * :class:`Profile` / :class:`BatchProfile`: one item's ballots, or a whole project's as arrays;
 * :func:`aggregate` / :func:`aggregate_batch`: run a registered rule (``rules.REGISTRY``,
-  :func:`describe`); the default is ``DEFAULT_RULE`` (Ranked Pairs);
+  :func:`describe`); the default is ``DEFAULT_RULE`` (Schulze);
 * :mod:`socialchoice.agreement`: Kendall tau-b, Kendall's W, Krippendorff's alpha, bootstrap CIs;
 * :mod:`socialchoice.pairs`: collective orders (or each rater's ballot) to preference pairs.
 """

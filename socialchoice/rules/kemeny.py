@@ -112,8 +112,9 @@ def kemeny(group: ProfileGroup) -> RuleOutput:
     Condorcet cycle with equal margins leaves all its members tied. No label order is used.
     Complexity: O(2^K K) time and memory per item (after O(V K^2) margins): about a millisecond at
     K = 10 and tens of milliseconds at K = 16.
-    Axioms: anonymity, neutrality, Pareto, Condorcet winner and loser, monotonicity, reinforcement
-    (consistency), local independence of irrelevant alternatives; NOT independent of clones.
+    Axioms: anonymity, neutrality, Pareto, Condorcet winner and loser, monotonicity; the set of
+    Kemeny rankings (not the collapsed order) also satisfies reinforcement (consistency) and local
+    independence of irrelevant alternatives (Young and Levenglick 1978); NOT independent of clones.
     Reference: J. G. Kemeny, "Mathematics without numbers", Daedalus 88 (1959); H. P. Young and A.
     Levenglick, "A consistent extension of Condorcet's election principle", SIAM J. Appl. Math. 35
     (1978); DP: Betzler et al., Theor. Comput. Sci. 410 (2009).

@@ -18,6 +18,11 @@ from ..profiles import ProfileGroup
 from .condorcet import CONDORCET_AXIOMS
 from .registry import RuleOutput, register
 
+# Not "monotonicity": locking equal margins as a group is not monotonic (see the docstring).
+RANKED_PAIRS_AXIOMS = tuple(a for a in CONDORCET_AXIOMS if a != "monotonicity") + (
+    "clone_independence",
+)
+
 
 def _dense_levels(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """Per item, dense rank of ``values [n, E]`` in decreasing order among ``valid``; -1 else."""
@@ -227,7 +232,7 @@ def _lock_in_order(edge: np.ndarray, order: np.ndarray, k: int) -> np.ndarray:
     return reach
 
 
-@register("ranked_pairs", axioms=CONDORCET_AXIOMS + ("clone_independence",), condorcet=True)
+@register("ranked_pairs", axioms=RANKED_PAIRS_AXIOMS, condorcet=True)
 def ranked_pairs(
     group: ProfileGroup, tie_breaker: Sequence[int] | np.ndarray | None = None
 ) -> RuleOutput:
@@ -249,7 +254,14 @@ def ranked_pairs(
     Complexity: O(V K^2) for margins plus O(K^4) for locking (K^2 edges, each an O(K^2)
     reachability update); batched one edge per vectorised step.
     Axioms: anonymity, neutrality (default tie policy), Pareto, Condorcet winner and loser,
-    monotonicity, independence of clones, local independence of the Smith set.
+    independence of clones, Smith criterion (the top group lies in the Smith set). NOT monotonic
+    with the default tie policy: ten ballots adbc, bcad, abdc, bcad, cadb, dabc, cdba, cdba,
+    cabd, dabc put a in the top group (all margins equal, every edge on a cycle, all tied), but
+    raising a in the second ballot (b > c = a > d) leaves c > a alone at a lower margin, locked
+    after the cycle is skipped, and a drops out. The fixed-order variant (``tie_breaker``) is
+    monotonic (Tideman 1987; property-tested) but not neutral. The monotonic label-free variant
+    (winners under every tie-breaking order) is NP-hard (Brill and Fischer, AAAI 2012), so the
+    default rule is Schulze.
     Reference: T. N. Tideman, "Independence of clones as a criterion for voting rules", Soc. Choice
     Welf. 4 (1987); Zavist and Tideman, Soc. Choice Welf. 6 (1989).
     """
