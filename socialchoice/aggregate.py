@@ -18,6 +18,7 @@ from typing import Any, Literal, TypedDict
 import numpy as np
 
 from .batch import BatchProfile
+from .checks import ids_permutation, permutation
 from .orders import levels_from_scores
 from .pairwise import total_weight
 from .profiles import Profile, ProfileGroup, WeakOrder, decode_levels
@@ -63,10 +64,15 @@ class Result:
 
 
 def _resolve_params(params: dict[str, Any], alternatives: Sequence[str]) -> dict[str, Any]:
+    """One item's ``tie_breaker`` (ids, or indices) checked and turned into indices."""
     tb = params.get("tie_breaker")
-    if tb is not None and len(tb) and isinstance(tb[0], str):
-        params = {**params, "tie_breaker": [list(alternatives).index(a) for a in tb]}
-    return params
+    if tb is None:
+        return params
+    if isinstance(tb, str | bytes) or any(isinstance(a, str) for a in tb):
+        resolved = ids_permutation("tie_breaker", tb, alternatives)
+    else:
+        resolved = permutation("tie_breaker", tb, len(alternatives), exact=True)
+    return {**params, "tie_breaker": resolved}
 
 
 def _check_policy(tie_policy: str) -> None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .checks import integer_array
 from .profiles import (
     Partial,
     Profile,
@@ -57,14 +58,11 @@ class BatchProfile:
         ``weights [R]`` voter weights (default 1); ``voter_groups int [R]`` rater-group codes.
         """
         _check_partial(partial)
-        g = np.asarray(group_indices)
-        item = np.asarray(item_index, dtype=np.int64)
-        k_of = np.asarray(n_alternatives, dtype=np.int64)
+        g = integer_array("group_indices", group_indices, 2)
+        item = integer_array("item_index", item_index, 1).astype(np.int64, copy=False)
+        k_of = integer_array("n_alternatives", n_alternatives, 1).astype(np.int64, copy=False)
         w = np.ones(len(item)) if weights is None else np.asarray(weights, dtype=np.float64)
-        if g.ndim != 2 or len(item) != g.shape[0] or len(w) != len(item):
-            raise ValueError("group_indices [R, K], item_index [R] and weights [R] must align")
-        if np.any(w < 0) or not np.all(np.isfinite(w)):
-            raise ValueError("weights must be finite and non-negative")
+        _check_rank_arrays(g, item, k_of, w, voter_groups)
         alts = _default_alternatives(k_of, alternatives)
         order = np.argsort(item, kind="stable")
         groups = tuple(
@@ -86,13 +84,22 @@ class BatchProfile:
         This loops in Python over ballots to encode ids (about a microsecond per id); prefer
         :meth:`from_rank_arrays` for whole projects.
         """
+        if len(alternatives) != len(orders):
+            raise ValueError(f"{len(alternatives)} items' alternatives but {len(orders)} items' "
+                             f"orders")
+        if weights is not None and [len(x) for x in weights] != [len(o) for o in orders]:
+            raise ValueError("weights must give one weight per ballot of every item")
         k_max = max((len(a) for a in alternatives), default=1)
         rows: list[list[int]] = []
         items: list[int] = []
         for i, (alts, item_orders) in enumerate(zip(alternatives, orders, strict=True)):
             index = {a: j for j, a in enumerate(alts)}
             pad = [-1] * (k_max - len(alts))
-            rows.extend(encode_weak_order(o, index) + pad for o in item_orders)
+            try:
+                rows.extend(encode_weak_order(o, index) + pad for o in item_orders)
+            except ValueError as exc:
+                raise ValueError(f"item {i}, ballot {len(rows) - sum(map(len, orders[:i]))}: "
+                                 f"{exc}") from None
             items.extend([i] * len(item_orders))
         g = np.array(rows, dtype=np.int16).reshape(len(rows), k_max)
         w = None if weights is None else np.concatenate([np.asarray(x, float) for x in weights])
@@ -122,6 +129,29 @@ class BatchProfile:
                 return Profile(self.alternatives[item], grp.ranks[rows[0]][keep],
                                grp.weights[rows[0]][keep], self.partial)
         raise IndexError(item)
+
+
+def _check_rank_arrays(g: np.ndarray, item: np.ndarray, k_of: np.ndarray, w: np.ndarray,
+                       voter_groups: np.ndarray | None) -> None:
+    """Shapes and ranges of :meth:`BatchProfile.from_rank_arrays`' arrays (ValueError naming
+    the array; an out-of-range item index would otherwise land on another item)."""
+    r = len(item)
+    if g.shape[0] != r or w.shape != (r,):
+        raise ValueError(f"group_indices {g.shape}, item_index ({r},) and weights {w.shape} "
+                         f"must have one row per ranking")
+    if voter_groups is not None and np.shape(voter_groups) != (r,):
+        raise ValueError(f"voter_groups must be [{r}], got shape {np.shape(voter_groups)}")
+    if r and (int(item.min()) < 0 or int(item.max()) >= len(k_of)):
+        bad = item[(item < 0) | (item >= len(k_of))]
+        raise ValueError(f"item_index must be in 0..{len(k_of) - 1} (n_alternatives has "
+                         f"{len(k_of)} items), got {bad[:5].tolist()}")
+    if np.any(k_of < 1):
+        raise ValueError("n_alternatives must be >= 1 for every item")
+    if len(k_of) and g.shape[1] < int(k_of.max()):
+        raise ValueError(f"group_indices has {g.shape[1]} columns but an item has "
+                         f"K = {int(k_of.max())}")
+    if np.any(w < 0) or not np.all(np.isfinite(w)):
+        raise ValueError("weights must be finite and non-negative")
 
 
 def _default_alternatives(

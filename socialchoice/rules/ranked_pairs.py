@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..checks import permutation
 from ..orders import below_counts, levels_from_defeats
 from ..pairwise import margins
 from ..profiles import ProfileGroup
@@ -265,16 +266,16 @@ def ranked_pairs(
     Reference: T. N. Tideman, "Independence of clones as a criterion for voting rules", Soc. Choice
     Welf. 4 (1987); Zavist and Tideman, Soc. Choice Welf. 6 (1989).
     """
+    kept = None if tie_breaker is None else permutation("tie_breaker", tie_breaker, group.k)
     m = margins(group)
-    if tie_breaker is not None and m.shape[0] == 1 and 0 < group.k <= _MAX_MASK_K:
-        out = _ranked_pairs_tb_one(m, list(tie_breaker), group.k)
+    if kept is not None and m.shape[0] == 1 and 0 < group.k <= _MAX_MASK_K:
+        out = _ranked_pairs_tb_one(m, kept, group.k)
         if out is not None:
             return out
-    if tie_breaker is None:
+    if kept is None:
         reach = _lock_group_policy(m)
     else:
-        order = np.asarray(tie_breaker, dtype=np.int64)
-        position = np.argsort(order[order < group.k])
+        position = np.argsort(np.array(kept, dtype=np.int64))
         reach = _lock_tie_breaker(m, position)
     defeats = reach & ~np.eye(group.k, dtype=bool)
     levels = levels_from_defeats(defeats)

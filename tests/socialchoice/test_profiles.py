@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from socialchoice import BatchProfile, Profile, aggregate, aggregate_batch
+from socialchoice.profiles import _encode_slow, encode_weak_orders
 
 
 def test_ties_get_equal_fractional_ranks() -> None:
@@ -100,3 +103,30 @@ def test_batch_random_tie_policy_records_seed_per_item() -> None:
     first = res.result(0)
     assert first.tie_break is not None and first.tie_break["seed"] == 11
     assert [g[0] for g in first.order] == first.tie_break["priority"]
+
+
+@st.composite
+def weak_order_lists(draw: st.DrawFn) -> tuple[list[str], list[list[list[str]]]]:
+    """Contract-form ballots: linear, tied or partial, over short or long ids."""
+    k = draw(st.integers(1, 7))
+    alts = [f"r{i}" for i in range(k)] if draw(st.booleans()) else list("abcdefg"[:k])
+    orders = []
+    for _ in range(draw(st.integers(0, 12))):
+        listed = draw(st.permutations(alts))[: draw(st.integers(0, k))]
+        cuts = sorted(draw(st.sets(st.integers(1, max(len(listed) - 1, 1)), max_size=k)))
+        bounds = [0, *[c for c in cuts if c < len(listed)], len(listed)]
+        orders.append([listed[a:b] for a, b in zip(bounds, bounds[1:], strict=False) if b > a])
+    return alts, orders
+
+
+@settings(max_examples=60, deadline=None)
+@given(case=weak_order_lists())
+def test_fast_encoding_equals_the_per_ballot_loop(case: tuple[list[str], list[list[list[str]]]]
+                                                  ) -> None:
+    alts, orders = case
+    slow = _encode_slow({a: i for i, a in enumerate(alts)}, orders)
+    np.testing.assert_array_equal(encode_weak_orders(alts, orders), slow)
+    as_tuples = [tuple(tuple(g) for g in o) for o in orders]
+    np.testing.assert_array_equal(encode_weak_orders(alts, as_tuples), slow)
+    built = Profile.from_weak_orders(alts, orders)
+    np.testing.assert_array_equal(built.ranks, Profile.from_group_indices(alts, slow).ranks)
