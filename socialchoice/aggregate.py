@@ -195,9 +195,20 @@ class BatchResult:
     def orders(self) -> list[WeakOrder]:
         """All items' collective weak orders, in item order (no margins computed)."""
         out: list[WeakOrder] = [[] for _ in range(len(self))]
+        alternatives = self.batch.alternatives
         for grp, res in zip(self.batch.groups, self.outputs, strict=True):
-            for row, item in enumerate(grp.items.tolist()):
-                out[item] = decode_levels(self.batch.alternatives[item], res.levels[row])
+            for item, row in zip(grp.items.tolist(), res.levels.tolist(), strict=True):
+                out[item] = decode_levels(alternatives[item], row)
+        return out
+
+    def level_matrix(self) -> np.ndarray:
+        """Every item's collective order as tie-group levels ``int64 [n_items, K_max]`` (0 =
+        best, -1 past the item's K; column j is ``batch.alternatives[i][j]``): the array form of
+        :meth:`orders`, with no Python object per item, for writing results in bulk."""
+        k_max = max((grp.k for grp in self.batch.groups), default=0)
+        out = np.full((len(self), k_max), -1, dtype=np.int64)
+        for grp, res in zip(self.batch.groups, self.outputs, strict=True):
+            out[grp.items, : grp.k] = res.levels
         return out
 
 

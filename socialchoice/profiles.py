@@ -222,13 +222,22 @@ def _encode_fast(
     return out if np.count_nonzero(out >= 0) == len(ids) else None
 
 
-def decode_levels(alternatives: Sequence[str], levels: np.ndarray) -> WeakOrder:
-    """Tie-group levels ``[K]`` (0 = best) back to the contract form, ids in input order."""
-    by_level: dict[int, list[str]] = {}
-    for i, level in enumerate(levels.tolist()):
+def decode_levels(alternatives: Sequence[str], levels: np.ndarray | Sequence[int]) -> WeakOrder:
+    """Tie-group levels ``[K]`` (0 = best, -1 = unranked) back to the contract form, ids in
+    input order (levels need not be dense)."""
+    row = levels.tolist() if isinstance(levels, np.ndarray) else levels
+    top = max(row, default=-1)
+    if top >= 4 * len(row) + 4:  # sparse levels: sort them instead of bucketing
+        by_level: dict[int, list[str]] = {}
+        for alt, level in zip(alternatives, row, strict=True):
+            if level >= 0:
+                by_level.setdefault(level, []).append(alt)
+        return [by_level[level] for level in sorted(by_level)]
+    buckets: list[list[str]] = [[] for _ in range(top + 1)]
+    for alt, level in zip(alternatives, row, strict=True):
         if level >= 0:
-            by_level.setdefault(level, []).append(alternatives[i])
-    return [by_level[level] for level in sorted(by_level)]
+            buckets[level].append(alt)
+    return [b for b in buckets if b]
 
 
 @dataclass(frozen=True)
@@ -314,7 +323,15 @@ class Profile:
         return [decode_levels(self.alternatives, _levels_of_ranks(r)) for r in self.ranks]
 
     def as_group(self) -> ProfileGroup:
-        """This profile as a batch group of one item (what the rule functions consume)."""
+        """This profile as a batch group of one item (what the rule functions consume); made
+        once, so the group's cached margins serve every rule run on this profile."""
+        group: ProfileGroup | None = self.__dict__.get("_group")
+        if group is None:
+            group = self._make_group()
+            self.__dict__["_group"] = group  # frozen dataclass: the cache bypasses __setattr__
+        return group
+
+    def _make_group(self) -> ProfileGroup:
         codes = None
         if self.groups is not None:
             names = sorted(set(self.groups))

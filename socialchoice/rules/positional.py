@@ -93,6 +93,12 @@ def plurality(group: ProfileGroup) -> RuleOutput:
     Reference: see e.g. F. Brandt et al. (eds.), Handbook of Computational Social Choice (2016),
     ch. 1.
     """
+    if group.linear and _small_integer_weights(group.weights):
+        # Linear ballots: one first choice each (rank 0); exact integer sums, as below.
+        n, _, k = group.ranks.shape
+        first = np.argmin(group.ranks, axis=2) + (np.arange(n) * k)[:, None]
+        scores = np.bincount(first.ravel(), group.weights.ravel(), n * k).reshape(n, k)
+        return RuleOutput(scores, levels_from_scores(scores))
     ranks_t = group.ranks.transpose(0, 2, 1).copy()  # C order: reduce over K rows
     nan = np.isnan(ranks_t)
     if nan.any():

@@ -220,6 +220,60 @@ def _ranked_pairs_tb_one(m: np.ndarray, tie_breaker: list[int], k: int) -> RuleO
     return RuleOutput(scores, levels, {"margins": m, "locked": defeats})
 
 
+def _ranked_pairs_one(m: np.ndarray, k: int) -> RuleOutput:
+    """Default Ranked Pairs for one item in plain Python with bitmasks (the numpy path costs
+    tens of calls per margin level, which dominates at one item): the same locking as
+    :func:`_lock_levels_masks`, the same levels and scores."""
+    rows = m[0].tolist()
+    edges = sorted((-x, a, b) for a, row in enumerate(rows) for b, x in enumerate(row) if x > 0)
+    reach = [1 << x for x in range(k)]
+    start = 0
+    while start < len(edges):
+        stop = start
+        while stop < len(edges) and edges[stop][0] == edges[start][0]:
+            stop += 1
+        cand = [(a, b) for _, a, b in edges[start:stop] if not (reach[b] >> a) & 1]
+        closure = _add_edges_one(reach, cand)
+        accepted = [(a, b) for a, b in cand if not (closure[b] >> a) & 1]
+        reach = closure if len(accepted) == len(cand) else _add_edges_one(reach, accepted)
+        start = stop
+    levels = _levels_from_reach(reach, k)
+    scores = [float(sum(lv > own for lv in levels)) for own in levels]
+    locked = _unpack(np.array([reach], dtype=np.uint64), k) & ~np.eye(k, dtype=bool)
+    return RuleOutput(np.array([scores]), np.array([levels], dtype=np.int64),
+                      {"margins": m, "locked": locked})
+
+
+def _add_edges_one(reach: list[int], edges: list[tuple[int, int]]) -> list[int]:
+    """Closed reach masks after adding ``edges`` (every x reaching a gains b's mask)."""
+    out = list(reach)
+    for a, b in edges:
+        mask_b = out[b]
+        for x, mask in enumerate(out):
+            if (mask >> a) & 1:
+                out[x] = mask | mask_b
+    return out
+
+
+def _levels_from_reach(reach: list[int], k: int) -> list[int]:
+    """:func:`levels_from_defeats` of the (acyclic) relation "x reaches y", x != y."""
+    beaten_by = [0] * k
+    for x, mask in enumerate(reach):
+        for y in range(k):
+            if y != x and (mask >> y) & 1:
+                beaten_by[y] |= 1 << x
+    levels = [-1] * k
+    left = (1 << k) - 1
+    step = 0
+    while left:
+        top = [y for y in range(k) if (left >> y) & 1 and not beaten_by[y] & left]
+        for y in top:
+            levels[y] = step
+            left ^= 1 << y
+        step += 1
+    return levels
+
+
 def _lock_in_order(edge: np.ndarray, order: np.ndarray, k: int) -> np.ndarray:
     """:func:`_lock_masks` with a boolean reachability matrix (any K)."""
     n = edge.shape[0]
@@ -272,6 +326,8 @@ def ranked_pairs(
         out = _ranked_pairs_tb_one(m, kept, group.k)
         if out is not None:
             return out
+    if kept is None and m.shape[0] == 1 and 0 < group.k <= _MAX_MASK_K:
+        return _ranked_pairs_one(m, group.k)
     if kept is None:
         reach = _lock_group_policy(m)
     else:
