@@ -12,6 +12,8 @@ and ``item_index int [R]``. The apps can keep rankings in this form next to the 
 
 from __future__ import annotations
 
+import functools
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -24,6 +26,7 @@ from .profiles import (
     ProfileGroup,
     _check_partial,
     encode_weak_order,
+    encode_weak_orders,
     fractional_ranks,
 )
 
@@ -81,8 +84,9 @@ class BatchProfile:
     ) -> BatchProfile:
         """Build from contract-form weak orders: ``orders[i]`` are item i's ballots.
 
-        This loops in Python over ballots to encode ids (about a microsecond per id); prefer
-        :meth:`from_rank_arrays` for whole projects.
+        Items that list the same alternatives (in the same order) are encoded together by
+        :func:`~socialchoice.profiles.encode_weak_orders`; items with ids of their own cost a
+        Python loop per ballot. The app's fast path is :meth:`from_rank_arrays`.
         """
         if len(alternatives) != len(orders):
             raise ValueError(f"{len(alternatives)} items' alternatives but {len(orders)} items' "
@@ -90,22 +94,15 @@ class BatchProfile:
         if weights is not None and [len(x) for x in weights] != [len(o) for o in orders]:
             raise ValueError("weights must give one weight per ballot of every item")
         k_max = max((len(a) for a in alternatives), default=1)
-        rows: list[list[int]] = []
-        items: list[int] = []
-        for i, (alts, item_orders) in enumerate(zip(alternatives, orders, strict=True)):
-            index = {a: j for j, a in enumerate(alts)}
-            pad = [-1] * (k_max - len(alts))
-            try:
-                rows.extend(encode_weak_order(o, index) + pad for o in item_orders)
-            except ValueError as exc:
-                raise ValueError(f"item {i}, ballot {len(rows) - sum(map(len, orders[:i]))}: "
-                                 f"{exc}") from None
-            items.extend([i] * len(item_orders))
-        g = np.array(rows, dtype=np.int16).reshape(len(rows), k_max)
+        counts = np.array([len(o) for o in orders], dtype=np.int64)
+        try:
+            g = _encode_by_alternatives(alternatives, orders, counts, k_max)
+        except ValueError:
+            g = _encode_per_ballot(alternatives, orders, k_max)  # names the item and ballot
+        items = np.repeat(np.arange(len(orders)), counts)
         w = None if weights is None else np.concatenate([np.asarray(x, float) for x in weights])
         k_of = [len(a) for a in alternatives]
-        return cls.from_rank_arrays(g, np.array(items, dtype=np.int64), k_of, w, alternatives,
-                                    partial)
+        return cls.from_rank_arrays(g, items, k_of, w, alternatives, partial)
 
     @classmethod
     def from_profiles(cls, profiles: Sequence[Profile]) -> BatchProfile:
@@ -129,6 +126,58 @@ class BatchProfile:
                 return Profile(self.alternatives[item], grp.ranks[rows[0]][keep],
                                grp.weights[rows[0]][keep], self.partial)
         raise IndexError(item)
+
+
+_SHARED_MIN_BALLOTS = 64  # below this, the vectorised encoder's fixed cost outweighs it
+
+
+def _encode_by_alternatives(
+    alternatives: Sequence[Sequence[str]],
+    orders: Sequence[Sequence[Sequence[Sequence[str]]]],
+    counts: np.ndarray,
+    k_max: int,
+) -> np.ndarray:
+    """Tie-group indices ``int16 [R, K_max]``, rows in item order: the ballots of all items
+    with the same alternatives encoded in one :func:`encode_weak_orders` call."""
+    out = np.full((int(counts.sum()), k_max), -1, dtype=np.int16)
+    starts = np.cumsum(counts) - counts
+    by_alts: dict[tuple[str, ...], list[int]] = {}
+    for i, alts in enumerate(alternatives):
+        by_alts.setdefault(tuple(alts), []).append(i)
+    for alts, members in by_alts.items():
+        if len(set(alts)) != len(alts):
+            raise ValueError("alternative ids must be unique")
+        ballots: list[Sequence[Sequence[str]]] = functools.reduce(
+            operator.iadd, (list(orders[i]) for i in members), []
+        )
+        if len(ballots) < _SHARED_MIN_BALLOTS:
+            index = {a: j for j, a in enumerate(alts)}
+            codes = np.array([encode_weak_order(o, index) for o in ballots], dtype=np.int16)
+        else:
+            codes = encode_weak_orders(alts, ballots)
+        rows = np.concatenate([np.arange(starts[i], starts[i] + counts[i]) for i in members])
+        out[rows, : len(alts)] = codes.reshape(len(rows), len(alts))
+    return out
+
+
+def _encode_per_ballot(
+    alternatives: Sequence[Sequence[str]],
+    orders: Sequence[Sequence[Sequence[Sequence[str]]]],
+    k_max: int,
+) -> np.ndarray:
+    """The per-ballot loop, raising a ValueError that names the item and the ballot."""
+    rows: list[list[int]] = []
+    for i, (alts, item_orders) in enumerate(zip(alternatives, orders, strict=True)):
+        index = {a: j for j, a in enumerate(alts)}
+        if len(index) != len(alts):
+            raise ValueError(f"item {i}: alternative ids must be unique")
+        pad = [-1] * (k_max - len(alts))
+        for b, order in enumerate(item_orders):
+            try:
+                rows.append(encode_weak_order(order, index) + pad)
+            except ValueError as exc:
+                raise ValueError(f"item {i}, ballot {b}: {exc}") from None
+    return np.array(rows, dtype=np.int16).reshape(len(rows), k_max)
 
 
 def _check_rank_arrays(g: np.ndarray, item: np.ndarray, k_of: np.ndarray, w: np.ndarray,

@@ -161,3 +161,34 @@ def test_egalitarian_item_result_does_not_depend_on_its_batch() -> None:
     assert alone == [["0"], ["1"]]
     both = BatchProfile.from_rank_arrays(g, item, [2, 2], weights, voter_groups=codes)
     assert aggregate_batch(both, "egalitarian").orders() == [alone, [["0"], ["1"]]]
+
+
+def test_batch_from_lists_equals_per_item_profiles() -> None:
+    """Items sharing their alternatives are encoded together; ids of their own one by one."""
+    rng = np.random.default_rng(5)
+    alternatives, orders = [], []
+    for i in range(40):
+        k = int(rng.integers(2, 6))
+        alts = [f"{i}-{j}" for j in range(k)] if i % 3 == 0 else list("abcde"[:k])
+        n = int(rng.integers(0, 90))
+        ballots = []
+        for _ in range(n):
+            perm = rng.permutation(k)
+            cut = int(rng.integers(1, k + 1))
+            ballots.append([[alts[a]] for a in perm[:cut - 1]] + [[alts[a] for a in perm[cut - 1:]]])
+        alternatives.append(alts)
+        orders.append(ballots)
+    batch = BatchProfile.from_weak_orders(alternatives, orders)
+    for i in range(40):
+        if orders[i]:
+            single = Profile.from_weak_orders(alternatives[i], orders[i])
+            np.testing.assert_array_equal(batch.profile(i).ranks, single.ranks)
+
+
+def test_batch_from_lists_names_item_and_ballot() -> None:
+    alts = [list("abc")] * 3
+    orders = [[[["a"], ["b"]]] * 70, [[["a"]]] * 70, [[["a"]]] * 69 + [[["a"], ["q"]]]]
+    with pytest.raises(ValueError, match="item 2, ballot 69: unknown alternative 'q'"):
+        BatchProfile.from_weak_orders(alts, orders)
+    with pytest.raises(ValueError, match="item 0: alternative ids must be unique"):
+        BatchProfile.from_weak_orders([["a", "a"]], [[[["a"]]]])
