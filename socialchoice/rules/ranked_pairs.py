@@ -8,6 +8,7 @@ whole batch advances one edge per numpy step.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -223,25 +224,43 @@ def _ranked_pairs_tb_one(m: np.ndarray, tie_breaker: list[int], k: int) -> RuleO
 def _ranked_pairs_one(m: np.ndarray, k: int) -> RuleOutput:
     """Default Ranked Pairs for one item in plain Python with bitmasks (the numpy path costs
     tens of calls per margin level, which dominates at one item): the same locking as
-    :func:`_lock_levels_masks`, the same levels and scores."""
+    :func:`_lock_levels_masks`, the same levels and scores. A margin shared by one edge only
+    (the usual case with many voters) is locked or skipped directly."""
     rows = m[0].tolist()
     edges = sorted((-x, a, b) for a, row in enumerate(rows) for b, x in enumerate(row) if x > 0)
     reach = [1 << x for x in range(k)]
-    start = 0
-    while start < len(edges):
-        stop = start
-        while stop < len(edges) and edges[stop][0] == edges[start][0]:
+    start, n_edges = 0, len(edges)
+    while start < n_edges:
+        stop = start + 1
+        while stop < n_edges and edges[stop][0] == edges[start][0]:
             stop += 1
-        cand = [(a, b) for _, a, b in edges[start:stop] if not (reach[b] >> a) & 1]
-        closure = _add_edges_one(reach, cand)
-        accepted = [(a, b) for a, b in cand if not (closure[b] >> a) & 1]
-        reach = closure if len(accepted) == len(cand) else _add_edges_one(reach, accepted)
+        if stop == start + 1:
+            _, a, b = edges[start]
+            if not (reach[b] >> a) & 1:
+                reach = _add_edges_one(reach, [(a, b)])
+        else:
+            cand = [(a, b) for _, a, b in edges[start:stop] if not (reach[b] >> a) & 1]
+            closure = _add_edges_one(reach, cand)
+            accepted = [(a, b) for a, b in cand if not (closure[b] >> a) & 1]
+            reach = closure if len(accepted) == len(cand) else _add_edges_one(reach, accepted)
         start = stop
     levels = _levels_from_reach(reach, k)
-    scores = [float(sum(lv > own for lv in levels)) for own in levels]
-    locked = _unpack(np.array([reach], dtype=np.uint64), k) & ~np.eye(k, dtype=bool)
+    worse = [0] * (max(levels) + 2)
+    for level in levels:
+        worse[level] += 1
+    for level in range(len(worse) - 2, -1, -1):  # worse[l] = count at levels >= l, then > l
+        worse[level] += worse[level + 1]
+    scores = [float(worse[level + 1]) for level in levels]
+    locked = _unpack(np.array([reach], dtype=np.uint64), k) & _off_diagonal(k)
     return RuleOutput(np.array([scores]), np.array([levels], dtype=np.int64),
                       {"margins": m, "locked": locked})
+
+
+@functools.cache
+def _off_diagonal(k: int) -> np.ndarray:
+    off = ~np.eye(k, dtype=bool)
+    off.flags.writeable = False
+    return off
 
 
 def _add_edges_one(reach: list[int], edges: list[tuple[int, int]]) -> list[int]:

@@ -130,3 +130,20 @@ def test_fast_encoding_equals_the_per_ballot_loop(case: tuple[list[str], list[li
     np.testing.assert_array_equal(encode_weak_orders(alts, as_tuples), slow)
     built = Profile.from_weak_orders(alts, orders)
     np.testing.assert_array_equal(built.ranks, Profile.from_group_indices(alts, slow).ranks)
+
+
+@pytest.mark.parametrize(("n", "k", "rule"), [(300, 3, "borda"), (300, 4, "schulze"),
+                                             (40, 6, "copeland"), (1, 1, "borda")])
+def test_batch_orders_and_level_matrix_decode_like_single_results(n: int, k: int, rule: str
+                                                                  ) -> None:
+    rng = np.random.default_rng(n * k)
+    v = 3
+    g = rng.integers(0, k, size=(n * v, k))
+    alts = [[f"{i}.{j}" for j in range(k)] for i in range(n)]
+    batch = BatchProfile.from_rank_arrays(g, np.repeat(np.arange(n), v), [k] * n, alternatives=alts)
+    res = aggregate_batch(batch, rule)
+    matrix = res.level_matrix()
+    for i, order in enumerate(res.orders()):
+        assert order == res.result(i).order == aggregate(batch.profile(i), rule).order
+        assert [[alts[i][j] for j in np.flatnonzero(matrix[i] == lv)]
+                for lv in range(matrix[i].max() + 1)] == order
