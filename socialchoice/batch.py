@@ -75,6 +75,52 @@ class BatchProfile:
         return cls(alts, groups, partial)
 
     @classmethod
+    def from_ranking_entries(
+        cls,
+        ranking: np.ndarray,
+        column: np.ndarray,
+        level: np.ndarray,
+        item_of_ranking: np.ndarray,
+        n_alternatives: np.ndarray | Sequence[int],
+        weights: np.ndarray | None = None,
+        alternatives: Sequence[Sequence[str]] | None = None,
+        partial: Partial = "bottom",
+        voter_groups: np.ndarray | None = None,
+    ) -> BatchProfile:
+        """Build from database rows in long form: one entry per (stored ranking, response).
+
+        ``ranking [E]``: the ranking's row number (0..R-1); ``column [E]``: the response's
+        position among its item's alternatives; ``level [E]``: its tie group in that ranking (0 =
+        best); ``item_of_ranking [R]``: each ranking's item; ``weights`` and ``voter_groups`` are
+        per ranking ``[R]``. Responses a ranking has no entry for are unranked. E.g. from
+        PostgreSQL: ``jsonb_array_elements(ranking) WITH ORDINALITY`` gives the level of every
+        response id, and a join gives its column. No Python object per ballot is made.
+        """
+        r_of = integer_array("ranking", ranking, 1)
+        col = integer_array("column", column, 1)
+        lev = integer_array("level", level, 1)
+        item = integer_array("item_of_ranking", item_of_ranking, 1).astype(np.int64, copy=False)
+        k_of = integer_array("n_alternatives", n_alternatives, 1).astype(np.int64, copy=False)
+        if not len(r_of) == len(col) == len(lev):
+            raise ValueError(f"ranking, column and level must have one value per entry, got "
+                             f"{len(r_of)}, {len(col)}, {len(lev)}")
+        n_rankings = len(item)
+        if len(r_of) and (int(r_of.min()) < 0 or int(r_of.max()) >= n_rankings):
+            raise ValueError(f"ranking must be in 0..{n_rankings - 1} (one per item_of_ranking)")
+        if len(item) and (int(item.min()) < 0 or int(item.max()) >= len(k_of)):
+            raise ValueError(f"item_of_ranking must be in 0..{len(k_of) - 1}")
+        if len(col) and (int(col.min()) < 0 or np.any(col >= k_of[item[r_of]])):
+            raise ValueError("column must be in 0..K-1 of the ranking's item")
+        if len(lev) and int(lev.min()) < 0:
+            raise ValueError("level must be >= 0 (leave unranked responses out)")
+        k_max = int(k_of.max(initial=1))
+        g = np.full((n_rankings, k_max), -1, dtype=np.int64)
+        g[r_of, col] = lev
+        if np.count_nonzero(g >= 0) != len(r_of):
+            raise ValueError("a (ranking, column) pair has more than one entry")
+        return cls.from_rank_arrays(g, item, k_of, weights, alternatives, partial, voter_groups)
+
+    @classmethod
     def from_weak_orders(
         cls,
         alternatives: Sequence[Sequence[str]],

@@ -109,6 +109,21 @@ CASES: list[tuple[str, Callable[[], object], str]] = [
      "ranks must be [voters, 2]"),
     ("profile weights made directly",
      lambda: Profile(("a", "b"), np.zeros((2, 2), np.float32), np.ones(3)), "weights must be [2]"),
+    # long-form database rows
+    ("entries misaligned", lambda: BatchProfile.from_ranking_entries([0, 0], [0], [0, 1], [0], [2]),
+     "one value per entry"),
+    ("entry ranking out of range", lambda: BatchProfile.from_ranking_entries(
+        [0, 1], [0, 1], [0, 1], [0], [2]), "ranking must be in 0..0"),
+    ("entry negative ranking", lambda: BatchProfile.from_ranking_entries(
+        [0, -1], [0, 1], [0, 1], [0], [2]), "ranking must be in 0..0"),
+    ("entry item out of range", lambda: BatchProfile.from_ranking_entries(
+        [0], [0], [0], [1], [2]), "item_of_ranking must be in 0..0"),
+    ("entry column past K", lambda: BatchProfile.from_ranking_entries(
+        [0, 1], [0, 2], [0, 0], [0, 1], [3, 2]), "column must be in 0..K-1"),
+    ("entry negative level", lambda: BatchProfile.from_ranking_entries(
+        [0], [0], [-1], [0], [2]), "level must be >= 0"),
+    ("entry twice", lambda: BatchProfile.from_ranking_entries(
+        [0, 0], [1, 1], [0, 1], [0], [2]), "more than one entry"),
     ("batch items vs orders", lambda: BatchProfile.from_weak_orders([ABC, ABC], [[]]),
      "2 items' alternatives but 1 items' orders"),
     ("batch weights per ballot", lambda: BatchProfile.from_weak_orders([ABC], [[[["a"]]]], [[1, 2]]),

@@ -147,3 +147,32 @@ def test_batch_orders_and_level_matrix_decode_like_single_results(n: int, k: int
         assert order == res.result(i).order == aggregate(batch.profile(i), rule).order
         assert [[alts[i][j] for j in np.flatnonzero(matrix[i] == lv)]
                 for lv in range(matrix[i].max() + 1)] == order
+
+
+def test_ranking_entries_build_the_same_batch_as_weak_orders() -> None:
+    """Long-form rows (ranking, column, level), as a database query returns them, shuffled."""
+    rng = np.random.default_rng(3)
+    alternatives = [list("abc"), list("abcde"), list("ab")]
+    orders = [[[["a"], ["b", "c"]], [["c"], ["a"], ["b"]]], [[["e"], ["a"]]], [[["b", "a"]]] * 3]
+    ranking, column, level, item_of_ranking = [], [], [], []
+    for i, (alts, ballots) in enumerate(zip(alternatives, orders, strict=True)):
+        for ballot in ballots:
+            for lv, group in enumerate(ballot):
+                for alt in group:
+                    ranking.append(len(item_of_ranking))
+                    column.append(alts.index(alt))
+                    level.append(lv)
+            item_of_ranking.append(i)
+    shuffle = rng.permutation(len(ranking))
+    weights = rng.integers(1, 4, size=len(item_of_ranking)).astype(float)
+    from_rows = BatchProfile.from_ranking_entries(
+        np.array(ranking)[shuffle], np.array(column)[shuffle], np.array(level)[shuffle],
+        np.array(item_of_ranking), [3, 5, 2], weights, alternatives)
+    per_item = np.split(weights, np.cumsum([len(o) for o in orders])[:-1])
+    from_lists = BatchProfile.from_weak_orders(alternatives, orders, per_item)
+    for i in range(3):
+        a, b = from_rows.profile(i), from_lists.profile(i)
+        np.testing.assert_array_equal(a.ranks, b.ranks)
+        np.testing.assert_array_equal(a.weights, b.weights)
+    assert aggregate_batch(from_rows, "borda").orders() == aggregate_batch(from_lists,
+                                                                           "borda").orders()
