@@ -133,7 +133,13 @@ def _verdict(ok: bool) -> str:
 def one_item(quick: bool) -> None:
     from pref_voting.profiles import Profile as PVProfile
 
-    from socialchoice.profiles import _encode_slow
+    try:
+        from socialchoice.profiles import _encode_slow
+    except ImportError:  # before the vectorised encoder: from_weak_orders was the loop
+        def _encode_slow(index: dict[str, int], orders: list[list[list[str]]]) -> np.ndarray:
+            from socialchoice.profiles import encode_weak_order
+
+            return np.array([encode_weak_order(o, index) for o in orders], dtype=np.int16)
 
     rng = np.random.default_rng(0)
     k, v = 8, 1000
@@ -231,6 +237,12 @@ def batch_section(n: int, v: int, k: int, pv_sample: int) -> None:
     print(f"arrays -> batch (from_rank_arrays): {rate:,.0f} rankings/s "
           f"(target 1,000,000: {_verdict(rate >= 1e6)}); pref-voting Profile from lists: "
           f"{pv_sample * v / pv_build:,.0f} rankings/s, ratio {rate * pv_build / pv_sample / v:,.0f}")
+    if hasattr(BatchProfile, "from_ranking_entries"):
+        ranking, column = np.repeat(np.arange(n * v), k), np.tile(np.arange(k), n * v)
+        level = groups.ravel()
+        entries = best_time(lambda: BatchProfile.from_ranking_entries(
+            ranking, column, level, item, np.full(n, k)), 3)
+        print(f"long-form rows -> batch (from_ranking_entries): {n * v / entries:,.0f} rankings/s")
     lists_per_item = _lists_seconds_per_item(groups, k, min(n, 2000), v)
     print(f"{'rule':15} {'arrays->levels':>14} {'arrays->orders':>14} {'lists->orders':>13} "
           f"{'pv lists':>9} {'ratio':>6} {'pv rule':>9} {'ratio':>6}  target (arrays->levels)")
