@@ -107,3 +107,29 @@ def _batch_levels(g: np.ndarray, item: np.ndarray, n: int, k: int, rule: str,
     levels = np.empty_like(out.levels)
     levels[batch.groups[0].items] = out.levels
     return levels
+
+
+def clone_counterexamples(rule: str, n: int, seed: int, k: int = 4, max_voters: int = 8
+                          ) -> np.ndarray:
+    """A batched random search for failures of independence of clones; returns failing items.
+
+    ``n`` random linear profiles; in each a random alternative gets a clone (column K) placed
+    right above or right below it in every ballot. A failure: the top group's other
+    alternatives change, or the original was on top and neither it nor its clone is (or the
+    reverse)."""
+    rng = np.random.default_rng(seed)
+    v_of = rng.integers(1, max_voters + 1, size=n)
+    item = np.repeat(np.arange(n), v_of)
+    ranks = np.argsort(np.argsort(rng.random((len(item), k)), axis=1), axis=1)
+    c = rng.integers(0, k, size=n)
+    side = np.where(rng.random(len(item)) < 0.5, -1, 1)
+    doubled = np.column_stack([2 * ranks, 2 * ranks[np.arange(len(item)), c[item]] + side])
+    cloned = np.argsort(np.argsort(doubled, axis=1), axis=1)
+    before = _batch_levels(ranks, item, n, k, rule, {}) == 0
+    after = _batch_levels(cloned, item, n, k + 1, rule, {}) == 0
+    rows = np.arange(n)
+    others = np.ones((n, k), dtype=bool)
+    others[rows, c] = False
+    bad = np.any((before != after[:, :k]) & others, axis=1)
+    bad |= before[rows, c] != (after[rows, c] | after[:, k])
+    return np.flatnonzero(bad)

@@ -16,6 +16,7 @@ from socialchoice import DEFAULT_RULE, REGISTRY, Profile, aggregate
 from .helpers import (
     ALTS,
     canonical,
+    clone_counterexamples,
     condorcet_loser,
     condorcet_winner,
     monotonicity_counterexamples,
@@ -230,6 +231,16 @@ def test_independence_of_clones(rule: str, case: tuple[Profile, Profile, str, st
     others = set(before.alternatives) - {original}
     assert top_before & others == top_after & others
     assert (original in top_before) == bool({original, clone} & top_after)
+
+
+@pytest.mark.parametrize("rule", claiming("clone_independence"))
+@pytest.mark.parametrize(("k", "max_voters"), [(3, 8), (4, 6)])
+def test_independence_of_clones_batched_search(rule: str, k: int, max_voters: int) -> None:
+    assert clone_counterexamples(rule, 5_000, seed=k, k=k, max_voters=max_voters).size == 0
+
+
+def test_batched_clone_search_finds_borda_teaming() -> None:
+    assert clone_counterexamples("borda", 5_000, seed=3, k=3, max_voters=8).size
 
 
 def test_every_rule_claims_anonymity_and_neutrality() -> None:
