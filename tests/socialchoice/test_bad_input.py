@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from socialchoice import BatchProfile, Profile, aggregate, aggregate_batch
-from socialchoice.agreement import kendall_tau_b
+from socialchoice.agreement import bootstrap, bootstrap_items, kendall_tau_b
 
 ABC = ["a", "b", "c"]
 UNANIMOUS = Profile.from_weak_orders(ABC, [[["a"], ["b"], ["c"]]] * 3)
@@ -109,6 +109,13 @@ CASES: list[tuple[str, Callable[[], object], str]] = [
      "ranks must be [voters, 2]"),
     ("profile weights made directly",
      lambda: Profile(("a", "b"), np.zeros((2, 2), np.float32), np.ones(3)), "weights must be [2]"),
+    # bootstrap intervals
+    *[(f"bootstrap n_boot={nb!r}", lambda nb=nb: bootstrap_items([0.1, 0.2], n_boot=nb),
+       "n_boot must be a positive integer") for nb in (0, -5, 2.5)],
+    *[(f"bootstrap level={lv!r}", lambda lv=lv: bootstrap_items([0.1, 0.2], level=lv),
+       "level must be") for lv in (0, 1, 95, np.nan)],
+    ("rater bootstrap n_boot=0", lambda: bootstrap(UNANIMOUS, lambda p: 0.0, n_boot=0),
+     "n_boot must be a positive integer"),
     # long-form database rows
     ("entries misaligned", lambda: BatchProfile.from_ranking_entries([0, 0], [0], [0, 1], [0], [2]),
      "one value per entry"),
