@@ -22,7 +22,7 @@ def test_ballots_match_the_stored_weak_orders(owner, seed):
     world = random_world(owner, seed=seed, partial=True)
     ballots = load_ballots(world.project)
     assert len(ballots) == len(world.orders)
-    for row, (rid, item_i, rater) in enumerate(zip(ballots.ranking_ids, ballots.item_index, ballots.rater_ids)):
+    for row, (rid, item_i, rater) in enumerate(zip(ballots.ranking_ids, ballots.item_index, ballots.rater_ids, strict=True)):
         item = ballots.items.pks[item_i]
         stored = world.orders[(int(item), int(rater))]
         alts = ballots.items.alternatives[item_i]
