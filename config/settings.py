@@ -217,3 +217,6 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
+
+# Aggregation: demographic groups smaller than this are hidden in every per-group view and export.
+AGGREGATE_MIN_GROUP = env_int("AGGREGATE_MIN_GROUP", 5)
