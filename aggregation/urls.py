@@ -3,4 +3,7 @@ from __future__ import annotations
 
 from django.urls import URLPattern, URLResolver
 
+from aggregation import views_review
+
 urlpatterns: list[URLPattern | URLResolver] = []
+urlpatterns += views_review.urlpatterns
