@@ -186,3 +186,20 @@ def test_scorecard_ceiling_personas_and_baseline():
     assert by_group[("g", "A")]["baseline"] == -1.0 and by_group[("g", "B")]["baseline"] == 1.0
     assert card.persona_gain == pytest.approx(1.0)
     assert card.ceiling is not None and -1 <= card.ceiling.estimate <= 1
+
+
+def test_alpha_over_items_of_different_sizes_with_ties_matches_socialchoice():
+    rng = np.random.default_rng(9)
+    items = {"x": ABC, "y": ["a", "b", "c", "d"], "z": ["a", "b", "c", "d", "e"]}
+    rows, per_item = [], {}
+    for item, alts in items.items():
+        for v in range(4 + len(alts)):
+            perm = [alts[j] for j in rng.permutation(len(alts))]
+            order = [perm[:2], *[[a] for a in perm[2:]]] if rng.random() < 0.4 else [[a] for a in perm]
+            rows.append((item, v, order, True))
+            per_item.setdefault(item, []).append(order)
+    b = make_ballots(items, rows)
+    alpha = review.alpha_interval(b, n_boot=50)
+    expected = krippendorff_alpha([Profile.from_weak_orders(items[i], o) for i, o in per_item.items()], "ordinal")
+    assert alpha.estimate == pytest.approx(expected, abs=1e-12)
+    assert alpha.low <= alpha.high and alpha.n_boot == 50
