@@ -101,18 +101,31 @@ def _group_label(group: review.Group) -> str:
 
 def rule_chart(data: ProjectData) -> Chart:
     rules, skipped = review.usable_rules(data.ballots)
-    matrix = review.rule_disagreement(review.rule_levels(data.ballots, rules), review.has_ballot(data.ballots), skipped)
+    levels = review.rule_levels(data.ballots, rules)
+    matrix = review.rule_disagreement(levels, review.has_ballot(data.ballots), skipped)
     z = [[_num(v) for v in row] for row in matrix.differ.tolist()]
     figure = {
         "data": [{"type": "heatmap", "z": z, "x": matrix.rules, "y": matrix.rules, "zmin": 0, "zmax": 1,
-                  "colorscale": "Blues", "hovertemplate": "%{y} vs %{x}: %{z:.0%} of items<extra></extra>"}],
+                  "colorscale": [[0, "#f7fbff"], [1, "#08306b"]], "hovertemplate": "%{y} vs %{x}: %{z:.0%} of items<extra></extra>"}],
         "layout": {"title": {"text": f"Share of {matrix.n_items} items where two rules pick different winners"},
                    "margin": {"l": 110, "b": 110}, "yaxis": {"autorange": "reversed"}},
     }
     rows = [[a, b, z[i][j]] for i, a in enumerate(matrix.rules) for j, b in enumerate(matrix.rules) if i < j]
     chart = Chart("rules", "Rules that pick different winners", figure, ["rule_a", "rule_b", "share_of_items_differ"], rows)
     chart.extra["skipped"] = skipped
+    chart.extra["contested"] = contested_items(data.ballots, levels)
     return chart
+
+
+def contested_items(ballots: Ballots, levels: dict[str, np.ndarray], limit: int = 10) -> list[dict[str, Any]]:
+    """The items whose winners differ most across rules (worth opening), most contested first."""
+    if not levels:
+        return []
+    tops = np.stack([review.top_groups(lv) for lv in levels.values()])  # [rules, items, K]
+    distinct = np.array([len({t.tobytes() for t in tops[:, i]}) for i in range(tops.shape[1])])
+    order = np.argsort(-distinct, kind="stable")[:limit]
+    return [{"external_id": ballots.items.external_ids[i], "pk": int(ballots.items.pks[i]),
+             "winners": int(distinct[i])} for i in order if distinct[i] > 1]
 
 
 def _interval_cells(interval: Any) -> list[float | None]:
@@ -201,7 +214,7 @@ def heatmap_chart(data: ProjectData, rule: str) -> Chart:
     xs = [f"{_group_label(g)} (n={len(i)})" for g, i in data.persona_groups.items()]
     z = [[_num(v) for v in row] for row in matrix.tolist()]
     figure = {
-        "data": [{"type": "heatmap", "z": z, "x": xs, "y": ys, "zmin": -1, "zmax": 1, "colorscale": "RdBu",
+        "data": [{"type": "heatmap", "z": z, "x": xs, "y": ys, "zmin": -1, "zmax": 1, "colorscale": [[0, "#b2182b"], [0.5, "#f7f7f7"], [1, "#2166ac"]],
                   "hovertemplate": "humans %{y}<br>personas %{x}<br>tau-b %{z:.2f}<extra></extra>"}],
         "layout": {"title": {"text": f"Tau-b between group collectives ({rule}), mean over items"},
                    "margin": {"l": 220, "b": 160}, "height": 260 + 24 * len(ys)},

@@ -91,6 +91,7 @@ def _project_context(project: Project, data: review_data.ProjectData, rule: str)
                    "synthetic": len(np.unique(b.rater_ids[~b.human]))},
         "hidden_groups": data.hidden, "min_group": review_data.min_group(),
         "skipped_rules": charts["rules"].extra["skipped"],
+        "contested": charts["rules"].extra["contested"],
         "position_summary": charts["position"].extra["summary"],
     }
 

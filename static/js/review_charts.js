@@ -14,13 +14,14 @@
       var source = document.getElementById(node.getAttribute("data-figure"));
       if (!source || node.getAttribute("data-drawn")) return;
       var figure = JSON.parse(source.textContent);
-      var layout = Object.assign({ autosize: true, margin: {}, legend: { orientation: "h", y: -0.25 } }, figure.layout || {});
-      layout.margin = Object.assign({ t: 50, r: 10 }, layout.margin);
-      if (window.innerWidth < 600) {
-        // Phone: long axis labels eat the plot; keep a minimum drawing area.
-        layout.margin.l = Math.min(layout.margin.l || 60, 90);
-        layout.margin.b = Math.min(layout.margin.b || 60, 110);
-        if (layout.title && layout.title.text) layout.title = Object.assign({}, layout.title, { font: { size: 12 } });
+      var layout = Object.assign({ autosize: true, legend: { orientation: "h", y: -0.3 } }, figure.layout || {});
+      layout.margin = Object.assign({ t: 50, r: 10 }, layout.margin || {});
+      layout.xaxis = Object.assign({ automargin: true }, layout.xaxis || {});
+      layout.yaxis = Object.assign({ automargin: true }, layout.yaxis || {});
+      if (node.clientWidth < 600) {
+        // Phone: the caption under the chart names it; the title and wide margins would crowd the plot.
+        delete layout.title;
+        layout.margin = { t: 10, r: 5, l: 10, b: 10 };
       }
       window.Plotly.react(node, figure.data || [], layout, CONFIG).then(function () {
         node.setAttribute("data-drawn", "true");
