@@ -17,6 +17,7 @@ Public interface (used by the services, snapshots and the review pages; keep it 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
@@ -26,7 +27,12 @@ from django.db import connection
 from annotation.models import Item, Project, Ranking, Rater, Response
 from socialchoice import BatchProfile, Profile
 
+from .models import RankingCode
+
 FETCH_ROWS = 50_000
+MAX_K = 16
+# Above this many uncached rankings, expanding the whole item range is cheaper than listing ids.
+LISTED_IDS = 5000
 CANNOT_JUDGE = Ranking.Flag.CANNOT_JUDGE.value
 
 
@@ -172,7 +178,7 @@ def load_items(project: Project, item_range: tuple[int, int] | None = None) -> I
     return Items(pk_arr, tuple(external), tuple(tuple(a) for a in alts), matrix)
 
 
-def _ranking_sql(project: Project, item_range: tuple[int, int] | None) -> tuple[str, list[object]]:
+def _ranking_sql(project: Project, item_range: tuple[int, int] | None, codes: bool = False) -> tuple[str, list[object]]:
     r, i, rt = Ranking._meta.db_table, Item._meta.db_table, Rater._meta.db_table
     if connection.vendor == "postgresql":
         flag = "(r.flags @> %s::jsonb)"
@@ -181,16 +187,20 @@ def _ranking_sql(project: Project, item_range: tuple[int, int] | None) -> tuple[
         flag = "EXISTS (SELECT 1 FROM json_each(r.flags) f WHERE f.value = %s)"
         flag_params = [CANNOT_JUDGE]
     where, params = _range_sql(item_range, "r.item_id")
+    code, join = "", ""
+    if codes:
+        code, join = ", c.code", f" LEFT JOIN {RankingCode._meta.db_table} c ON c.ranking_id = r.id"
     sql = (
         f"SELECT r.id, r.item_id, r.rater_id, CASE WHEN rt.kind = %s THEN 1 ELSE 0 END, "
-        f"CASE WHEN {flag} THEN 1 ELSE 0 END "
-        f"FROM {r} r JOIN {i} i ON i.id = r.item_id JOIN {rt} rt ON rt.id = r.rater_id "
+        f"CASE WHEN {flag} THEN 1 ELSE 0 END{code} "
+        f"FROM {r} r JOIN {i} i ON i.id = r.item_id JOIN {rt} rt ON rt.id = r.rater_id{join} "
         f"WHERE i.project_id = %s AND r.is_current{where} ORDER BY r.id"
     )
     return sql, [Rater.Kind.HUMAN.value, *flag_params, project.pk, *params]
 
 
-def _element_sql(project: Project, item_range: tuple[int, int] | None) -> tuple[str, list[object]]:
+def _element_sql(project: Project, item_range: tuple[int, int] | None,
+                 only: np.ndarray | None = None) -> tuple[str, list[object]]:
     r, i, s = Ranking._meta.db_table, Item._meta.db_table, Response._meta.db_table
     where, params = _range_sql(item_range, "r.item_id")
     if connection.vendor == "postgresql":
@@ -198,16 +208,21 @@ def _element_sql(project: Project, item_range: tuple[int, int] | None) -> tuple[
             'CROSS JOIN LATERAL jsonb_array_elements(r."order") WITH ORDINALITY AS g(grp, idx) '
             "CROSS JOIN LATERAL jsonb_array_elements_text(g.grp) AS e(rid) "
         )
-        group, rid = "g.idx - 1", "e.rid"
+        group, rid, among = "g.idx - 1", "e.rid", " AND r.id = ANY(%s)"
     else:
         expand = ', json_each(r."order") AS g, json_each(g.value) AS e '
-        group, rid = "g.key", "e.value"
+        group, rid, among = "g.key", "e.value", " AND r.id IN (SELECT value FROM json_each(%s))"
+    extra: list[object] = []
+    if only is not None:
+        where += among
+        listed = [int(x) for x in only]
+        extra = [listed if connection.vendor == "postgresql" else json.dumps(listed)]
     sql = (
         f"SELECT r.id, {group}, s.id FROM {r} r JOIN {i} i ON i.id = r.item_id {expand}"
         f"JOIN {s} s ON s.item_id = r.item_id AND s.response_id = {rid} "
         f"WHERE i.project_id = %s AND r.is_current{where}"
     )
-    return sql, [project.pk, *params]
+    return sql, [project.pk, *params, *extra]
 
 
 def load_ballots(
@@ -227,7 +242,7 @@ def load_ballots(
         items = load_items(project, item_range)
     elif len(items) and item_range is None:
         item_range = (int(items.pks[0]), int(items.pks[-1]))
-    head = _fetch_array(*_ranking_sql(project, item_range), columns=5)
+    head, codes = _fetch_head(project, item_range)
     ids, item_pk, rater_ids = head[:, 0], head[:, 1], head[:, 2]
     human, cannot = head[:, 3].astype(bool), head[:, 4].astype(bool)
     keep = np.isin(item_pk, items.pks)
@@ -238,21 +253,85 @@ def load_ballots(
         keep &= found
     if drop_cannot_judge:
         keep &= ~cannot
-    ids, item_pk, rater_ids, weights, human, cannot = (
-        a[keep] for a in (ids, item_pk, rater_ids, weights, human, cannot)
+    ids, item_pk, rater_ids, weights, human, cannot, codes = (
+        a[keep] for a in (ids, item_pk, rater_ids, weights, human, cannot, codes)
     )
-    groups = _group_matrix(project, item_range, ids, items)
-    return Ballots(items, ids, np.searchsorted(items.pks, item_pk), rater_ids, groups, weights, human, cannot)
+    item_index = np.searchsorted(items.pks, item_pk)
+    if items.k_max > MAX_K:  # beyond the annotation app's limit: no codes, read the JSON each time
+        groups = _group_matrix(project, item_range, ids, items)
+        return Ballots(items, ids, item_index, rater_ids, groups, weights, human, cannot)
+    groups = _decode(codes, items.k_max)
+    # No code yet, or one written before the item gained responses: encode from the JSON.
+    stale = _code_lengths(codes) != items.k[item_index]
+    if stale.any():
+        groups[stale] = _encode_missing(project, item_range, ids[stale], item_index[stale], items)
+    return Ballots(items, ids, item_index, rater_ids, groups, weights, human, cannot)
 
 
-def _group_matrix(project: Project, item_range: tuple[int, int] | None, ids: np.ndarray, items: Items) -> np.ndarray:
+def _fetch_head(project: Project, item_range: tuple[int, int] | None) -> tuple[np.ndarray, np.ndarray]:
+    """Ranking rows as ``int64 [R, 5]`` (id, item, rater, human, cannot judge) and their stored
+    codes as a bytes array (b"" where none is stored yet)."""
+    heads, codes = [], []
+    with connection.cursor() as cursor:
+        cursor.execute(*_ranking_sql(project, item_range, codes=True))
+        while rows := cursor.fetchmany(FETCH_ROWS):
+            cols = list(zip(*rows, strict=True))
+            heads.append(np.array(cols[:5], dtype=np.int64).T)
+            codes.append(np.array([c or "" for c in cols[5]], dtype=f"S{MAX_K}"))
+    if not heads:
+        return np.zeros((0, 5), dtype=np.int64), np.zeros(0, dtype=f"S{MAX_K}")
+    return np.concatenate(heads), np.concatenate(codes)
+
+
+_DIGITS = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+_LUT = np.full(256, -1, dtype=np.int16)
+_LUT[_DIGITS] = np.arange(16, dtype=np.int16)
+
+
+def _code_lengths(codes: np.ndarray) -> np.ndarray:
+    return np.char.str_len(codes) if len(codes) else np.zeros(0, dtype=np.int64)
+
+
+def _decode(codes: np.ndarray, k_max: int) -> np.ndarray:
+    """Code strings -> tie-group indices ``int16 [R, k_max]`` (-1 = unranked or padding)."""
+    raw = np.ascontiguousarray(codes, dtype=f"S{MAX_K}").view(np.uint8).reshape(len(codes), MAX_K)
+    return _LUT[raw[:, :k_max]]
+
+
+def _encode(groups: np.ndarray, k: np.ndarray) -> list[str]:
+    chars = np.where(groups >= 0, _DIGITS[np.clip(groups, 0, 15)], ord("-"))
+    chars = np.where(np.arange(groups.shape[1])[None, :] < k[:, None], chars, 0).astype(np.uint8)
+    padded = np.zeros((len(groups), MAX_K), dtype=np.uint8)
+    padded[:, : groups.shape[1]] = chars
+    return [b.decode() for b in padded.view(f"S{MAX_K}").ravel().tolist()]
+
+
+def _encode_missing(project: Project, item_range: tuple[int, int] | None, ids: np.ndarray,
+                    item_index: np.ndarray, items: Items) -> np.ndarray:
+    """Tie groups of the rankings ``ids`` from their JSON (expanded by the database), stored as
+    codes so that later loads read them directly."""
+    order = np.argsort(ids)
+    sorted_ids = ids[order]
+    only = sorted_ids if len(sorted_ids) <= LISTED_IDS else None
+    groups = _group_matrix(project, item_range, sorted_ids, items, only)
+    codes = _encode(groups, items.k[item_index[order]])
+    RankingCode.objects.bulk_create(
+        [RankingCode(ranking_id=r, code=c) for r, c in zip(sorted_ids.tolist(), codes, strict=True)],
+        batch_size=5000, update_conflicts=True, unique_fields=["ranking"], update_fields=["code"],
+    )
+    return groups[np.argsort(order)]
+
+
+def _group_matrix(project: Project, item_range: tuple[int, int] | None, ids: np.ndarray, items: Items,
+                  only: np.ndarray | None = None) -> np.ndarray:
+    """Tie-group indices of the rankings ``ids`` (sorted) from the database's JSON expansion."""
     groups = np.full((len(ids), items.k_max), -1, dtype=np.int16)
     if not len(ids):
         return groups
     flat_pks = items.response_pks.ravel()
     order = np.argsort(flat_pks)
     sorted_pks = flat_pks[order]
-    sql, params = _element_sql(project, item_range)
+    sql, params = _element_sql(project, item_range, only)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         while rows := cursor.fetchmany(FETCH_ROWS):

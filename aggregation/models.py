@@ -90,3 +90,20 @@ class Snapshot(models.Model):
 
 def snapshot_root() -> Path:
     return Path(settings.VAR_DIR) / "snapshots"
+
+
+class RankingCode(models.Model):
+    """A ranking's tie groups as one short string, filled by `ballots.load_ballots` on first use.
+
+    One character per response of the item in position order: the tie group as a hex digit (0 =
+    best), "-" if unranked. A ranking row never changes (a revision stores a new row), so a code
+    stays valid; its length guards against responses added to the item later (then it is re-encoded).
+    Reading these codes is what keeps a whole project's aggregation fast: the weak orders' JSON is
+    expanded by the database only once per ranking.
+    """
+
+    ranking = models.OneToOneField("annotation.Ranking", primary_key=True, on_delete=models.CASCADE, related_name="+")
+    code = models.CharField(max_length=16)
+
+    def __str__(self) -> str:
+        return f"{self.ranking_id}: {self.code}"

@@ -48,6 +48,8 @@ def save_pool(*, project: Project, user: AbstractBaseUser | None, data: dict[str
     name = str(data.get("name", pool.name if pool else "")).strip()
     if not name:
         raise PoolError("name", "a pool needs a name")
+    if "/" in name:
+        raise PoolError("name", "a pool name cannot contain '/' (it is part of the pool's address)")
     if name == ALL_POOL:
         raise PoolError("name", f"{ALL_POOL!r} is the built-in pool of every rater; choose another name")
     taken = Pool.objects.filter(project=project, name=name).exclude(pk=pool.pk if pool else None)

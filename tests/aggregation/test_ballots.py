@@ -57,3 +57,22 @@ def test_item_ranges_and_digest(owner):
     assert before == source_digest(world.project)
     Ranking.objects.filter(pk=part.ranking_ids[0]).update(is_current=False)
     assert source_digest(world.project) != before
+
+
+def test_codes_are_stored_once_and_reencoded_when_the_item_grows(owner):
+    from aggregation.models import RankingCode
+    from annotation.models import Response
+
+    world = random_world(owner, seed=5, n_items=3, ks=(4,))
+    first = load_ballots(world.project)
+    assert RankingCode.objects.count() == len(first)
+    again = load_ballots(world.project)
+    np.testing.assert_array_equal(again.group_indices, first.group_indices)
+    item = world.items[0]
+    Response.objects.create(item=item, response_id="late", text="added later", position=99)
+    grown = load_ballots(world.project)
+    rows = grown.item_index == 0
+    assert (grown.group_indices[rows, 4] == -1).all()  # nobody ranked the new response: unranked
+    np.testing.assert_array_equal(grown.group_indices[rows, :4], first.group_indices[first.item_index == 0, :4])
+    codes = RankingCode.objects.filter(ranking__item=item).values_list("code", flat=True)
+    assert {len(c) for c in codes} == {5} and all(c.endswith("-") for c in codes)
