@@ -13,28 +13,20 @@ from uuid import UUID
 
 import numpy as np
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, render
 from django.urls import URLPattern, path
 from django.views.decorators.http import require_GET
 
 import socialchoice
-from annotation.models import Item, Membership, Project, Ranking, Rater
+from annotation.models import Item, Project, Ranking, Rater
 from socialchoice.agreement import rater_distances
 
 from . import review, review_data
 from .ballots import load_ballots, load_items
+from .permissions import researcher_project
 
 FARTHEST = 5
-
-
-def _researcher_project(request: HttpRequest, public_id: UUID) -> Project:
-    membership = Membership.objects.select_related("project").filter(
-        project__public_id=public_id, user=request.user.pk, role=Membership.Role.RESEARCHER
-    ).first()
-    if membership is None:
-        raise Http404("No such project.")
-    return membership.project
 
 
 def _rule(request: HttpRequest) -> tuple[str, str]:
@@ -99,7 +91,7 @@ def _project_context(project: Project, data: review_data.ProjectData, rule: str)
 @login_required
 @require_GET
 def project_review(request: HttpRequest, public_id: UUID) -> HttpResponse:
-    project = _researcher_project(request, public_id)
+    project = researcher_project(request.user, public_id)
     rule, error = _rule(request)
     key = request.GET.get("csv")
     if key is not None and key not in BUILDERS:
@@ -163,7 +155,7 @@ def _item_profiles(project: Project, item: Item) -> tuple[Any, dict[str, socialc
 @login_required
 @require_GET
 def item_review(request: HttpRequest, public_id: UUID, item_id: int) -> HttpResponse:
-    project = _researcher_project(request, public_id)
+    project = researcher_project(request.user, public_id)
     item = get_object_or_404(project.items.prefetch_related("responses"), pk=item_id)
     rule, error = _rule(request)
     ballots, profiles = _item_profiles(project, item)
@@ -192,6 +184,6 @@ def _farthest(ballots: Any, profile: socialchoice.Profile, rule: str) -> list[di
 
 
 urlpatterns: list[URLPattern] = [
-    path("projects/<uuid:public_id>/review/", project_review, name="aggregation-project-review"),
-    path("projects/<uuid:public_id>/review/items/<int:item_id>/", item_review, name="aggregation-item-review"),
+    path("<uuid:public_id>/review/", project_review, name="aggregation-project-review"),
+    path("<uuid:public_id>/review/items/<int:item_id>/", item_review, name="aggregation-item-review"),
 ]
