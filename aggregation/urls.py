@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from django.urls import URLPattern, URLResolver, path
 
+from . import views_review
 from .views import collective, pools, snapshots
 
 urlpatterns: list[URLPattern | URLResolver] = [
@@ -17,3 +18,4 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("snapshots/<str:snapshot_id>/diff/", snapshots.snapshot_diff, name="aggregation-snapshot-diff"),
     path("snapshots/<str:snapshot_id>/delete/", snapshots.snapshot_delete, name="aggregation-snapshot-delete"),
 ]
+urlpatterns += views_review.urlpatterns

@@ -158,6 +158,12 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
+STATICFILES_FINDERS = [
+    "django.contrib.staticfiles.finders.FileSystemFinder",
+    "django.contrib.staticfiles.finders.AppDirectoriesFinder",
+    # plotly.js from the plotly wheel, served as static/vendor/plotly.min.js (no CDN).
+    "aggregation.staticfiles.PlotlyFinder",
+]
 MEDIA_ROOT = VAR_DIR / "media"
 # Where runs write their artifacts (snapshots, checkpoints, logs) and where models are kept.
 ARTIFACTS_DIR = Path(env_str("RLCHF_ARTIFACTS_DIR", str(VAR_DIR / "artifacts")))
