@@ -44,7 +44,7 @@ def listwise_conversation(
         answer_format=_answer_format(template, labels, options),
         persona=persona_description,
     )
-    return [{"role": "user", "content": user}]
+    return [{"role": "user", "content": user}, *template.answer_prefix(options.reasoning)]
 
 
 def _answer_format(template: PromptTemplate, labels: tuple[str, ...], options: JudgeOptions) -> str:

@@ -19,14 +19,9 @@ from synthetic.backends.base import Conversation
 from synthetic.judging.prompts import PromptTemplate
 from synthetic.judging.types import JudgeItem, JudgeOptions, WeakOrder
 
+# Single tokens in common tokenizers once the cue ends with a space (" 1" is often two tokens).
 RATINGS = ("1", "2", "3", "4", "5")
-# After "Rating:" the natural next token carries its leading space.
-REASONING_RATINGS = (" 1", " 2", " 3", " 4", " 5")
-ANSWER_CUE = "\n\nRating:"
-
-
-def rating_options(reasoning: bool) -> tuple[str, ...]:
-    return REASONING_RATINGS if reasoning else RATINGS
+ANSWER_CUE = "\n\nRating: "
 
 
 def rating_conversation(
@@ -45,7 +40,7 @@ def rating_conversation(
         answer_format=template.render(section),
         persona=persona_description,
     )
-    return [{"role": "user", "content": user}]
+    return [{"role": "user", "content": user}, *template.answer_prefix(options.reasoning)]
 
 
 def label_mass(logprobs: Mapping[str, float], labels: tuple[str, ...]) -> float:

@@ -190,7 +190,7 @@ def _judge_pointwise(
     reasonings: list[str | None] = [None] * len(convs)
     if options.reasoning:
         convs, reasonings = _reason_first(backend, convs, options, seed, pointwise.ANSWER_CUE)
-    labels = pointwise.rating_options(options.reasoning)
+    labels = pointwise.RATINGS
     scored = backend.score(convs, list(labels))
     per_job: dict[int, list[tuple[str, dict[str, float], str | None]]] = {}
     for (i, rid), logprobs, reasoning in zip(requests, scored, reasonings, strict=True):
@@ -249,7 +249,7 @@ def _judge_pairwise(
     reasonings: list[str | None] = [None] * len(convs)
     if options.reasoning:
         convs, reasonings = _reason_first(backend, convs, options, seed, pairwise.ANSWER_CUE)
-    answer_options = pairwise.answer_options(options.reasoning)
+    answer_options = pairwise.answer_options(options.reasoning, template.has("answer_prefix"))
     scores = backend.score(convs, list(answer_options))
     per_job: dict[int, list[tuple[str, str, dict[str, float], str | None]]] = {}
     for (i, a, b), logprobs, reasoning in zip(requests, scores, reasonings, strict=True):

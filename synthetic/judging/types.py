@@ -17,7 +17,7 @@ class Method(StrEnum):
 
 DEFAULT_PROMPT_VERSIONS = {
     Method.LISTWISE: "listwise_v2",
-    Method.PAIRWISE_LOGPROB: "pairwise_v1",
+    Method.PAIRWISE_LOGPROB: "pairwise_v2",
     Method.POINTWISE: "pointwise_v1",
 }
 # Below this share of next-token probability on the allowed labels, a judgment is low-confidence:

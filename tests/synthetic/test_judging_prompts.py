@@ -28,10 +28,21 @@ PERSONA = "You are a 70-year-old retired chef from Lyon."
 
 
 def test_shipped_templates_are_versioned_files() -> None:
-    assert {"listwise_v1", "listwise_v2", "pairwise_v1", "pointwise_v1"} <= set(available_versions())
+    assert {"listwise_v1", "listwise_v2", "pairwise_v1", "pairwise_v2", "pointwise_v1"} <= set(available_versions())
     assert JudgeOptions().version == "listwise_v2"
-    assert JudgeOptions(method=Method.PAIRWISE_LOGPROB).version == "pairwise_v1"
+    assert JudgeOptions(method=Method.PAIRWISE_LOGPROB).version == "pairwise_v2"
     assert JudgeOptions(method=Method.POINTWISE).version == "pointwise_v1"
+
+
+@pytest.mark.parametrize(
+    ("version", "prefix"), [("listwise_v2", "Ranking: "), ("pairwise_v2", "Answer:"), ("pointwise_v1", "Rating: ")]
+)
+def test_current_templates_open_the_answer_and_old_ones_do_not(version: str, prefix: str) -> None:
+    template = load_template(version)
+    assert template.answer_prefix(reasoning=False) == [{"role": "assistant", "content": prefix}]
+    # With reasoning the model writes first; the answer cue comes after its text.
+    assert template.answer_prefix(reasoning=True) == []
+    assert load_template(version.replace("_v2", "_v1")).has("answer_prefix") is (version == "pointwise_v1")
 
 
 # Any ranking of single-letter labels ("C > B > A", "B = A", "A>B").
