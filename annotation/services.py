@@ -61,9 +61,11 @@ def rater_for_user(user: AbstractBaseUser) -> Rater:
     return rater
 
 
-def synthetic_rater(*, persona: dict[str, Any], model: str) -> Rater:
-    """The one rater for a persona judged by a model (`backend:model-name`)."""
-    key = f"persona:{persona['id']}@{model}"
+def synthetic_rater(*, persona: dict[str, Any], model: str, judge: str = "") -> Rater:
+    """The one rater for a persona judged by a model (`backend:model-name`) in one way (`judge`,
+    e.g. "listwise/listwise_v2": method and prompt version), so that rankings made by another
+    method or prompt are another rater's and never replace these."""
+    key = f"persona:{persona['id']}@{model}" + (f"#{judge}" if judge else "")
     rater, _ = Rater.objects.get_or_create(
         key=key, defaults={"kind": Rater.Kind.SYNTHETIC, "persona": persona, "model": model}
     )

@@ -104,6 +104,10 @@ class GenerationOutput:
     num_tokens: int = 0
     attempts: int = 1
     error: str | None = None
+    # Constrained rankings: the share of the first answer token's unconstrained probability on
+    # tokens the constraint allows (how much the model wanted to answer in the format at all);
+    # None where the engine cannot report it.
+    label_mass: float | None = None
 
 
 class Backend(ABC):
