@@ -45,6 +45,7 @@ class RlchfArguments:
     group_filter: str = field(default="", metadata={"help": "attr=value: keep only that group's baseline pairs."})
     group_step_size: float = field(default=0.01, metadata={"help": "Exponentiated-gradient step of group weights."})
     reward_models: list[str] = field(default_factory=list, metadata={"help": "RL: one reward model dir per group."})
+    algorithm: str = field(default="grpo", metadata={"help": "RL: grpo | rloo"})
     welfare: str = field(default="utilitarian", metadata={"help": "RL: utilitarian | egalitarian | nash"})
     ref_model_path: str = field(default="", metadata={"help": "DPO reference model (the base model when empty)."})
     base_model_name: str = field(default="", metadata={"help": "Registry name of the base model, for lineage."})
