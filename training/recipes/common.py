@@ -28,6 +28,7 @@ REPO_DIR = Path(__file__).resolve().parents[2]
 METRICS_FILE = "metrics.jsonl"
 RUN_FILE = "rlchf_run.json"
 LINEAGE_FILE = "lineage.json"
+PROGRESS_PREFIX = "[rlchf] step"
 
 
 @dataclass
@@ -151,6 +152,12 @@ def metrics_callback(output_dir: str) -> Any:
     from transformers import TrainerCallback
 
     class MetricsFile(TrainerCallback):
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            # The worker reads this line for the run's progress bar (jobs' RunContext.progress).
+            if state.is_world_process_zero:
+                sys.stdout.write(f"{PROGRESS_PREFIX} {state.global_step}/{state.max_steps}\n")
+                sys.stdout.flush()
+
         def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **kwargs: Any) -> None:
             if not state.is_world_process_zero or not logs:
                 return
