@@ -60,7 +60,7 @@ def write_yaml(config: dict[str, Any]) -> Path:
 
 def child_env() -> dict[str, str]:
     return {"HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"), "TOKENIZERS_PARALLELISM": "false",
-            "PYTHONPATH": str(settings.BASE_DIR), "ACCELERATE_DISABLE_RICH": "1"}
+            "PYTHONPATH": str(settings.BASE_DIR), "ACCELERATE_DISABLE_RICH": "1", "RLCHF_DIE_WITH_PARENT": "1"}
 
 
 class _Lines:

@@ -297,7 +297,12 @@ def start_training(
         "hyperparameters": hyperparameters or {}, "gpus": gpus, "preset": preset, "launcher": launcher,
         "output_dir": str(output_dir), "code_version": code_version(),
     }
-    run = start_run("training", owner, project, config, name=name or f"{recipe} {objective} on {snapshot_id}")
+    try:
+        run = start_run("training", owner, project, config, name=name or f"{recipe} {objective} on {snapshot_id}")
+    except TrainingError:
+        raise
+    except RunError as exc:  # jobs wraps the validator's message; keep it naming the field
+        raise TrainingError(str(exc).removeprefix("invalid config for a training run: ")) from None
     training = TrainingRun.objects.create(
         run=run, project=project, recipe=recipe, objective=objective, base_model=base_model, ref_model=ref_model,
         snapshot_id=snapshot_id, dataset=needed_file(recipe, objective, run.config["hyperparameters"]),

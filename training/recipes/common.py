@@ -68,10 +68,21 @@ def device_defaults() -> dict[str, Any]:
     return {"bf16": False, "fp16": False, "use_cpu": True}
 
 
+def die_with_parent() -> None:
+    """Under the app's worker, stop when `accelerate launch` dies (a killed worker takes its
+    launcher down through the launcher's own parent-death signal; this carries it one level on)."""
+    if os.environ.get("RLCHF_DIE_WITH_PARENT") == "1" and sys.platform == "linux":
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def parse(config_cls: type, argv: list[str] | None = None) -> tuple[Any, Any, Any]:
     """(ours, TRL's config, ModelConfig) from `--config run.yaml` and command-line overrides."""
     from trl import ModelConfig, TrlParser
 
+    die_with_parent()
     parser = TrlParser((RlchfArguments, config_cls, ModelConfig))
     parser.set_defaults_with_config(**device_defaults())
     argv = list(sys.argv[1:] if argv is None else argv)
