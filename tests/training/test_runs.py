@@ -17,7 +17,7 @@ from tests.training.conftest import TINY_HYPER, snapshot
 from training import services
 from training.models import RegisteredModel, TrainingRun
 
-pytestmark = [pytest.mark.timeout(300), pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.timeout(900), pytest.mark.django_db(transaction=True)]
 
 
 def start(project, base, **kwargs) -> TrainingRun:
