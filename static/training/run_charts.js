@@ -15,25 +15,28 @@
     const keys = Object.keys(series);
     const empty = document.getElementById("charts-empty");
     if (empty) empty.hidden = keys.length > 0;
-    PANELS.forEach(([title, match], i) => {
-      const traces = keys.filter(match).map((k) => ({
-        x: series[k].step, y: series[k].value, name: k.replace("group_weight/", ""), mode: "lines+markers", type: "scatter",
-      }));
-      if (!traces.length) return;
-      let div = document.getElementById("chart-" + i);
-      if (!div) {
-        div = document.createElement("div");
-        div.id = "chart-" + i;
-        div.className = "chart";
-        div.setAttribute("role", "img");
-        div.setAttribute("aria-label", title + " by step");
-        root.appendChild(div);
-      }
+    // Every panel's box exists before the first draw, so each chart is sized to its grid cell.
+    const panels = PANELS.map(([title, match], i) => [title, i, keys.filter(match).map((k) => ({
+      x: series[k].step, y: series[k].value, name: k.replace("group_weight/", ""), mode: "lines+markers", type: "scatter",
+    }))]).filter(([, , traces]) => traces.length);
+    panels.forEach(([title, i]) => {
+      if (document.getElementById("chart-" + i)) return;
+      const div = document.createElement("div");
+      div.id = "chart-" + i;
+      div.className = "chart";
+      div.setAttribute("role", "img");
+      div.setAttribute("aria-label", title + " by step");
+      root.appendChild(div);
+    });
+    panels.forEach(([title, i, traces]) => {
+      const last = Math.max(1, ...traces.map((t) => t.x[t.x.length - 1] || 1));
       const layout = {
         title: { text: title }, height: 280, margin: { l: 50, r: 10, t: 40, b: 40 },
-        xaxis: { title: { text: "step" } }, legend: { orientation: "h" },
+        // Steps are whole numbers: no 1.5 ticks.
+        xaxis: { title: { text: "step" }, tick0: 0, dtick: Math.max(1, Math.ceil(last / 8)) },
+        legend: { orientation: "h" },
       };
-      window.Plotly.react(div, traces, layout, { responsive: true, displaylogo: false });
+      window.Plotly.react(document.getElementById("chart-" + i), traces, layout, { responsive: true, displaylogo: false });
     });
   }
 
