@@ -332,6 +332,31 @@ def code_version() -> str:
 
 # ---------------------------------------------------------------- experiments
 
+def item_splits(snapshot_id: str) -> dict[str, str]:
+    """item -> split of a snapshot, from its pairs.jsonl (the contract puts both on every line)."""
+    path = snapshot_dir(snapshot_id) / "pairs.jsonl"
+    if not path.is_file():
+        raise TrainingError(f"snapshots: snapshot {snapshot_id} has no pairs.jsonl")
+    splits: dict[str, str] = {}
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                row = json.loads(line)
+                splits[str(row.get("item"))] = str(row.get("split"))
+    return splits
+
+
+def check_same_split(snapshot_ids: list[str]) -> None:
+    """Matched conditions must share the item split: an item is train in one condition only if
+    it is train in every condition that has it."""
+    first, reference = snapshot_ids[0], item_splits(snapshot_ids[0])
+    for other in snapshot_ids[1:]:
+        for item, split in item_splits(other).items():
+            if reference.get(item, split) != split:
+                raise TrainingError(f"snapshots: item {item} is {reference[item]} in {first} but {split} in {other}; "
+                                    "matched conditions need snapshots frozen with the same item split")
+
+
 CONDITIONS = (
     ("base", ExperimentCondition.Feedback.BASE, ""),
     ("rlhf-baseline", ExperimentCondition.Feedback.RLHF_BASELINE, "humans"),
@@ -357,6 +382,7 @@ def create_experiment(
     for pool in ("humans", "synthetic", "both"):
         if pool not in snapshots:
             raise TrainingError(f"snapshots.{pool}: the experiment needs a {pool} snapshot")
+    check_same_split([snapshots[p] for p in ("humans", "synthetic", "both")] + list((extra_snapshots or {}).values()))
     hyper = {**(hyperparameters or {}), "seed": seed}
     experiment = Experiment.objects.create(owner=owner, project=project, name=name.strip(), base_model=base_model,
                                            hyperparameters=hyper, seed=seed)

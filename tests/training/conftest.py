@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from django.contrib.auth import get_user_model
 
+from tests.browser.conftest import browser, console_errors, log_in, new_page  # noqa: F401  (lazy fixtures)
 from tests.jobs.conftest import (  # noqa: F401  (fixtures shared with the jobs tests)
     _artifacts_in_tmp,
     _migrated_sqlite_template,

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.conftest import browser, console_errors, log_in, new_page  # noqa: F401
 from tests.training.conftest import TINY_HYPER, snapshot
 from training import services
 

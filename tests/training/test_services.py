@@ -92,3 +92,22 @@ def test_the_run_yaml_holds_explicit_defaults_and_the_researchers_settings(tiny_
     # The hash ignores where the model is written, so matched runs can be compared by it.
     other = start(tiny_base, hyperparameters={**TINY_HYPER, "use_peft": True, "lora_r": 4})
     assert other.config_hash == training.config_hash and other.output_dir != training.output_dir
+
+
+def test_an_experiment_needs_snapshots_with_the_same_item_split(tiny_base, training_dirs):
+    import json
+
+    from tests.training.snapshots import write_snapshot
+
+    other = write_snapshot(training_dirs["snapshots"], seed="moved-split")
+    rows = [json.loads(line) for line in (other / "pairs.jsonl").read_text().splitlines()]
+    for row in rows:
+        if row["item"] == "item-0":
+            row["split"] = "test"
+    (other / "pairs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(services.TrainingError, match="snapshots: item item-0 is train in .* but test in"):
+        services.create_experiment(owner=tiny_base.owner, project=tiny_base.project, name="e", base_model=tiny_base,
+                                   snapshots={"humans": snapshot(), "synthetic": other.name, "both": snapshot("both")})
+    from training.models import Experiment
+
+    assert not Experiment.objects.exists() and not Run.objects.exists()
