@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -284,11 +285,8 @@ def start_training(
     for field, model in (("base_model", base_model), ("ref_model", ref_model), *(("reward_models", m) for m in reward_models or [])):
         if model is not None and not model.is_ready:
             raise TrainingError(f"{field}: model {model.name} is not ready ({model.get_status_display()})")
-    from jobs.models import Run
-
     launcher = launcher or settings.TRAINING_LAUNCHER
-    placeholder = Run(kind="training")  # only for its fresh public id, which names the output directory
-    output_dir = Path(settings.MODELS_DIR) / "trained" / str(placeholder.public_id)
+    output_dir = Path(settings.MODELS_DIR) / "trained" / str(uuid.uuid4())
     config = {
         "recipe": recipe, "objective": objective, "snapshot_id": snapshot_id,
         "base_model": str(base_model.public_id), "base_model_path": base_model.path, "base_model_name": base_model.name,
