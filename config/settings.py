@@ -226,3 +226,13 @@ LOGGING = {
 
 # Aggregation: demographic groups smaller than this are hidden in every per-group view and export.
 AGGREGATE_MIN_GROUP = env_int("AGGREGATE_MIN_GROUP", 5)
+# Training (training app): snapshots are read from SNAPSHOTS_DIR/<id>; TRAINING_NODE_GPUS is how many
+# GPUs a gpu-queue worker node has (runs asking for more are refused; 0 = CPU only); TRAINING_LAUNCHER
+# is "local" (accelerate launch on the worker) or "slurm" (submitit; TRAINING_SLURM_* below).
+SNAPSHOTS_DIR = Path(env_str("RLCHF_SNAPSHOTS_DIR", str(VAR_DIR / "snapshots")))
+TRAINING_NODE_GPUS = env_int("TRAINING_NODE_GPUS", 0)
+TRAINING_LAUNCHER = env_str("TRAINING_LAUNCHER", "local")
+TRAINING_SLURM_FOLDER = Path(env_str("TRAINING_SLURM_FOLDER", str(VAR_DIR / "slurm")))
+TRAINING_SLURM_PARTITION = env_str("TRAINING_SLURM_PARTITION", "")
+TRAINING_SLURM_TIMEOUT_MIN = env_int("TRAINING_SLURM_TIMEOUT_MIN", 24 * 60)
+TRAINING_SLURM_EXECUTOR = env_str("TRAINING_SLURM_EXECUTOR", "slurm")  # "local": submitit's local executor
