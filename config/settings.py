@@ -5,6 +5,7 @@ Production sets DEBUG=0, SECRET_KEY, ALLOWED_HOSTS, DATABASE_URL (PostgreSQL) an
 """
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import dj_database_url
@@ -212,3 +213,13 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
+
+# ---------------------------------------------------------------- evaluation
+# plotly.js comes from the plotly wheel (no CDN): served as the static file "plotly/plotly.min.js".
+_plotly_spec = importlib.util.find_spec("plotly")
+if _plotly_spec is not None and _plotly_spec.origin:
+    STATICFILES_DIRS.append(("plotly", Path(_plotly_spec.origin).parent / "package_data"))
+# Evaluation runs load their engine in a child process (see SYNTHETIC_ENGINE_SUBPROCESS).
+EVALUATION_ENGINE_SUBPROCESS = env_bool("EVALUATION_ENGINE_SUBPROCESS", True)
+# Blind comparisons report per annotator demographic group only for groups of at least this many.
+AGGREGATE_MIN_GROUP = env_int("AGGREGATE_MIN_GROUP", 5)

@@ -79,6 +79,14 @@ class ScoringEngine:
 
     # ------------------------------------------------------------ tokenization
 
+    def render_chat(self, turns: Sequence[tuple[str, str]]) -> str:
+        """The prompt text before an assistant reply to `turns` ((role, content) pairs): the
+        model's chat template with the generation prompt, or plain role-prefixed lines."""
+        messages = [{"role": role, "content": content} for role, content in turns]
+        if getattr(self.tokenizer, "chat_template", None):
+            return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return "".join(f"{role}: {content}\n\n" for role, content in turns) + "assistant:"
+
     def encode(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
         """Token ids of the context and of the continuation after it (lm-eval's split)."""
         if not continuation:
