@@ -9,5 +9,5 @@ class EvaluationConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # Registers the "evaluation" run kind with the job worker.
-        from evaluation import runs  # noqa: F401
+        # Registers the "evaluation" and "blind-generation" run kinds with the job worker.
+        from evaluation import blind, runs  # noqa: F401

@@ -182,6 +182,26 @@ class ScoringEngine:
             sums[index] = sums.get(index, 0.0) + value
         return list(sums.items())
 
+    # ------------------------------------------------------------ generation
+
+    def generate(self, prompts: Sequence[str], *, max_new_tokens: int = 128, batch_size: int = 16) -> list[str]:
+        """Greedy continuations of rendered prompts, batched with left padding (so every row's
+        new tokens start at the same column); the text up to the first end-of-turn token."""
+        torch = self.torch
+        tok = self.tokenizer
+        pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+        outputs: list[str] = []
+        for start in range(0, len(prompts), batch_size):
+            encoded = [tok.encode(p, add_special_tokens=False) for p in prompts[start:start + batch_size]]
+            width = max(len(e) for e in encoded)
+            ids = torch.tensor([[pad] * (width - len(e)) + e for e in encoded], device=self.device)
+            mask = torch.tensor([[0] * (width - len(e)) + [1] * len(e) for e in encoded], device=self.device)
+            with torch.inference_mode():
+                out = self.model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens,
+                                          do_sample=False, pad_token_id=pad)
+            outputs.extend(tok.decode(row[width:], skip_special_tokens=True).strip() for row in out.tolist())
+        return outputs
+
     # ------------------------------------------------------------ the reference
 
     def loglikelihood_one_at_a_time(self, requests: Sequence[Request], progress: Progress | None = None) -> list[float]:

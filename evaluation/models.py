@@ -80,3 +80,22 @@ class EvaluationResult(models.Model):
     def __str__(self) -> str:
         where = f" {self.scope}={self.scope_value}" if self.scope_value else ""
         return f"{self.model_name} {self.benchmark}.{self.metric}{where} = {self.value}"
+
+
+class BlindComparison(models.Model):
+    """A ranking project of anonymised model generations. Which model wrote which response is
+    kept here only (`assignment`), never in the project's items or responses, which annotators see."""
+
+    project = models.OneToOneField("annotation.Project", on_delete=models.CASCADE, related_name="blind_comparison")
+    source_project = models.ForeignKey("annotation.Project", on_delete=models.CASCADE, related_name="blind_comparisons")
+    run = models.ForeignKey("jobs.Run", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    model_names = models.JSONField(help_text="Names of the compared models.")
+    assignment = models.JSONField(help_text="{item external id: {response id: model name}}.")
+    seed = models.IntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"blind comparison {self.project}"

@@ -9,4 +9,6 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("projects/<uuid:public_id>/runs/", views.run_list, name="evaluation-run-list"),
     path("projects/<uuid:public_id>/runs/new/", views.run_create, name="evaluation-run-create"),
     path("projects/<uuid:public_id>/runs/<int:run_id>/", views.run_report, name="evaluation-run-report"),
+    path("projects/<uuid:public_id>/blind/new/", views.blind_create, name="evaluation-blind-create"),
+    path("projects/<uuid:public_id>/blind/<int:comparison_id>/", views.blind_detail, name="evaluation-blind-detail"),
 ]

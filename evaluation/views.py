@@ -16,9 +16,10 @@ from django.views.decorators.http import require_http_methods
 
 from annotation.models import Membership, Project
 from evaluation import report as reports
-from evaluation.models import EvaluationRun
+from evaluation.blind import blind_results
+from evaluation.models import BlindComparison, EvaluationRun
 from evaluation.services import start_evaluation
-from jobs.services import RunError
+from jobs.services import RunError, start_run
 
 EXPORTS = {
     "csv": ("text/csv", "csv", reports.to_csv),
@@ -52,7 +53,8 @@ def default_config() -> dict[str, Any]:
 def run_list(request: HttpRequest, public_id: UUID) -> HttpResponse:
     project = researcher_project(request, public_id)
     runs = EvaluationRun.objects.filter(project=project).select_related("run")
-    return render(request, "evaluation/run_list.html", {"project": project, "runs": runs})
+    blind = BlindComparison.objects.filter(source_project=project).select_related("project", "run")
+    return render(request, "evaluation/run_list.html", {"project": project, "runs": runs, "blind": blind})
 
 
 @login_required
@@ -98,3 +100,52 @@ def run_report(request: HttpRequest, public_id: UUID, run_id: int) -> HttpRespon
     if fmt == "html":
         response["Content-Disposition"] = f'attachment; filename="evaluation-{erun.run.public_id}.html"'
     return response
+
+
+# ---------------------------------------------------------------- blind human comparisons
+
+
+def default_blind_config() -> dict[str, Any]:
+    model = str(settings.MODELS_DIR / "smollm2-135m-instruct")
+    return {"name": "Blind comparison", "models": [{"name": "model-a", "path": model}, {"name": "model-b", "path": model}],
+            "limit": 20, "max_new_tokens": 128, "seed": 0}
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def blind_create(request: HttpRequest, public_id: UUID) -> HttpResponse:
+    project = researcher_project(request, public_id)
+    text = request.POST.get("config") or json.dumps(default_blind_config(), indent=2)
+    error = None
+    if request.method == "POST":
+        try:
+            config = json.loads(text)
+        except json.JSONDecodeError as exc:
+            error = f"config is not valid JSON: line {exc.lineno}, column {exc.colno}: {exc.msg}"
+        else:
+            try:
+                run = start_run("blind-generation", request.user, project, config, name="Blind comparison")
+            except RunError as exc:
+                error = str(exc)
+            else:
+                messages.success(request, "Generation for the blind comparison queued.")
+                return redirect("jobs-run-detail", public_id=run.public_id)
+    context = {"project": project, "config": text, "error": error}
+    return render(request, "evaluation/blind_form.html", context, status=400 if error else 200)
+
+
+@login_required
+def blind_detail(request: HttpRequest, public_id: UUID, comparison_id: int) -> HttpResponse:
+    project = researcher_project(request, public_id)
+    comparison = get_object_or_404(BlindComparison.objects.select_related("project"), source_project=project, pk=comparison_id)
+    results = blind_results(comparison)
+    names = comparison.model_names
+    overall = results["overall"]
+    table = sorted(({"model": m, "bt": overall["bt"][m], "ci": overall["bt_ci"][m], "win_rate": overall["win_rate"][m]}
+                    for m in names), key=lambda r: -r["bt"])
+    matrix = [{"model": m, "wins": overall["win_matrix"][i], "battles": overall["battle_matrix"][i]} for i, m in enumerate(names)]
+    groups = [{"name": g, "rows": sorted(({"model": m, "bt": r["bt"][m], "win_rate": r["win_rate"][m]} for m in names),
+                                          key=lambda x: -x["bt"]), "rankings": r["rankings"]} for g, r in results["groups"].items()]
+    context = {"project": project, "comparison": comparison, "results": results, "table": table, "matrix": matrix,
+               "names": names, "groups": groups}
+    return render(request, "evaluation/blind_detail.html", context)
