@@ -18,7 +18,7 @@ def count_leases(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('annotation', '0002_lookup_indexes'),
+        ('annotation', '0003_human_ranking_count_and_synthetic_target'),
     ]
 
     operations = [
