@@ -185,6 +185,7 @@ class ProjectViewSet(
     @extend_schema(methods=["POST"], request=MemberInputSerializer, responses=MemberSerializer,
                    summary="Add a member or change their role")
     @extend_schema(methods=["DELETE"], request=MemberRemoveSerializer, responses={204: None},
+                   parameters=[OpenApiParameter("username", OpenApiTypes.STR, description="Or in the JSON body.")],
                    summary="Remove a member (never the owner)")
     @action(detail=True, methods=["get", "post", "delete"])
     def members(self, request: Request, project_id: str | None = None) -> Response:
@@ -206,6 +207,8 @@ class ProjectViewSet(
         return Response(MemberSerializer(membership).data, status=status.HTTP_200_OK)
 
     def _remove_member(self, project: Project, data: Any) -> Response:
+        if not hasattr(data, "get"):  # a JSON body that is a list, string or number
+            raise ValidationError({"username": ["send {\"username\": ...} or ?username="]})
         serializer = MemberRemoveSerializer(data={"username": data.get("username", "")})
         serializer.is_valid(raise_exception=True)
         username = serializer.validated_data["username"]

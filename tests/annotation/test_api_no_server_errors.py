@@ -43,6 +43,34 @@ def test_a_limit_beyond_the_ceiling_gives_the_largest_page(project, owner):
     assert body["count"] == 3 and len(body["results"]) == 3
 
 
+ODD_BODIES = [[1, 2], "x", 5, None, True, {"username": ["a"]}, {"ranking": {"a": 1}}, {"name": "x" * 10_000},
+              {"items": "x"}, {"items": [None]}]
+
+
+@pytest.mark.parametrize("body", ODD_BODIES, ids=[type(b).__name__ + str(i) for i, b in enumerate(ODD_BODIES)])
+def test_a_json_body_of_any_shape_is_never_a_server_error(project, owner, annotator, body):
+    """Bodies the schema does not describe (DELETE's, top-level lists and scalars) included."""
+    from django.contrib.auth.models import Permission
+
+    from annotation.services import next_assignment
+
+    owner.user_permissions.add(Permission.objects.get(codename="add_project", content_type__app_label="annotation"))
+    lease = next_assignment(project=project, user=annotator)
+    p = f"/api/v1/projects/{project.public_id}"
+    calls = [(owner, m, url) for url in ("/api/v1/projects/", f"{p}/", f"{p}/members/", f"{p}/items/", f"{p}/import/",
+                                         f"{p}/next/", "/api/v1/profile/")
+             for m in ("post", "put", "patch", "delete")]
+    calls += [(annotator, "post", f"/api/v1/assignments/{lease.public_id}/{verb}/") for verb in ("submit", "skip")]
+    errors = []
+    for user, method, url in calls:
+        client = APIClient()
+        client.force_authenticate(user)
+        response = getattr(client, method)(url, body, format="json")
+        if response.status_code >= 500:
+            errors.append(f"{method.upper()} {url} {body!r:.60} -> {response.status_code}")
+    assert not errors, "\n".join(errors)
+
+
 # ---------------------------------------------------------------- schemathesis over the whole schema
 
 # Bounded: every operation gets this many generated requests (about 20 operations); the whole
