@@ -153,16 +153,23 @@ def _lock_masks(edge: np.ndarray, order: np.ndarray, k: int) -> np.ndarray:
 
 
 def _lock_one(edge: list[bool], order: list[int], k: int) -> list[int]:
-    """:func:`_lock_masks` for one item with Python integers as bitmasks."""
+    """:func:`_lock_masks` for one item with Python integers as bitmasks. An edge already
+    implied (a reaches b) changes nothing and is passed over; once every pair is ordered
+    (K (K + 1) / 2 reach bits) no later edge can change anything."""
     reach = [1 << x for x in range(k)]
+    bits, full = k, k * (k + 1) // 2
     for flat in order:
         a, b = divmod(flat, k)
         mask_b = reach[b]
-        if not edge[flat] or (mask_b >> a) & 1:
+        if not edge[flat] or (mask_b >> a) & 1 or (reach[a] >> b) & 1:
             continue
         for x in range(k):
-            if (reach[x] >> a) & 1:
-                reach[x] |= mask_b
+            mask = reach[x]
+            if (mask >> a) & 1 and mask | mask_b != mask:
+                bits += (mask | mask_b).bit_count() - mask.bit_count()
+                reach[x] = mask | mask_b
+        if bits == full:
+            break
     return reach
 
 
@@ -236,7 +243,7 @@ def _ranked_pairs_one(m: np.ndarray, k: int) -> RuleOutput:
             stop += 1
         if stop == start + 1:
             _, a, b = edges[start]
-            if not (reach[b] >> a) & 1:
+            if not (reach[b] >> a) & 1 and not (reach[a] >> b) & 1:
                 reach = _add_edges_one(reach, [(a, b)])
         else:
             cand = [(a, b) for _, a, b in edges[start:stop] if not (reach[b] >> a) & 1]
