@@ -134,9 +134,12 @@ def _publish(project: Project, user: AbstractBaseUser | None, inputs: SnapshotIn
              source: str, manifest: dict[str, Any], tmp: Path) -> tuple[Snapshot, bool]:
     final = snapshot_root() / snapshot_id
     _read_only(tmp)
-    if final.exists():  # left by a crash between rename and row, or a concurrent writer: same id, same files
-        shutil.rmtree(final)
-    os.rename(tmp, final)
+    if final.exists():
+        # Renamed into place by a concurrent writer of the same id (or left by a crash before its
+        # row was stored): a complete directory of the same inputs and rankings. Keep it as it is.
+        manifest = json.loads((final / "manifest.json").read_text())
+    else:
+        os.rename(tmp, final)
     try:
         snap = Snapshot.objects.create(
             project=project, snapshot_id=snapshot_id, pool_name=inputs.pool, rule=inputs.rule,
