@@ -193,7 +193,8 @@ def group_agreement_chart(data: ProjectData) -> Chart:
                          *_interval_cells(a.kendall_w)])
     figure = {
         "data": [{"type": "bar", "orientation": "h", "name": kind,
-                  "y": [f"{r[1]} = {r[2]} (n={r[3]})" for r in rows if r[0] == kind],
+                  "y": [f"{'personas' if kind == SYNTHETIC else 'humans'}: {r[1]} = {r[2]} (n={r[3]})"
+                        for r in rows if r[0] == kind],
                   "x": [r[5] for r in rows if r[0] == kind],
                   "error_x": {"type": "data", "symmetric": False,
                               "array": [_diff(r[7], r[5]) for r in rows if r[0] == kind],

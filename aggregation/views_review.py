@@ -25,6 +25,7 @@ from socialchoice.agreement import rater_distances
 from . import review, review_data
 from .ballots import load_ballots, load_items
 from .permissions import researcher_project
+from .pools import project_raters
 
 FARTHEST = 5
 
@@ -118,8 +119,6 @@ def _visible_groups(project: Project, demographics: dict[str, str], large: set[r
 
 
 def _ranking_rows(project: Project, item: Item) -> list[dict[str, Any]]:
-    from .pools import project_raters
-
     infos = {r.pk: r for r in project_raters(project)}
     large = set(review.group_members({pk: r.demographics for pk, r in infos.items() if r.human},
                                      review_data.min_group()))

@@ -164,3 +164,15 @@ def test_item_of_another_project_is_404(client, world, owner, django_user_model)
     other, items = make_project(owner, name="Other")
     client.force_login(owner)
     assert client.get(reverse("aggregation-item-review", args=[world.project.public_id, items[0].pk])).status_code == 404
+
+
+def test_plotly_js_is_found_in_the_installed_wheel_for_collectstatic():
+    from django.contrib.staticfiles import finders
+
+    from aggregation.staticfiles import PLOTLY_PATH, PlotlyFinder
+
+    found = finders.find(PLOTLY_PATH)
+    assert found and found.endswith("plotly.min.js")
+    [(name, storage)] = list(PlotlyFinder().list(None))
+    assert f"{storage.prefix}/{name}" == PLOTLY_PATH and storage.exists(name)
+    assert PlotlyFinder().find("vendor/other.js") == ""

@@ -1,6 +1,8 @@
-"""Create the demo: a researcher, two annotators and an active project from data/demo.
+"""Create the demo: a researcher, two annotators and an active project from data/demo, then the
+review demo (`manage.py seed_review_demo` of the aggregation app: a project with stored rankings
+from simulated annotators and SmolLM2 personas, so the review pages have something to show).
 
-Idempotent: running it again keeps existing users (and their passwords) and items.
+Idempotent: running it again keeps existing users (and their passwords), items and rankings.
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
+from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
@@ -44,6 +47,8 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(f"Demo project {project.name!r}: {project.items.count()} items"))
         for username, password, role in DEMO_USERS.values():
             self.stdout.write(f"  demo login ({role}): {username} / {password}")
+        # By command name, not by import: the annotation app never imports the apps built on it.
+        call_command("seed_review_demo", stdout=self.stdout)
 
     def _user(self, username: str, password: str) -> Any:
         user_model = get_user_model()
