@@ -18,6 +18,7 @@ from django.db.models import (
     Count,
     Exists,
     ExpressionWrapper,
+    F,
     OuterRef,
     Q,
     QuerySet,
@@ -539,3 +540,25 @@ def rater_progress(project: Project) -> list[dict[str, Any]]:
     for username, role in Membership.objects.filter(project=project).values_list("user__username", "role"):
         rows.setdefault(username, {"label": username, "kind": Rater.Kind.HUMAN, "rankings": 0})["role"] = role
     return sorted(rows.values(), key=lambda r: (-r["rankings"], r["label"]))
+
+
+@transaction.atomic
+def delete_rankings(*, ranking_ids: Iterable[int]) -> int:
+    """Delete rankings and keep each item's count right: where a deleted ranking was its rater's
+    current one, the newest remaining version of that rater on that item becomes current, and
+    where none remains the item counts one ranking fewer. Returns how many were deleted."""
+    ids = list(ranking_ids)
+    item_ids = sorted(set(Ranking.objects.filter(pk__in=ids).values_list("item_id", flat=True)))
+    list(Item.objects.select_for_update().filter(pk__in=item_ids).order_by("pk").values_list("pk", flat=True))
+    doomed = list(Ranking.objects.filter(pk__in=ids).values_list("item_id", "rater_id", "is_current", "rater__kind"))
+    Ranking.objects.filter(pk__in=ids).delete()
+    for item_id, rater_id, was_current, kind in doomed:
+        if not was_current:
+            continue
+        newest = Ranking.objects.filter(item_id=item_id, rater_id=rater_id).order_by("-version").first()
+        if newest is not None:
+            Ranking.objects.filter(pk=newest.pk).update(is_current=True)
+        else:  # the count the ranking was made in (count_ranking): human or synthetic
+            column = "ranking_count" if kind == Rater.Kind.HUMAN else "synthetic_count"
+            Item.objects.filter(pk=item_id).update(**{column: F(column) - 1})
+    return len(doomed)

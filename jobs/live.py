@@ -106,9 +106,20 @@ def send_coalesced(group: str, message: dict[str, Any], *, interval: float, in_t
 
 
 def publish(run: Run) -> None:
+    """Send the run's status as stored NOW: the row is re-read, so whichever process publishes
+    (the worker, an engine subprocess) shows the one current state, never its own stale copy."""
+    from jobs.models import Run as RunModel
+
     try:
-        html = render_status(run, oob=True)
+        fresh = RunModel.objects.select_related("project", "owner").filter(pk=run.pk).first()
+    except Exception:  # a database hiccup must never fail the run; skip this update
+        logger.exception("could not read run %s to publish it", run.pk)
+        return
+    if fresh is None:
+        return
+    try:
+        html = render_status(fresh, oob=True)
     except Exception:  # a broken template must never fail the run itself
         logger.exception("could not render progress of run %s", run.pk)
         return
-    send_to_group(run_group(run), {"type": "run.progress", "html": html})
+    send_to_group(run_group(fresh), {"type": "run.progress", "html": html})

@@ -120,6 +120,16 @@ class Run(models.Model):
         return timedelta(seconds=round(max(0, self.progress_total - self.progress_done) / rate))
 
     @property
+    def error_cause(self) -> str:
+        """The first line of `error`: why the run failed, in one readable line."""
+        return self.error.split("\n", 1)[0] if self.error else ""
+
+    @property
+    def error_details(self) -> str:
+        """`error` without its first line (the log tail up to the failure)."""
+        return self.error.split("\n", 1)[1].strip("\n") if "\n" in self.error else ""
+
+    @property
     def log_path(self) -> str:
         return str(settings.ARTIFACTS_DIR / "runs" / str(self.public_id) / "run.log")
 

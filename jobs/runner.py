@@ -32,11 +32,28 @@ PUBLISH_INTERVAL = 0.25
 LOG_FLUSH_INTERVAL = 0.5
 CANCEL_POLL = 0.5
 
-__all__ = ["Cancelled", "RunContext", "SubprocessFailed", "execute"]
+__all__ = ["CAUSE_PREFIX", "Cancelled", "RunContext", "RunFailure", "SubprocessFailed", "execute"]
+
+# A child process names why it failed in one output line starting with this (see `cause_line`);
+# the worker puts that line above the log tail in the run's error.
+CAUSE_PREFIX = "run failed: "
 
 
 class Cancelled(Exception):
     """The run was asked to stop; raised by `RunContext.check_cancelled`."""
+
+
+class RunFailure(Exception):
+    """A failure whose message is already the readable, one-line cause (no type name needed)."""
+
+
+def cause_line(exc: BaseException) -> str:
+    """One readable line saying why a run failed: the message's first line, with the exception
+    type unless the exception is a `RunFailure` (or a child's failure, which carries its cause)."""
+    first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+    if isinstance(exc, RunFailure | SubprocessFailed) and first:
+        return first
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
 class RunContext:
@@ -102,12 +119,20 @@ class RunContext:
         run was cancelled while the child ran.
         """
         self.log(f"$ {' '.join(argv)}")
-        code = run_subprocess(argv, on_line=self.log, should_stop=lambda: self.cancelled, cwd=cwd, env=env)
+        causes: list[str] = []
+
+        def on_line(line: str) -> None:
+            if line.startswith(CAUSE_PREFIX):
+                causes.append(line[len(CAUSE_PREFIX) :].strip())
+            self.log(line)
+
+        code = run_subprocess(argv, on_line=on_line, should_stop=lambda: self.cancelled, cwd=cwd, env=env)
         self.flush_log()
         if self.cancelled:
             raise Cancelled("cancel requested while the subprocess ran")
         if code != 0:
-            raise SubprocessFailed(f"{argv[0]} exited with code {code}")
+            cause = causes[-1] if causes else "no cause reported"
+            raise SubprocessFailed(f"{cause} ({Path(argv[0]).name} exited with code {code})")
         return code
 
     # ---------------------------------------------------------------- for the runner
@@ -168,7 +193,7 @@ def execute(run_id: int, *, worker_id: str = "") -> Run:
         _finish(ctx, Run.Status.CANCELLED)
     except BaseException as exc:
         ctx.log(_describe(exc))
-        _finish(ctx, Run.Status.FAILED, error=True)
+        _finish(ctx, Run.Status.FAILED, cause=cause_line(exc))
         if not isinstance(exc, Exception):
             raise  # KeyboardInterrupt / SystemExit: the state is written, let the worker stop
     else:
@@ -206,12 +231,13 @@ def _claim(run_id: int, worker_id: str) -> Run | None:
     return run
 
 
-def _finish(ctx: RunContext, status: str, *, error: bool = False) -> None:
+def _finish(ctx: RunContext, status: str, *, cause: str = "") -> None:
+    """Write the final state; a failure's `error` is its one-line cause, a blank line, the log tail."""
     ctx.log(f"run {status}")
     ctx.flush_log()
     run = ctx.run
     run.status, run.finished_at = status, timezone.now()
-    run.error = run.log[-4000:] if error else ""
+    run.error = f"{cause}\n\n{run.log[-4000:]}" if cause else ""
     fields: dict[str, Any] = {"status": status, "finished_at": run.finished_at, "error": run.error}
     # Retry: the final state must be written even when the database was briefly unavailable.
     for attempt in range(5):

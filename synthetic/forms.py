@@ -10,7 +10,7 @@ from django.db.models import QuerySet
 
 from synthetic import endpoints
 from synthetic.models import PersonaPanel, SyntheticRun
-from synthetic.services import MAX_DESCRIBED_PANEL_SIZE, MAX_PANEL_SIZE
+from synthetic.services import MAX_DESCRIBED_PANEL_SIZE, MAX_PANEL_SIZE, MAX_PERMUTATIONS
 
 ENGINE_CHOICES = [
     ("transformers", "transformers (local model, CPU or GPU)"),
@@ -156,8 +156,17 @@ class SyntheticRunForm(BackendFields):
     sample_seed = forms.IntegerField(initial=0)
     allow_ties = forms.BooleanField(required=False)
     reasoning = forms.BooleanField(required=False, help_text="Let the model explain before it ranks.")
-    both_orders = forms.BooleanField(required=False, help_text="Pairwise: ask each pair in both orders.")
+    both_orders = forms.BooleanField(required=False, initial=True,
+                                     help_text="Pairwise: ask each pair in both orders and average (cancels position bias).")
+    permutations = forms.IntegerField(min_value=1, max_value=MAX_PERMUTATIONS, initial=3,
+                                      help_text="Listwise: orders per judgment, combined by Borda (1 = no debiasing).")
     tie_margin = forms.FloatField(min_value=0, max_value=0.49, initial=0.05)
+    score_margin = forms.FloatField(min_value=0, max_value=4, initial=0.1,
+                                    help_text="Pointwise: ratings this close are tied (where ties are allowed).")
+    label_mass_threshold = forms.FloatField(
+        min_value=0, max_value=1, initial=0.5, label="Low-confidence below",
+        help_text="Share of next-token probability on the allowed answers under which a judgment is low-confidence.",
+    )
     temperature = forms.FloatField(min_value=0, max_value=5, initial=0.0)
     seed = forms.IntegerField(initial=0)
 

@@ -148,6 +148,8 @@ class SyntheticRun(models.Model):
     # synthetic.judging.signal.SignalReport as JSON, written when the run finishes.
     signal = models.JSONField(default=dict, blank=True)
     low_confidence = models.PositiveIntegerField(default=0)
+    # Rankings of this run a researcher deleted from the project (the judgments are kept).
+    rankings_deleted = models.PositiveIntegerField(default=0)
 
     def __str__(self) -> str:
         return f"synthetic run {self.run_id} ({self.engine}:{self.model})"

@@ -30,12 +30,13 @@ from annotation.services import create_item, record_ranking, synthetic_rater
 from annotation.weak_orders import RankingError
 from jobs import live, registry
 from jobs.models import Run
-from jobs.runner import Cancelled, RunContext, SubprocessFailed
+from jobs.runner import Cancelled, RunContext, RunFailure, SubprocessFailed
 from synthetic.models import GenerationRun, Judgment, Persona, SyntheticRun
 
 logger = logging.getLogger(__name__)
 
 GENERATION_CHUNK = 32
+REJECTED = "ranking rejected by the project"
 
 
 class Reporter(Protocol):
@@ -171,21 +172,23 @@ def judge_run(srun: SyntheticRun, report: Reporter) -> None:
         backend.close()
 
 
-class EngineLoadError(RuntimeError):
+class EngineLoadError(RunFailure):
     """The run's engine could not be built; the message is the one-line cause."""
 
 
-class AllJudgmentsFailed(RuntimeError):
+class AllJudgmentsFailed(RunFailure):
     """Every judgment of a run failed; the message names the first error and its count."""
 
 
 def load_engine(config: Any) -> Any:
     """`load_backend(config)`, any failure turned into one readable line naming the model."""
-    from synthetic.backends import load_backend
+    from synthetic.backends import BackendError, load_backend
 
     try:
         return load_backend(config)
     except Exception as exc:  # third-party loaders raise anything; the run needs the cause
+        if isinstance(exc, BackendError):  # the engine already named what failed and where
+            raise EngineLoadError(f"{config.label}: {one_line(exc)}") from exc
         raise EngineLoadError(f"{config.label} could not be loaded from {config.model}: {one_line(exc)}") from exc
 
 
@@ -265,7 +268,7 @@ def _record_in_project(item: Item, rater: Rater, record: Any) -> tuple[Any, str]
             rationale=record.reasoning or "",
         )
     except RankingError as exc:
-        return None, f"ranking rejected by the project: {exc}"
+        return None, f"{REJECTED}: {exc}"
     return ranking, ""
 
 
@@ -277,7 +280,8 @@ def update_counters(srun: SyntheticRun) -> None:
     judgments = srun.judgments.all()
     srun.judgments_done = judgments.count()
     srun.parse_failures = judgments.filter(parsed_ranking__isnull=True).count()
-    srun.rankings_rejected = judgments.filter(parsed_ranking__isnull=False, ranking__isnull=True).count()
+    # By the error, not a missing ranking link: a researcher may have deleted the run's rankings.
+    srun.rankings_rejected = judgments.filter(parsed_ranking__isnull=False, error__startswith=REJECTED).count()
     srun.low_confidence = judgments.filter(label_mass__lt=srun.label_mass_threshold).count()
     srun.save(update_fields=["judgments_done", "parse_failures", "rankings_rejected", "low_confidence"])
 

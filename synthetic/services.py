@@ -25,9 +25,10 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import Max, QuerySet
+from django.db.models import F, Max, QuerySet
 
-from annotation.models import AnnotatorProfile, Item, Membership, Project
+from annotation.models import AnnotatorProfile, Item, Membership, Project, Ranking
+from annotation.services import delete_rankings
 from jobs import services as jobs_services
 from synthetic import endpoints
 from synthetic import personas as pure
@@ -47,6 +48,8 @@ from synthetic.models import GenerationRun, Persona, PersonaPanel, SyntheticRun
 logger = logging.getLogger(__name__)
 
 MAX_PANEL_SIZE = 10_000
+# Listwise debiasing: more orders than this cost more than they tell (K! grows fast anyway).
+MAX_PERMUTATIONS = 24
 # Model-written descriptions are generated inside the request: small panels only (see above).
 MAX_DESCRIBED_PANEL_SIZE = 50
 DESCRIPTION_PARAMS = GenerationParams(max_new_tokens=160, temperature=0.7, top_p=0.95)
@@ -359,6 +362,15 @@ def _check_judging(method: str, prompt_version: str, tie_margin: float, temperat
         raise SyntheticRunError(f"temperature must be >= 0, got {temperature}")
 
 
+def _check_debiasing(permutations: int, score_margin: float, label_mass_threshold: float) -> None:
+    if not 1 <= permutations <= MAX_PERMUTATIONS:
+        raise SyntheticRunError(f"permutations must be between 1 and {MAX_PERMUTATIONS}, got {permutations}")
+    if score_margin < 0:
+        raise SyntheticRunError(f"score margin must be >= 0, got {score_margin}")
+    if not 0 <= label_mass_threshold <= 1:
+        raise SyntheticRunError(f"label mass threshold must be between 0 and 1, got {label_mass_threshold}")
+
+
 @transaction.atomic
 def start_synthetic_run(
     *,
@@ -375,7 +387,7 @@ def start_synthetic_run(
     sample_seed: int = 0,
     allow_ties: bool = False,
     reasoning: bool = False,
-    both_orders: bool = False,
+    both_orders: bool = True,
     tie_margin: float = 0.05,
     orders_per_item: int | None = None,
     temperature: float = 0.0,
@@ -383,6 +395,9 @@ def start_synthetic_run(
     seed: int = 0,
     prompt_version: str = "",
     name: str = "",
+    permutations: int = 3,
+    score_margin: float = 0.1,
+    label_mass_threshold: float = 0.5,
 ) -> SyntheticRun:
     """Validate everything (backend first), then store the run and queue it on commit."""
     config = backend_config(engine, model, backend_options)
@@ -391,6 +406,7 @@ def start_synthetic_run(
         raise SyntheticRunError(f"method: unknown method {method!r}; use {', '.join(SyntheticRun.Method.values)}")
     prompt_version = prompt_version or DEFAULT_PROMPT_VERSIONS[Method(method)]
     _check_judging(method, prompt_version, tie_margin, temperature)
+    _check_debiasing(permutations, score_margin, label_mass_threshold)
     if allow_ties and not project.allow_ties:
         raise SyntheticRunError("allow ties: this project does not allow ties in rankings")
     chosen = select_items(project, items, item_ids, sample_size, sample_seed)
@@ -407,9 +423,25 @@ def start_synthetic_run(
         sample_seed=sample_seed, engine=engine, model=model, backend_options=backend_options or {}, method=method,
         allow_ties=allow_ties, reasoning=reasoning, both_orders=both_orders, tie_margin=tie_margin,
         orders_per_item=orders_per_item, seed=seed, prompt_version=prompt_version,
+        permutations=permutations, score_margin=score_margin, label_mass_threshold=label_mass_threshold,
         sampling={"temperature": temperature, "max_reasoning_tokens": max_reasoning_tokens},
         judgments_total=len(chosen) * summary["personas"],
     )
+
+
+@transaction.atomic
+def delete_run_rankings(*, srun: SyntheticRun) -> int:
+    """Take the rankings this run put into the project out of it (a rater's earlier version, from
+    another run, becomes current again). The run's judgments and raw outputs stay for the record.
+    Refused while the run is queued or running: it would keep adding rankings."""
+    if srun.run.is_active:
+        raise SyntheticRunError("the run is still queued or running: cancel it before deleting its rankings")
+    ids = list(Ranking.objects.filter(judgments__run=srun).values_list("pk", flat=True))
+    deleted = delete_rankings(ranking_ids=ids)
+    SyntheticRun.objects.filter(pk=srun.pk).update(rankings_deleted=F("rankings_deleted") + deleted)
+    srun.refresh_from_db(fields=["rankings_deleted"])
+    logger.info("deleted %d ranking(s) of synthetic run %s", deleted, srun.pk)
+    return deleted
 
 
 # ---------------------------------------------------------------- generation runs

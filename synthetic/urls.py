@@ -14,5 +14,9 @@ urlpatterns = [
     path("projects/<uuid:public_id>/runs/", views.run_list, name="synthetic-run-list"),
     path("projects/<uuid:public_id>/runs/new/", views.run_create, name="synthetic-run-create"),
     path("projects/<uuid:public_id>/runs/<int:run_id>/", views.run_summary, name="synthetic-run-summary"),
+    path(
+        "projects/<uuid:public_id>/runs/<int:run_id>/delete-rankings/", views.run_delete_rankings,
+        name="synthetic-run-delete-rankings",
+    ),
     path("projects/<uuid:public_id>/generate/", views.generation_create, name="synthetic-generation-create"),
 ]

@@ -17,9 +17,9 @@ from django.db.models import Count, Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_POST
 
-from annotation.models import Membership, Project
+from annotation.models import Membership, Project, Ranking
 from synthetic import forms, services
 from synthetic.models import GenerationRun, PersonaPanel, SyntheticRun
 
@@ -182,6 +182,8 @@ def _start_synthetic(request: HttpRequest, project: Project, form: forms.Synthet
         item_ids=data["item_ids"], sample_size=data["sample_size"], sample_seed=data["sample_seed"],
         allow_ties=data["allow_ties"], reasoning=data["reasoning"], both_orders=data["both_orders"],
         tie_margin=data["tie_margin"], temperature=data["temperature"], seed=data["seed"], name=data["name"],
+        permutations=data["permutations"], score_margin=data["score_margin"],
+        label_mass_threshold=data["label_mass_threshold"],
     )
 
 
@@ -221,8 +223,48 @@ def run_summary(request: HttpRequest, public_id: UUID, run_id: int) -> HttpRespo
     context = {
         "project": project, "srun": srun, "page": page, "failures_only": failures_only,
         "bias": _bias_figure(srun), "run_url": reverse("jobs-run-detail", args=[srun.run.public_id]),
+        "signal": signal_context(srun.signal or {}),
+        "rankings_in_project": Ranking.objects.filter(judgments__run=srun).count(),
     }
     return render(request, "synthetic/run_summary.html", context)
+
+
+@login_required
+@require_POST
+def run_delete_rankings(request: HttpRequest, public_id: UUID, run_id: int) -> HttpResponse:
+    project = researcher_project(request, public_id)
+    srun = get_object_or_404(SyntheticRun.objects.select_related("run"), project=project, pk=run_id)
+    try:
+        deleted = services.delete_run_rankings(srun=srun)
+    except services.SyntheticRunError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"{deleted} ranking(s) of this run deleted from the project; its judgments are kept.")
+    return redirect("synthetic-run-summary", public_id=project.public_id, run_id=srun.pk)
+
+
+def _percent(interval: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not interval:
+        return None
+    return {k: round(100 * interval[k], 1) for k in ("value", "low", "high")} | {"n": interval["n"]}
+
+
+def signal_context(signal: dict[str, Any]) -> dict[str, Any]:
+    """The stored signal report (JSON) as percentages and table rows for the summary page."""
+    if not signal:
+        return {}
+    matrices = []
+    for k, matrix in sorted(signal.get("position_distribution", {}).items(), key=lambda kv: int(kv[0])):
+        rows = [{"position": p + 1, "cells": [round(100 * c, 1) for c in row]} for p, row in enumerate(matrix)]
+        matrices.append({"k": int(k), "ranks": range(1, int(k) + 1), "rows": rows,
+                         "decisions": signal.get("position_decisions", {}).get(k, 0), "uniform": round(100 / int(k), 1)})
+    figures = {name: _percent(signal.get(name)) for name in (
+        "shown_or_reverse", "order_flips", "position_flips", "between_personas", "within_persona", "all_tied",
+        "low_confidence", "reference",
+    )}
+    chance = signal.get("shown_or_reverse_chance")
+    return {"matrices": matrices, "degenerate": signal.get("degenerate", []), "reference_items": signal.get("reference_items", 0),
+            "shown_or_reverse_chance": round(100 * chance, 1) if chance is not None else None, **figures}
 
 
 def _bias_figure(srun: SyntheticRun) -> dict[str, float] | None:

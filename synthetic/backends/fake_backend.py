@@ -4,7 +4,8 @@ Answers depend only on the conversation text (a SHA-256 of it), never on call or
 size, so a resumed run reproduces the same judgments. `options`:
 - `invalid_every`: every n-th distinct conversation (by hash) gets an unparseable ranking,
   to exercise failure records;
-- `prefer_first`: rankings put the first label on top (a maximally position-biased rater).
+- `prefer_first`: rankings put the first label on top (a maximally position-biased rater);
+- `copy_order`: rankings are the labels in shown order (a rater that reads nothing).
 """
 
 from __future__ import annotations
@@ -72,6 +73,8 @@ class FakeBackend(Backend):
         rng = random.Random(seed)
         labels = list(spec.labels)
         rng.shuffle(labels)
+        if self.config.options.get("copy_order"):
+            return GenerationOutput(text=format_ranking([[x] for x in spec.labels]), raw=" > ".join(spec.labels))
         if self.config.options.get("prefer_first"):
             labels.remove(spec.labels[0])
             labels.insert(0, spec.labels[0])

@@ -15,6 +15,7 @@ from typing import Any
 from synthetic.backends.base import (
     Backend,
     BackendConfig,
+    BackendError,
     Conversation,
     GenerationOutput,
     GenerationParams,
@@ -31,6 +32,11 @@ from synthetic.backends.ranking_grammar import GRAMMAR_ALPHABET
 logger = logging.getLogger(__name__)
 
 ANSWER_CUE = "\n\nFinal ranking:"
+
+
+def _first_line(exc: BaseException) -> str:
+    line = next((x.strip() for x in str(exc).splitlines() if x.strip()), "")
+    return f"{type(exc).__name__}: {line}" if line else type(exc).__name__
 
 
 def continues_assistant(conversation: Conversation) -> bool:
@@ -75,11 +81,17 @@ class TransformersBackend(Backend):
         if path.is_file():
             kwargs["gguf_file"] = path.name
             path = path.parent
-        tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
+        except Exception as exc:  # transformers raises many types; the run needs the cause
+            raise BackendError(f"tokenizer could not be loaded from {path}: {_first_line(exc)}") from exc
         tokenizer.padding_side = "left"
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
-        model: Any = AutoModelForCausalLM.from_pretrained(path, dtype=self._dtype(), **kwargs)
+        try:
+            model: Any = AutoModelForCausalLM.from_pretrained(path, dtype=self._dtype(), **kwargs)
+        except Exception as exc:
+            raise BackendError(f"model weights could not be loaded from {path}: {_first_line(exc)}") from exc
         model.to(self.device).eval()  # Any: transformers' decorated `.to` confuses mypy
         logger.info("loaded %s on %s", path, self.device)
         return tokenizer, model

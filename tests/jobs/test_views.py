@@ -128,8 +128,9 @@ def _status_then_update(owner, run):
         assert connected
         first = await comm.receive_from(timeout=5)
         assert 'id="run-status"' in first and 'hx-swap-oob="true"' in first and "3 / 12" in first
-        run.progress_done = 9
-        await sync_to_async(publish)(run)  # as a worker does, from synchronous code
+        # As a worker does, from synchronous code: the stored state is what gets published.
+        await sync_to_async(Run.objects.filter(pk=run.pk).update)(progress_done=9)
+        await sync_to_async(publish)(run)
         update = await comm.receive_from(timeout=5)
         await comm.disconnect()
         return update

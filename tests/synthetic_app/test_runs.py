@@ -123,7 +123,7 @@ def test_pairwise_judgments_store_every_pair(owner, project, panel, fake):
     assert run.status == Run.Status.SUCCEEDED, run.error
     judgment = Judgment.objects.filter(run=srun).first()
     assert len(judgment.pairs) == 12  # 6 pairs of 4 responses, both orders
-    assert judgment.ranking is not None and judgment.prompt_version == "pairwise_v1"
+    assert judgment.ranking is not None and judgment.prompt_version == "pairwise_v2"
     srun.refresh_from_db()
     assert srun.expected_first_rate == 0.5
 

@@ -21,7 +21,7 @@ def test_a_valid_run_is_queued_with_its_items_frozen(owner, project, panel, fake
     assert srun.run.project == project and srun.run.owner == owner
     assert len(srun.item_ids) == 2 and set(srun.item_ids) <= {"item-0", "item-1", "item-2"}
     assert srun.judgments_total == 2 * 3
-    assert srun.prompt_version == "listwise_v1"
+    assert srun.prompt_version == "listwise_v2"
 
 
 @pytest.mark.parametrize(

@@ -4,15 +4,23 @@
     manage.py synthetic_engine generation <GenerationRun id>
 
 Loads the model, does the pending work and stores it chunk by chunk; exits 3 when the run was
-cancelled, non-zero on any failure (the worker that started it then fails the run).
+cancelled, non-zero on any failure (the worker that started it then fails the run). A failure
+prints its traceback, then one line `run failed: <cause>` that the worker shows above the log.
+The engine libraries' own chatter (transformers' warnings and progress bars) stays out of the
+run log: only errors from them get through.
 """
 from __future__ import annotations
 
+import logging
+import os
+import sys
+import traceback
+import warnings
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from jobs.runner import Cancelled
+from jobs.runner import CAUSE_PREFIX, Cancelled, cause_line
 from synthetic.models import GenerationRun, SyntheticRun
 from synthetic.runs import ChildReporter, generate_run, judge_run
 
@@ -27,6 +35,7 @@ class Command(BaseCommand):
         parser.add_argument("id", type=int)
 
     def handle(self, *args: Any, **options: Any) -> None:
+        quiet_engine_libraries()
         try:
             if options["kind"] == "synthetic":
                 srun = SyntheticRun.objects.select_related("run", "project", "panel").get(pk=options["id"])
@@ -38,3 +47,20 @@ class Command(BaseCommand):
             raise CommandError(f"no {options['kind']} run with id {options['id']}") from None
         except Cancelled:
             raise SystemExit(CANCELLED_EXIT) from None
+        except Exception as exc:
+            traceback.print_exc(file=sys.stdout)
+            sys.stdout.write(f"{CAUSE_PREFIX}{cause_line(exc)}\n")
+            sys.stdout.flush()
+            raise SystemExit(1) from None
+
+
+def quiet_engine_libraries() -> None:
+    """Errors only from transformers / huggingface_hub, no progress bars, no Python warnings
+    from them (they were landing in every run log as "template" and generation-flag noise)."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    for name in ("transformers", "huggingface_hub", "accelerate", "torch"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    for module in ("transformers", "huggingface_hub", "accelerate", "torch"):
+        warnings.filterwarnings("ignore", module=rf"{module}(\.|$)")
