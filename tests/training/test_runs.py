@@ -42,14 +42,14 @@ def finished(training: TrainingRun, status: str = Run.Status.SUCCEEDED, timeout:
 
 
 @pytest.mark.parametrize(
-    ("recipe", "objective"),
-    [("dpo", "trl"), ("dpo", "weighted"), ("dpo", "group_robust"), ("dpo", "listwise"), ("sft", "sft"),
-     ("reward", "margin")],
+    ("recipe", "objective", "extra"),
+    [("dpo", "trl", {}), ("dpo", "weighted", {}), ("dpo", "group_robust", {}), ("dpo", "listwise", {}),
+     ("sft", "sft", {"use_peft": True, "lora_r": 4}), ("reward", "margin", {})],
 )
-def test_recipe_runs_as_a_job_and_registers_its_model(start_worker, tiny_base, recipe, objective):
+def test_recipe_runs_as_a_job_and_registers_its_model(start_worker, tiny_base, recipe, objective, extra):
     project = tiny_base.project
     start_worker()
-    training = start(project, tiny_base, recipe=recipe, objective=objective)
+    training = start(project, tiny_base, recipe=recipe, objective=objective, hyperparameters={**TINY_HYPER, **extra})
     run = finished(training)
     out = Path(training.output_dir)
     assert (run.progress_done, run.progress_total) == (3, 3)
@@ -71,6 +71,9 @@ def test_recipe_runs_as_a_job_and_registers_its_model(start_worker, tiny_base, r
         assert all("rewards/margins" in s for s in steps if "loss" in s)
     if objective == "group_robust":
         assert "worst_group_loss" in steps[0] and "group_weight/country=DE" in steps[0]
+    if extra.get("use_peft"):  # LoRA: the adapter is merged, the directory is a plain model
+        assert not (out / "adapter_config.json").exists()
+        assert "lora" not in (out / "model.safetensors").read_bytes()[:20000].decode("latin-1").lower()
 
 
 def test_rl_run_with_welfare_of_two_group_reward_models(start_worker, tiny_base):
