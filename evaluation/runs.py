@@ -74,7 +74,7 @@ def _inside(value: Any, roots: list[Path], where: str) -> str:
     return str(resolved)
 
 
-def _clean_model(raw: Any, n: int) -> dict[str, Any]:
+def clean_model(raw: Any, n: int) -> dict[str, Any]:
     where = f"models[{n}]"
     if not isinstance(raw, dict):
         raise ValueError(f"{where} must be an object with name and path")
@@ -127,7 +127,7 @@ def clean_config(config: dict[str, Any]) -> dict[str, Any]:
     models = config.get("models")
     if not isinstance(models, list) or not models:
         raise ValueError("models: at least one model is needed")
-    cleaned_models = [_clean_model(m, n) for n, m in enumerate(models)]
+    cleaned_models = [clean_model(m, n) for n, m in enumerate(models)]
     names = [m["name"] for m in cleaned_models]
     if len(set(names)) != len(names):
         raise ValueError("models: two models have the same name")

@@ -17,6 +17,7 @@ from typing import Any, TypedDict
 import numpy as np
 
 from evaluation.benchmarks import bbq, crows_pairs, distributional, preference, winogenerated
+from evaluation.benchmarks.stats import Interval
 
 Request = tuple[str, str]
 ChatRenderer = Callable[[Sequence[tuple[str, str]]], str]
@@ -33,7 +34,7 @@ class MetricRow(TypedDict):
 
 
 def row(metric: str, value: float | None, *, scope: str = "overall", scope_value: str = "",
-        ci: dict | None = None, n: int | None = None) -> MetricRow:
+        ci: Interval | None = None, n: int | None = None) -> MetricRow:
     return {
         "metric": metric, "scope": scope, "scope_value": scope_value, "value": value,
         "ci_low": ci["low"] if ci else None, "ci_high": ci["high"] if ci else None, "n": n,
