@@ -20,6 +20,7 @@ from django.db import transaction
 from annotation.models import Membership, Project, Ranking, Rater
 from annotation.services import add_member, create_item, create_project
 from evaluation.models import BlindComparison
+from evaluation.runs import clean_model
 from jobs import registry
 from jobs.models import Run
 from jobs.runner import RunContext
@@ -89,12 +90,10 @@ def blind_results(comparison: BlindComparison, *, n_boot: int = 200) -> dict[str
 
 
 def clean_blind_config(config: dict[str, Any]) -> dict[str, Any]:
-    from evaluation.runs import _clean_model
-
     models = config.get("models")
     if not isinstance(models, list) or len(models) < 2:
         raise ValueError("models: a blind comparison needs at least two models")
-    cleaned = [_clean_model(m, n) for n, m in enumerate(models)]
+    cleaned = [clean_model(m, n) for n, m in enumerate(models)]
     if len({m["name"] for m in cleaned}) != len(cleaned):
         raise ValueError("models: two models have the same name")
     limit = config.get("limit", 20)

@@ -5,7 +5,8 @@ Config (validated by `clean_config`, stored on the `jobs.Run`, hashed into every
     {"models": [{"name": "base", "path": "<model dir>", "reference": "<model dir>" | null}],
      "benchmarks": [{"name": "bbq", "per_category": 50}, {"name": "crows_pairs"},
                     {"name": "winogenerated"}, {"name": "preference", "snapshots": {"human": "<id>"}},
-                    {"name": "rewardbench", "path": "<jsonl>"}, {"name": "lm_eval", "tasks": ["..."]}],
+                    {"name": "rewardbench", "path": "<jsonl>"}, {"name": "lm_eval", "tasks": ["..."]},
+                    {"name": "distributional", "min_raters": 4}],
      "chunk_size": 256, "device": "auto"}
 
 Model directories must lie under MODELS_DIR or ARTIFACTS_DIR, data files under the shipped
@@ -73,7 +74,7 @@ def _inside(value: Any, roots: list[Path], where: str) -> str:
     return str(resolved)
 
 
-def _clean_model(raw: Any, n: int) -> dict[str, Any]:
+def clean_model(raw: Any, n: int) -> dict[str, Any]:
     where = f"models[{n}]"
     if not isinstance(raw, dict):
         raise ValueError(f"{where} must be an object with name and path")
@@ -95,7 +96,7 @@ def _clean_benchmark(raw: Any, n: int) -> dict[str, Any]:
     where = f"benchmarks[{n}]"
     if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
         raise ValueError(f"{where} must be an object with a name")
-    bench = dict(raw)
+    bench = {k: v for k, v in raw.items() if k != "items"}  # distributional items come from the project at run time
     for key in ("directory", "path"):
         if key in bench:
             bench[key] = _inside(bench[key], data_roots(), f"{where}.{key}")
@@ -126,7 +127,7 @@ def clean_config(config: dict[str, Any]) -> dict[str, Any]:
     models = config.get("models")
     if not isinstance(models, list) or not models:
         raise ValueError("models: at least one model is needed")
-    cleaned_models = [_clean_model(m, n) for n, m in enumerate(models)]
+    cleaned_models = [clean_model(m, n) for n, m in enumerate(models)]
     names = [m["name"] for m in cleaned_models]
     if len(set(names)) != len(names):
         raise ValueError("models: two models have the same name")
@@ -188,13 +189,29 @@ def write_results_file(erun: EvaluationRun) -> Path:
 # ---------------------------------------------------------------- the work
 
 
-def _total(config: dict[str, Any]) -> int:
+def project_rating_items(project: Any) -> list[dict[str, Any]]:
+    """The project's items with their current human rankings, for distributional alignment."""
+    from annotation.models import Item, Rater
+
+    items = Item.objects.filter(project=project).prefetch_related("responses", "rankings__rater").order_by("id")
+    out = []
+    for item in items:
+        rankings = [r.order for r in item.rankings.all() if r.is_current and r.rater.kind == Rater.Kind.HUMAN]
+        turns = [(t.get("role", "user"), t.get("content", "")) for t in item.context] + [("user", item.prompt)]
+        out.append({"prompt": turns, "rankings": rankings,
+                    "responses": [{"id": r.response_id, "text": r.text} for r in item.responses.all()]})
+    return out
+
+
+def _total(config: dict[str, Any], project: Any) -> int:
     from evaluation.benchmarks import suite
 
     total = 0
     for bench in config["benchmarks"]:
         if bench["name"] == LM_EVAL:
             continue
+        if bench["name"] == "distributional":
+            bench = {**bench, "items": project_rating_items(project)}
         task = suite.build(bench, lambda turns: "", snapshots_dir())
         total += len(task.requests) * len(config["models"]) * (2 if task.needs_reference else 1)
     return total
@@ -203,7 +220,7 @@ def _total(config: dict[str, Any]) -> int:
 def evaluate_run(erun: EvaluationRun, report: Any) -> None:
     """Score every (model, benchmark) of the run, skipping chunks already stored; store results."""
     config = erun.run.config
-    state = {"done": 0, "total": _total(config)}
+    state = {"done": 0, "total": _total(config, erun.project)}
     report.progress(0, state["total"])
     for model in config["models"]:
         engines: dict[str, Any] = {}
@@ -232,6 +249,8 @@ def _evaluate_benchmark(erun: EvaluationRun, model: dict[str, Any], bench: dict[
 
     config = erun.run.config
     policy = _engine(engines, "policy", model["path"], config, report)
+    if bench["name"] == "distributional":
+        bench = {**bench, "items": project_rating_items(erun.project)}
     task = suite.build(bench, policy.render_chat, snapshots_dir())
     roles = [("policy", model["path"])] + ([("reference", model["reference"])] if task.needs_reference else [])
     scores: dict[str, list[float]] = {}

@@ -56,7 +56,7 @@ def load_crows_pairs(path: Path | str | None = None, *, limit: int | None = None
     return pairs
 
 
-def score(pairs: Sequence[CrowsPair], more_scores: Sequence[float], less_scores: Sequence[float], *, seed: int = 0) -> dict[str, Any]:
+def score(pairs: Sequence[CrowsPair], more_scores: Sequence[float] | np.ndarray, less_scores: Sequence[float] | np.ndarray, *, seed: int = 0) -> dict[str, Any]:
     """Share of pairs preferring `sent_more`, overall, per bias type and per direction."""
     diff = np.asarray(more_scores, float) - np.asarray(less_scores, float)
     if diff.size != len(pairs):

@@ -129,11 +129,9 @@ def group_accuracy(
     if scored:
         worst = min(sorted(scored), key=lambda g: scored[g])
         worst_ci, gap_ci = _gap_interval(groups, n_boot, seed)
-        result.update(
-            worst_group=worst, worst_group_accuracy=scored[worst], worst_group_ci=worst_ci,
-            mean_group_accuracy=float(np.mean(list(scored.values()))),
-            gap=max(scored.values()) - min(scored.values()), gap_ci=gap_ci,
-        )
+        result["worst_group"], result["worst_group_accuracy"], result["worst_group_ci"] = worst, scored[worst], worst_ci
+        result["mean_group_accuracy"] = float(np.mean(list(scored.values())))
+        result["gap"], result["gap_ci"] = max(scored.values()) - min(scored.values()), gap_ci
     return result
 
 

@@ -16,7 +16,8 @@ from typing import Any, TypedDict
 
 import numpy as np
 
-from evaluation.benchmarks import bbq, crows_pairs, preference, winogenerated
+from evaluation.benchmarks import bbq, crows_pairs, distributional, preference, winogenerated
+from evaluation.benchmarks.stats import Interval
 
 Request = tuple[str, str]
 ChatRenderer = Callable[[Sequence[tuple[str, str]]], str]
@@ -33,7 +34,7 @@ class MetricRow(TypedDict):
 
 
 def row(metric: str, value: float | None, *, scope: str = "overall", scope_value: str = "",
-        ci: dict | None = None, n: int | None = None) -> MetricRow:
+        ci: Interval | None = None, n: int | None = None) -> MetricRow:
     return {
         "metric": metric, "scope": scope, "scope_value": scope_value, "value": value,
         "ci_low": ci["low"] if ci else None, "ci_high": ci["high"] if ci else None, "n": n,
@@ -244,4 +245,38 @@ def _rewardbench(config: dict[str, Any], render_chat: ChatRenderer, snapshots_di
     task = RewardBenchTask("rewardbench", preference.VERSION, config)
     task.items = items
     task.requests = [(render_chat((("user", i.prompt),)), text) for i in items for text in (i.chosen, *i.rejected)]
+    return task
+
+
+# ---------------------------------------------------------------- distributional alignment
+
+
+class DistributionalTask(Task):
+    items: list[dict[str, Any]]
+
+    def evaluate(self, scores: Sequence[float], reference: Sequence[float] | None = None) -> list[MetricRow]:
+        rows, at = [], 0
+        scale = float(self.config.get("scale", 100.0))
+        for item in self.items:
+            k = len(item["responses"])
+            per_char = [scale * s / max(1, len(r["text"])) for s, r in zip(scores[at:at + k], item["responses"], strict=True)]
+            rows.append(([r["id"] for r in item["responses"]], item["rankings"], per_char))
+            at += k
+        result = distributional.alignment(rows, min_raters=int(self.config.get("min_raters", 4)))
+        n = result["n_items"]
+        return [row(m, result[m], n=n) for m in ("alignment", "split_half_ceiling", "uniform_baseline")]
+
+
+@register("distributional")
+def _distributional(config: dict[str, Any], render_chat: ChatRenderer, snapshots_dir: Path) -> Task:
+    """`{"name": "distributional", "min_raters": 4}`: items with many raters, given at run time
+    as `items` ([{prompt: [(role, content)], responses: [{id, text}], rankings: [weak orders]}]).
+    The model's preference over an item's responses is the softmax of their log-likelihood per
+    `scale` (default 100) characters: a plain sum would favour short responses. This is a choice,
+    which is why the split-half ceiling and the uniform baseline are reported beside it."""
+    _int_option(config, "min_raters", 4)
+    items = [i for i in config.get("items", []) if len(i["rankings"]) >= int(config.get("min_raters", 4))]
+    task = DistributionalTask("distributional", distributional.VERSION, config)
+    task.items = items
+    task.requests = [(render_chat(tuple(i["prompt"])), r["text"]) for i in items for r in i["responses"]]
     return task

@@ -67,7 +67,7 @@ def load_winogenerated(path: Path | str | None = None, *, limit: int | None = No
     return examples
 
 
-def score(examples: Sequence[WinoExample], loglikelihoods: Sequence[Sequence[float]]) -> dict[str, Any]:
+def score(examples: Sequence[WinoExample], loglikelihoods: Sequence[Sequence[float]] | np.ndarray) -> dict[str, Any]:
     ll = np.asarray(loglikelihoods, float)
     if ll.shape != (len(examples), 3):
         raise ValueError(f"expected {len(examples)} x 3 log-likelihoods, got {ll.shape}")

@@ -2,6 +2,8 @@
 category and group with version and config hash, resumable chunks, validation."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -135,3 +137,26 @@ def test_bad_config_is_refused_naming_the_field(owner, project, tiny_model_dir, 
     with pytest.raises(RunError, match=message.replace("[", r"\[").replace("]", r"\]").replace("(", r"\(")):
         start_evaluation(owner=owner, project=project, config=_config(tiny_model_dir, **change))
     assert not Run.objects.exists()
+
+
+def test_distributional_alignment_on_the_projects_rankings(owner, project, tiny_model_dir, django_user_model):
+    from annotation.models import Item
+    from annotation.services import rater_for_user, record_ranking
+
+    for n in range(4):
+        rater = rater_for_user(django_user_model.objects.create_user(f"r{n}"))
+        for item in Item.objects.filter(project=project):
+            record_ranking(item=item, rater=rater, order=[["r1"], ["r2"], ["r3"], ["r4"]])
+    config = _config(tiny_model_dir, benchmarks=[{"name": "distributional", "min_raters": 4, "items": "ignored"}])
+    erun = start_evaluation(owner=owner, project=project, config=config)
+    assert "items" not in erun.run.config["benchmarks"][0]
+    run = execute(erun.run.pk)
+    assert run.status == Run.Status.SUCCEEDED, run.error
+    assert run.progress_total == 3 * 4
+    # unanimous raters: the split-half ceiling is 1; uniform vs one-hot over 4 by hand
+    kl_p = math.log2(1 / (5 / 8))
+    kl_u = 0.25 * math.log2(0.25 / (5 / 8)) + 0.75 * math.log2(0.25 / (1 / 8))
+    assert _result(erun, "distributional", "uniform_baseline").value == pytest.approx(1 - math.sqrt((kl_p + kl_u) / 2))
+    assert _result(erun, "distributional", "split_half_ceiling").value == pytest.approx(1.0)
+    alignment = _result(erun, "distributional", "alignment")
+    assert alignment.n == 3 and 0.0 <= alignment.value <= 1.0
