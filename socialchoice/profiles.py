@@ -260,13 +260,13 @@ class Profile:
 
     def __post_init__(self) -> None:
         k = len(self.alternatives)
-        if np.ndim(self.ranks) != 2 or np.shape(self.ranks)[1] != k:
-            raise ValueError(f"ranks must be [voters, {k}] for {k} alternatives, "
-                             f"got shape {np.shape(self.ranks)}")
-        if np.shape(self.weights) != (np.shape(self.ranks)[0],):
-            raise ValueError(f"weights must be [{np.shape(self.ranks)[0]}] (one per voter), "
+        shape = np.shape(self.ranks)
+        if len(shape) != 2 or shape[1] != k:
+            raise ValueError(f"ranks must be [voters, {k}] for {k} alternatives, got shape {shape}")
+        if np.shape(self.weights) != shape[:1]:
+            raise ValueError(f"weights must be [{shape[0]}] (one per voter), "
                              f"got shape {np.shape(self.weights)}")
-        if self.groups is not None and len(self.groups) != np.shape(self.ranks)[0]:
+        if self.groups is not None and len(self.groups) != shape[0]:
             raise ValueError("groups must name one group per voter")
 
     @classmethod
