@@ -69,6 +69,18 @@ class Chunk:
     def k_max(self) -> int:
         return self.ballots.items.k_max
 
+    def fragments(self) -> dict[str, Any]:
+        """The JSON fragments as Arrow string arrays (made once per chunk)."""
+        import pyarrow as pa
+
+        if "fragments" not in self.arrow:
+            self.arrow["fragments"] = {
+                "prompt": pa.array(self.prompt_json, pa.string()), "response": pa.array(self.response_json, pa.string()),
+                "id": pa.array(self.id_json, pa.string()), "item": pa.array(self.item_json, pa.string()),
+                "split": pa.array(self.splits, pa.string()),
+            }
+        return self.arrow["fragments"]
+
 
 def load_chunk(ballots: Ballots, splits: list[str], snapshot_id: str) -> Chunk:
     import pyarrow as pa
@@ -183,37 +195,50 @@ def baseline_rows(ballots: Ballots) -> Rows:
 # ---------------------------------------------------------------- JSONL lines
 
 
+def _text(values: np.ndarray) -> Any:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    return pc.cast(pa.array(values, pa.float64()), pa.string())
+
+
+def _bytes(lines: Any) -> bytes:
+    """The concatenated values of a string array (each line already ends with a newline)."""
+    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32)[lines.offset : lines.offset + len(lines) + 1]
+    data = lines.buffers()[2]
+    return b"" if data is None else data.to_pybytes()[offsets[0] : offsets[-1]]
+
+
 def pair_lines(chunk: Chunk, rows: Rows, keys: dict[int, str] | None = None,
-               group: dict[str, str] | None = None) -> list[str]:
-    k = chunk.k_max
-    tail_extra = f', "group": {dumps(group)}' if group is not None else ""
-    key_json = {pk: dumps(key) for pk, key in (keys or {}).items()}
-    prefix: dict[int, str] = {}
-    out = []
-    items, a_s, b_s = rows.item.tolist(), rows.a.tolist(), rows.b.tolist()
-    numbers = zip(rows.margin.tolist(), rows.vote_share.tolist(), rows.human_share.tolist(), strict=True)
-    raters = rows.rater.tolist() if rows.rater is not None else None
-    weights = rows.weight.tolist() if rows.weight is not None else None
-    sid = chunk.snapshot_id
-    for n, (i, a, b, (margin, share, human)) in enumerate(zip(items, a_s, b_s, numbers, strict=True)):
-        key = (i * k + a) * k + b
-        head = prefix.get(key)
-        if head is None:
-            fa, fb = i * k + a, i * k + b
-            head = prefix[key] = (
-                f'{{"prompt": {chunk.prompt_json[i]}, "chosen": {chunk.response_json[fa]}, '
-                f'"rejected": {chunk.response_json[fb]}, '
-            )
-            prefix[-key - 1] = (f'"chosen_id": {chunk.id_json[fa]}, "rejected_id": {chunk.id_json[fb]}, '
-                                f'"item": {chunk.item_json[i]}, "split": "{chunk.splits[i]}", "snapshot": "{sid}"')
-        line = f'{head}"margin": {margin!r}, "vote_share": {share!r}, "human_share": {human!r}, {prefix[-key - 1]}'
-        if raters is not None and weights is not None:
-            line += f', "rater": {key_json[raters[n]]}, "weight": {weights[n]!r}'
-        out.append(line + tail_extra + "}")
-    return out
+               group: dict[str, str] | None = None) -> bytes:
+    """Pair lines (JSONL) joined element-wise by Arrow from the chunk's JSON fragments."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not len(rows):
+        return b""
+    k, frag = chunk.k_max, chunk.fragments()
+    items, fa, fb = pa.array(rows.item), pa.array(rows.item * k + rows.a), pa.array(rows.item * k + rows.b)
+    parts: list[Any] = [
+        '{"prompt": ', frag["prompt"].take(items), ', "chosen": ', frag["response"].take(fa),
+        ', "rejected": ', frag["response"].take(fb), ', "margin": ', _text(rows.margin),
+        ', "vote_share": ', _text(rows.vote_share), ', "human_share": ', _text(rows.human_share),
+        ', "chosen_id": ', frag["id"].take(fa), ', "rejected_id": ', frag["id"].take(fb),
+        ', "item": ', frag["item"].take(items), ', "split": "', frag["split"].take(items),
+        f'", "snapshot": "{chunk.snapshot_id}"',
+    ]
+    if rows.rater is not None and rows.weight is not None and keys is not None:
+        rater_ids = np.array(sorted(keys), dtype=np.int64)
+        names = pa.array([dumps(keys[int(r)]) for r in rater_ids], pa.string())
+        parts += [', "rater": ', names.take(pa.array(np.searchsorted(rater_ids, rows.rater))),
+                  ', "weight": ', _text(rows.weight)]
+    if group is not None:
+        parts.append(f', "group": {dumps(group)}')
+    parts.append("}\n")
+    return _bytes(pc.binary_join_element_wise(*parts, ""))
 
 
-def ranking_lines(chunk: Chunk, levels: np.ndarray, scores: np.ndarray) -> list[str]:
+def ranking_lines(chunk: Chunk, levels: np.ndarray, scores: np.ndarray) -> bytes:
     items = chunk.ballots.items
     out = []
     for i in range(len(items)):
@@ -223,16 +248,15 @@ def ranking_lines(chunk: Chunk, levels: np.ndarray, scores: np.ndarray) -> list[
             f'{{"prompt": {chunk.prompt_json[i]}, "responses": {chunk.responses_json[i]}, '
             f'"ranking": {dumps(decode_levels(alts, levels[i, : len(alts)]))}, '
             f'"scores": {dumps(dict(zip(alts, sc, strict=True)))}, "response_scores": {dumps(sc)}, '
-            f'"item": {chunk.item_json[i]}, "split": "{chunk.splits[i]}", "snapshot": "{chunk.snapshot_id}"}}'
+            f'"item": {chunk.item_json[i]}, "split": "{chunk.splits[i]}", "snapshot": "{chunk.snapshot_id}"}}\n'
         )
-    return out
+    return "".join(out).encode()
 
 
-def write_lines(handle: IO[str], lines: list[str]) -> int:
-    if lines:
-        handle.write("\n".join(lines))
-        handle.write("\n")
-    return len(lines)
+def write_lines(handle: IO[bytes], lines: bytes) -> int:
+    """Write JSONL bytes; the number of lines written."""
+    handle.write(lines)
+    return lines.count(b"\n")
 
 
 # ---------------------------------------------------------------- Arrow batches and datasets directories

@@ -176,7 +176,7 @@ class _Groups:
     JSONL files and `datasets` sinks (made when a group first has a line)."""
 
     members: dict[tuple[str, str], np.ndarray]
-    handles: dict[tuple[str, str], IO[str]] = field(default_factory=dict)
+    handles: dict[tuple[str, str], IO[bytes]] = field(default_factory=dict)
     sinks: dict[tuple[str, str], files.DatasetSink] = field(default_factory=dict)
     counts: dict[tuple[str, str], int] = field(default_factory=dict)
 
@@ -218,8 +218,8 @@ def _write(project: Project, inputs: SnapshotInputs, resolved: ResolvedPool, sna
     sinks = _Sinks.open(tmp, snapshot_id)
     split_items: dict[str, list[str]] = {s: [] for s in files.SPLITS}
     counts = {"items": 0, "rankings": 0, "pairs": 0, "baseline_pairs": 0}
-    with open(tmp / "pairs.jsonl", "w") as pairs, open(tmp / "rankings.jsonl", "w") as rankings, \
-            open(tmp / "baseline_pairs.jsonl", "w") as baseline:
+    with open(tmp / "pairs.jsonl", "wb") as pairs, open(tmp / "rankings.jsonl", "wb") as rankings, \
+            open(tmp / "baseline_pairs.jsonl", "wb") as baseline:
         for item_range in iter_item_ranges(project, CHUNK_ITEMS):
             ballots = load_ballots(project, item_range=item_range, raters=resolved.raters,
                                    drop_cannot_judge=resolved.spec.drop_cannot_judge).ranked_items()
@@ -296,7 +296,7 @@ def _write_groups(groups: _Groups, tmp: Path, chunk: files.Chunk, inputs: Snapsh
         group = {key[0]: key[1]}
         if key not in groups.handles:
             stem = _Groups.stem(*key)
-            groups.handles[key] = open(tmp / "groups" / f"{stem}.jsonl", "w")  # noqa: SIM115 - closed in _write
+            groups.handles[key] = open(tmp / "groups" / f"{stem}.jsonl", "wb")  # noqa: SIM115 - closed in _write
             groups.sinks[key] = files.DatasetSink(tmp / "datasets" / "groups" / stem,
                                                   files.schema_for("group", key[0]), ("test",),
                                                   f"{snapshot_id}:groups/{stem}")
