@@ -36,6 +36,7 @@ def _charts_drawn(page: object) -> int:
 def test_review_page_draws_charts_and_switches_rule(new_page, log_in, live_server, console_errors, owner, width):
     world = small_world(owner)
     page = new_page(width=width, height=900)
+    page.set_default_timeout(60_000)  # the page computes every statistic per request; CI machines are shared
     log_in(page, "owner", "owner-pass-123")
     page.goto(live_server.url + reverse("aggregation-project-review", args=[world.project.public_id]))
     drawn = _charts_drawn(page)
