@@ -31,7 +31,7 @@ from annotation.models import Project
 from . import services, snapshots
 from .models import Pool
 from .permissions import researcher_project, researcher_snapshot
-from .pools import ALL_POOL, PoolError, resolve
+from .pools import ALL_POOL, PoolError, PoolSpec, RaterInfo, project_raters, resolve
 from .serializers import (
     AggregateQuerySerializer,
     AggregateSerializer,
@@ -52,11 +52,9 @@ def _builtin(project: Project) -> Pool:
     return pool
 
 
-def _with_summary(project: Project, pool: Pool) -> Pool:
-    from .pools import PoolSpec
-
+def _with_summary(project: Project, pool: Pool, raters: list[RaterInfo] | None = None) -> Pool:
     try:
-        pool.resolved = resolve(project, PoolSpec.from_pool(pool))  # type: ignore[attr-defined]
+        pool.resolved = resolve(project, PoolSpec.from_pool(pool), raters)  # type: ignore[attr-defined]
     except PoolError:
         pool.resolved = None  # type: ignore[attr-defined]  # raters changed since it was saved
     return pool
@@ -70,7 +68,8 @@ def pools(request: Request, public_id: UUID) -> Response:
     project = researcher_project(request.user, public_id)
     if request.method == "GET":
         rows = [_builtin(project), *Pool.objects.filter(project=project)]
-        return Response(PoolSerializer([_with_summary(project, p) for p in rows], many=True).data)
+        raters = project_raters(project)
+        return Response(PoolSerializer([_with_summary(project, p, raters) for p in rows], many=True).data)
     serializer = PoolSerializer(data=request.data)
     serializer.is_valid(raise_exception=True)
     try:

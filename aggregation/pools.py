@@ -18,9 +18,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-from django.db.models import Count, Q
+from django.db.models import Subquery
 
-from annotation.models import AnnotatorProfile, Project, Rater
+from annotation.models import AnnotatorProfile, Project, Ranking, Rater
 from socialchoice import aggregate_batch
 
 from .ballots import Ballots, RaterWeights, load_ballots
@@ -123,11 +123,8 @@ def kish(weights: np.ndarray) -> float:
 
 def project_raters(project: Project) -> list[RaterInfo]:
     """Every rater with a current ranking in the project, with consented demographics or persona."""
-    raters = (
-        Rater.objects.filter(rankings__item__project=project, rankings__is_current=True)
-        .annotate(n=Count("rankings", filter=Q(rankings__is_current=True)))
-        .select_related("user__profile").order_by("pk")
-    )
+    ranked = Ranking.objects.filter(item__project=project, is_current=True).values("rater_id").distinct()
+    raters = Rater.objects.filter(pk__in=Subquery(ranked)).select_related("user__profile").order_by("pk")
     from synthetic.models import Judgment
 
     panels: dict[int, set[int]] = {}

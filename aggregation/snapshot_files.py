@@ -1,17 +1,18 @@
 """The files of a snapshot, written one chunk of items at a time (ARCHITECTURE.md's contracts).
 
-Lines are built from JSON fragments made once per item and per response, so a pair line costs a
-string join, not a `json.dumps` of the prompt. `datasets` directories are made from the JSONL
-files by pyarrow's streaming JSON reader, one record batch at a time, so memory stays bounded.
-Beyond the contract, pair lines carry `chosen_id` / `rejected_id` (for diffs and provenance),
-baseline lines the rater's `weight`, ranking lines `response_scores` (scores aligned with
-`responses`, the form the `datasets` copy keeps, since its rows need one schema).
+Every file is made from index arrays (which item, which responses, which rater) computed with
+numpy: the JSONL lines join JSON fragments made once per item and per response, and the
+`datasets` copies are Arrow record batches taken from per-chunk arrays with the same indices
+(no JSON is parsed back), appended to one Arrow stream per split. Memory stays bounded by the
+chunk. Beyond the contract, pair lines carry `chosen_id` / `rejected_id` (for diffs and
+provenance), baseline lines the rater's `weight`, ranking lines `response_scores` (the scores
+aligned with `responses`, the form the `datasets` copy keeps, since its rows need one schema).
 """
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -19,6 +20,7 @@ import numpy as np
 
 from annotation.models import Item, Response
 from socialchoice.pairs import group_pairs
+from socialchoice.profiles import decode_levels
 
 from .ballots import Ballots
 
@@ -45,30 +47,83 @@ def split_of(external_id: str, seed: int, fractions: dict[str, float]) -> str:
     return SPLITS[-1]
 
 
+# ---------------------------------------------------------------- one chunk's texts
+
+
 @dataclass
-class Texts:
-    """JSON fragments of a chunk's items: prompt messages, response messages and response objects."""
+class Chunk:
+    """A chunk's items with their texts as JSON fragments and as Arrow arrays. Responses are
+    addressed by flat index ``item * k_max + column``."""
 
-    prompt: dict[int, str]
-    response_msg: dict[tuple[int, str], str]
-    response_obj: dict[int, str]
+    ballots: Ballots
+    splits: list[str]
+    snapshot_id: str
+    prompt_json: list[str] = field(default_factory=list)
+    response_json: list[str] = field(default_factory=list)
+    id_json: list[str] = field(default_factory=list)
+    item_json: list[str] = field(default_factory=list)
+    responses_json: list[str] = field(default_factory=list)
+    arrow: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def k_max(self) -> int:
+        return self.ballots.items.k_max
+
+    def fragments(self) -> dict[str, Any]:
+        """The JSON fragments as Arrow string arrays (made once per chunk)."""
+        import pyarrow as pa
+
+        if "fragments" not in self.arrow:
+            self.arrow["fragments"] = {
+                "prompt": pa.array(self.prompt_json, pa.string()), "response": pa.array(self.response_json, pa.string()),
+                "id": pa.array(self.id_json, pa.string()), "item": pa.array(self.item_json, pa.string()),
+                "split": pa.array(self.splits, pa.string()),
+            }
+        return self.arrow["fragments"]
 
 
-def load_texts(pks: np.ndarray) -> Texts:
-    if not len(pks):
-        return Texts({}, {}, {})
-    lo, hi = int(pks.min()), int(pks.max())
-    prompt = {
-        pk: dumps([*(context or []), {"role": "user", "content": text}])
-        for pk, text, context in Item.objects.filter(pk__range=(lo, hi)).values_list("pk", "prompt", "context")
+def load_chunk(ballots: Ballots, splits: list[str], snapshot_id: str) -> Chunk:
+    import pyarrow as pa
+
+    chunk = Chunk(ballots, splits, snapshot_id)
+    items, k_max = ballots.items, ballots.items.k_max
+    pks = items.pks.tolist()
+    lo, hi = min(pks), max(pks)
+    prompts = {pk: [*(context or []), {"role": "user", "content": text}] for pk, text, context in
+               Item.objects.filter(pk__range=(lo, hi)).values_list("pk", "prompt", "context")}
+    texts = {(item_id, rid): text for item_id, rid, text in
+             Response.objects.filter(item__pk__range=(lo, hi)).values_list("item_id", "response_id", "text")}
+    messages: list[list[dict[str, str]] | None] = []
+    ids: list[str | None] = []
+    objects: list[list[dict[str, str]]] = []
+    for i, pk in enumerate(pks):
+        alts = items.alternatives[i]
+        own = [{"id": a, "content": texts[(pk, a)]} for a in alts]
+        objects.append(own)
+        chunk.prompt_json.append(dumps(prompts[pk]))
+        chunk.item_json.append(dumps(items.external_ids[i]))
+        chunk.responses_json.append(dumps(own))
+        for col in range(k_max):
+            if col < len(alts):
+                msg = [{"role": "assistant", "content": texts[(pk, alts[col])]}]
+                chunk.response_json.append(dumps(msg))
+                chunk.id_json.append(dumps(alts[col]))
+                messages.append(msg)
+                ids.append(alts[col])
+            else:
+                chunk.response_json.append("")
+                chunk.id_json.append("")
+                messages.append(None)
+                ids.append(None)
+    chunk.arrow = {
+        "prompt": pa.array([prompts[pk] for pk in pks], type=MESSAGES()),
+        "message": pa.array(messages, type=MESSAGES()),
+        "id": pa.array(ids, type=pa.string()),
+        "item": pa.array(list(items.external_ids), type=pa.string()),
+        "split": pa.array(splits, type=pa.string()),
+        "responses": pa.array(objects, type=RESPONSES()),
     }
-    msg: dict[tuple[int, str], str] = {}
-    objs: dict[int, list[str]] = {}
-    rows = Response.objects.filter(item__pk__range=(lo, hi)).order_by("item_id", "position", "pk")
-    for item_id, rid, text in rows.values_list("item_id", "response_id", "text"):
-        msg[(item_id, rid)] = dumps([{"role": "assistant", "content": text}])
-        objs.setdefault(item_id, []).append(dumps({"id": rid, "content": text}))
-    return Texts(prompt, msg, {pk: "[" + ", ".join(v) + "]" for pk, v in objs.items()})
+    return chunk
 
 
 def support(ballots: Ballots) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -84,154 +139,227 @@ def support(ballots: Ballots) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return sup, total, human
 
 
-def pair_lines(ballots: Ballots, levels: np.ndarray, scores: np.ndarray, splits: list[str], texts: Texts,
-               strategy: str, snapshot_id: str, group: dict[str, str] | None = None) -> list[str]:
-    """Collective pairs of every item (TRL conversational format with margin and provenance)."""
+# ---------------------------------------------------------------- rows as index arrays
+
+
+@dataclass
+class Rows:
+    """Pair rows: item (chunk row), chosen and rejected columns, and their numbers."""
+
+    item: np.ndarray
+    a: np.ndarray
+    b: np.ndarray
+    margin: np.ndarray
+    vote_share: np.ndarray
+    human_share: np.ndarray
+    rater: np.ndarray | None = None  # rater pk (baseline)
+    weight: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.item)
+
+
+def collective_rows(ballots: Ballots, levels: np.ndarray, scores: np.ndarray, strategy: str) -> Rows:
+    """Collective pairs of every item by the strategy, in group order, ids in listed order."""
     sup, total, human = support(ballots)
-    extra = f', "group": {dumps(group)}' if group is not None else ""
-    out = []
-    for i, item_pk in enumerate(ballots.items.pks.tolist()):
-        alts = ballots.items.alternatives[i]
-        lv = levels[i, : len(alts)]
-        n_groups = int(lv.max()) + 1 if len(lv) else 0
-        head = (f'{{"prompt": {texts.prompt[item_pk]}, ')
-        tail = (f'"human_share": {_num(human[i] / total[i])}, "item": {dumps(ballots.items.external_ids[i])}, '
-                f'"split": "{splits[i]}", "snapshot": "{snapshot_id}"{extra}}}')
-        for gi, gj in group_pairs(n_groups, strategy):
+    item, a_idx, b_idx = [], [], []
+    for i in range(len(ballots.items)):
+        lv = levels[i, : len(ballots.items.alternatives[i])]
+        for gi, gj in group_pairs(int(lv.max()) + 1 if len(lv) else 0, strategy):
             for a in np.flatnonzero(lv == gi).tolist():
                 for b in np.flatnonzero(lv == gj).tolist():
-                    out.append(
-                        f'{head}"chosen": {texts.response_msg[(item_pk, alts[a])]}, '
-                        f'"rejected": {texts.response_msg[(item_pk, alts[b])]}, '
-                        f'"margin": {_num(scores[i, a] - scores[i, b])}, '
-                        f'"vote_share": {_num(sup[i, a, b] / total[i])}, '
-                        f'"chosen_id": {dumps(alts[a])}, "rejected_id": {dumps(alts[b])}, {tail}'
-                    )
-    return out
+                    item.append(i)
+                    a_idx.append(a)
+                    b_idx.append(b)
+    it, a, b = (np.array(x, dtype=np.int64) for x in (item, a_idx, b_idx))
+    total = np.where(total > 0, total, 1.0)  # items nobody ranked here (a group's chunk) give no pair
+    return Rows(it, a, b, scores[it, a] - scores[it, b], sup[it, a, b] / total[it], (human / total)[it])
 
 
-def ranking_lines(ballots: Ballots, levels: np.ndarray, scores: np.ndarray, splits: list[str], texts: Texts,
-                  snapshot_id: str) -> list[str]:
-    from socialchoice.profiles import decode_levels
-
-    out = []
-    for i, item_pk in enumerate(ballots.items.pks.tolist()):
-        alts = ballots.items.alternatives[i]
-        sc = [float(x) for x in scores[i, : len(alts)]]
-        out.append(
-            f'{{"prompt": {texts.prompt[item_pk]}, "responses": {texts.response_obj[item_pk]}, '
-            f'"ranking": {dumps(decode_levels(alts, levels[i, : len(alts)]))}, '
-            f'"scores": {dumps(dict(zip(alts, sc, strict=True)))}, "response_scores": {dumps(sc)}, '
-            f'"item": {dumps(ballots.items.external_ids[i])}, "split": "{splits[i]}", "snapshot": "{snapshot_id}"}}'
-        )
-    return out
-
-
-def baseline_lines(ballots: Ballots, splits: list[str], texts: Texts, keys: dict[int, str],
-                   snapshot_id: str) -> list[str]:
-    """Every rater's own strict pairs (no aggregation). `margin` is the rater's rank gap scaled to
-    [0, 1] (1 = first against last), `vote_share` 1 (the rater's own vote)."""
+def baseline_rows(ballots: Ballots) -> Rows:
+    """Every rater's own strict pairs (no aggregation). `margin` is the rater's tie-group gap
+    scaled to [0, 1] (1 = first against last), `vote_share` 1 (the rater's own vote)."""
     k_max = ballots.items.k_max
     g = ballots.group_indices.astype(np.int64)
     g = np.where(g < 0, k_max, g)
     valid = np.arange(k_max)[None, :] < ballots.items.k[ballots.item_index][:, None]
     strict = (g[:, :, None] < g[:, None, :]) & valid[:, :, None] & valid[:, None, :]
     strict &= (ballots.weights > 0)[:, None, None]
-    rows, a_idx, b_idx = np.nonzero(strict)
-    n_groups = np.where(valid, g, -1).max(axis=1)
+    rows, a, b = np.nonzero(strict)
+    last = np.maximum(np.where(valid, g, -1).max(axis=1), 1)
+    margin = np.minimum((g[rows, b] - g[rows, a]) / last[rows], 1.0)
+    return Rows(ballots.item_index[rows], a, b, margin, np.ones(len(rows)), ballots.human[rows].astype(np.float64),
+                ballots.rater_ids[rows], ballots.weights[rows])
+
+
+# ---------------------------------------------------------------- JSONL lines
+
+
+def _text(values: np.ndarray) -> Any:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    return pc.cast(pa.array(values, pa.float64()), pa.string())
+
+
+def _bytes(lines: Any) -> bytes:
+    """The concatenated values of a string array (each line already ends with a newline)."""
+    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32)[lines.offset : lines.offset + len(lines) + 1]
+    data = lines.buffers()[2]
+    return b"" if data is None else data.to_pybytes()[offsets[0] : offsets[-1]]
+
+
+def pair_lines(chunk: Chunk, rows: Rows, keys: dict[int, str] | None = None,
+               group: dict[str, str] | None = None) -> bytes:
+    """Pair lines (JSONL) joined element-wise by Arrow from the chunk's JSON fragments."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not len(rows):
+        return b""
+    k, frag = chunk.k_max, chunk.fragments()
+    items, fa, fb = pa.array(rows.item), pa.array(rows.item * k + rows.a), pa.array(rows.item * k + rows.b)
+    parts: list[Any] = [
+        '{"prompt": ', frag["prompt"].take(items), ', "chosen": ', frag["response"].take(fa),
+        ', "rejected": ', frag["response"].take(fb), ', "margin": ', _text(rows.margin),
+        ', "vote_share": ', _text(rows.vote_share), ', "human_share": ', _text(rows.human_share),
+        ', "chosen_id": ', frag["id"].take(fa), ', "rejected_id": ', frag["id"].take(fb),
+        ', "item": ', frag["item"].take(items), ', "split": "', frag["split"].take(items),
+        f'", "snapshot": "{chunk.snapshot_id}"',
+    ]
+    if rows.rater is not None and rows.weight is not None and keys is not None:
+        rater_ids = np.array(sorted(keys), dtype=np.int64)
+        names = pa.array([dumps(keys[int(r)]) for r in rater_ids], pa.string())
+        parts += [', "rater": ', names.take(pa.array(np.searchsorted(rater_ids, rows.rater))),
+                  ', "weight": ', _text(rows.weight)]
+    if group is not None:
+        parts.append(f', "group": {dumps(group)}')
+    parts.append("}\n")
+    return _bytes(pc.binary_join_element_wise(*parts, ""))
+
+
+def ranking_lines(chunk: Chunk, levels: np.ndarray, scores: np.ndarray) -> bytes:
+    items = chunk.ballots.items
     out = []
-    key_json = {pk: dumps(key) for pk, key in keys.items()}
-    for r, a, b in zip(rows.tolist(), a_idx.tolist(), b_idx.tolist(), strict=True):
-        i = int(ballots.item_index[r])
-        item_pk, alts = int(ballots.items.pks[i]), ballots.items.alternatives[i]
-        gap = (g[r, b] - g[r, a]) / max(int(n_groups[r]), 1)
+    for i in range(len(items)):
+        alts = items.alternatives[i]
+        sc = scores[i, : len(alts)].tolist()
         out.append(
-            f'{{"prompt": {texts.prompt[item_pk]}, "chosen": {texts.response_msg[(item_pk, alts[a])]}, '
-            f'"rejected": {texts.response_msg[(item_pk, alts[b])]}, "margin": {_num(min(gap, 1.0))}, '
-            f'"vote_share": 1.0, "human_share": {"1.0" if ballots.human[r] else "0.0"}, '
-            f'"chosen_id": {dumps(alts[a])}, "rejected_id": {dumps(alts[b])}, '
-            f'"item": {dumps(ballots.items.external_ids[i])}, "split": "{splits[i]}", '
-            f'"snapshot": "{snapshot_id}", "rater": {key_json[int(ballots.rater_ids[r])]}, '
-            f'"weight": {_num(ballots.weights[r])}}}'
+            f'{{"prompt": {chunk.prompt_json[i]}, "responses": {chunk.responses_json[i]}, '
+            f'"ranking": {dumps(decode_levels(alts, levels[i, : len(alts)]))}, '
+            f'"scores": {dumps(dict(zip(alts, sc, strict=True)))}, "response_scores": {dumps(sc)}, '
+            f'"item": {chunk.item_json[i]}, "split": "{chunk.splits[i]}", "snapshot": "{chunk.snapshot_id}"}}\n'
         )
-    return out
+    return "".join(out).encode()
 
 
-def _num(x: float) -> str:
-    return repr(float(x))
+def write_lines(handle: IO[bytes], lines: bytes) -> int:
+    """Write JSONL bytes; the number of lines written."""
+    handle.write(lines)
+    return lines.count(b"\n")
 
 
-def write_lines(handle: IO[str], lines: list[str]) -> int:
-    if lines:
-        handle.write("\n".join(lines))
-        handle.write("\n")
-    return len(lines)
+# ---------------------------------------------------------------- Arrow batches and datasets directories
 
 
-# ---------------------------------------------------------------- datasets directories
-
-
-def _schemas() -> dict[str, Any]:
+def MESSAGES() -> Any:  # noqa: N802 - a type constructor, named like pyarrow's
     import pyarrow as pa
 
-    message = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
-    pair = [("prompt", message), ("chosen", message), ("rejected", message), ("margin", pa.float64()),
-            ("vote_share", pa.float64()), ("human_share", pa.float64()), ("chosen_id", pa.string()),
-            ("rejected_id", pa.string()), ("item", pa.string()), ("split", pa.string()), ("snapshot", pa.string())]
-    ranking = [("prompt", message), ("responses", pa.list_(pa.struct([("id", pa.string()), ("content", pa.string())]))),
-               ("ranking", pa.list_(pa.list_(pa.string()))), ("response_scores", pa.list_(pa.float64())),
-               ("item", pa.string()), ("split", pa.string()), ("snapshot", pa.string())]
-    return {"pairs": pa.schema(pair), "rankings": pa.schema(ranking),
-            "baseline": pa.schema([*pair, ("rater", pa.string()), ("weight", pa.float64())]),
-            "group": lambda fld: pa.schema([*pair, ("group", pa.struct([(fld, pa.string())]))])}
+    return pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
+
+
+def RESPONSES() -> Any:  # noqa: N802
+    import pyarrow as pa
+
+    return pa.list_(pa.struct([("id", pa.string()), ("content", pa.string())]))
 
 
 def schema_for(kind: str, group_field: str | None = None) -> Any:
-    schemas = _schemas()
-    return schemas["group"](group_field) if kind == "group" else schemas[kind]
-
-
-def to_datasets(jsonl: Path, out: Path, schema: Any, splits: tuple[str, ...] = SPLITS) -> dict[str, int]:
-    """``jsonl`` as a `datasets` DatasetDict directory at ``out`` (one split per value of `split`)."""
     import pyarrow as pa
-    import pyarrow.compute as pc
-    import pyarrow.json as pj
-    from datasets import Dataset, DatasetDict, disable_progress_bars
-    from datasets.table import MemoryMappedTable
 
-    disable_progress_bars()
+    pair = [("prompt", MESSAGES()), ("chosen", MESSAGES()), ("rejected", MESSAGES()), ("margin", pa.float64()),
+            ("vote_share", pa.float64()), ("human_share", pa.float64()), ("chosen_id", pa.string()),
+            ("rejected_id", pa.string()), ("item", pa.string()), ("split", pa.string()), ("snapshot", pa.string())]
+    if kind == "pairs":
+        return pa.schema(pair)
+    if kind == "baseline":
+        return pa.schema([*pair, ("rater", pa.string()), ("weight", pa.float64())])
+    if kind == "group":
+        return pa.schema([*pair, ("group", pa.struct([(group_field or "group", pa.string())]))])
+    return pa.schema([("prompt", MESSAGES()), ("responses", RESPONSES()), ("ranking", pa.list_(pa.list_(pa.string()))),
+                      ("response_scores", pa.list_(pa.float64())), ("item", pa.string()), ("split", pa.string()),
+                      ("snapshot", pa.string())])
 
-    work = out.parent / f".{out.name}.arrow"
-    work.mkdir(parents=True)
-    paths = {s: work / f"{s}.arrow" for s in splits}
-    writers = {s: pa.ipc.new_stream(str(p), schema) for s, p in paths.items()}
-    counts = dict.fromkeys(splits, 0)
-    try:
-        if jsonl.stat().st_size:
-            reader = pj.open_json(
-                str(jsonl), read_options=pj.ReadOptions(block_size=4 << 20),
-                parse_options=pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"),
-            )
-            for batch in reader:
-                batch = pa.RecordBatch.from_arrays([batch.column(f.name) for f in schema], schema=schema)
-                for s in splits:
-                    part = batch.filter(pc.equal(batch.column("split"), s))
-                    counts[s] += part.num_rows
-                    writers[s].write_batch(part)
-    finally:
-        for w in writers.values():
-            w.close()
-    # A fingerprint from the content (not the temporary path) keeps state.json identical across
-    # rewrites; one shard per split even when it is empty: `load_from_disk` cannot read none.
-    size = jsonl.stat().st_size
-    parts = {
-        s: Dataset(MemoryMappedTable.from_file(str(p)),
-                   fingerprint=hashlib.sha256(f"{out.name}:{s}:{size}:{counts[s]}".encode()).hexdigest()[:16])
-        for s, p in paths.items()
-    }
-    DatasetDict(parts).save_to_disk(
-        str(out), num_shards=dict.fromkeys(splits, 1))
-    for p in paths.values():
-        p.unlink()
-    work.rmdir()
-    return counts
+
+def pair_batch(chunk: Chunk, rows: Rows, schema: Any, keys: dict[int, str] | None = None,
+               group: dict[str, str] | None = None) -> Any:
+    import pyarrow as pa
+
+    k = chunk.k_max
+    fa, fb = pa.array(rows.item * k + rows.a), pa.array(rows.item * k + rows.b)
+    items = pa.array(rows.item)
+    n = len(rows)
+    columns = [
+        chunk.arrow["prompt"].take(items), chunk.arrow["message"].take(fa), chunk.arrow["message"].take(fb),
+        pa.array(rows.margin, pa.float64()), pa.array(rows.vote_share, pa.float64()),
+        pa.array(rows.human_share, pa.float64()), chunk.arrow["id"].take(fa), chunk.arrow["id"].take(fb),
+        chunk.arrow["item"].take(items), chunk.arrow["split"].take(items),
+        pa.array([chunk.snapshot_id], pa.string()).take(pa.array(np.zeros(n, dtype=np.int64))),
+    ]
+    if rows.rater is not None and rows.weight is not None and keys is not None:
+        rater_ids = np.array(sorted(keys), dtype=np.int64)
+        names = pa.array([keys[int(r)] for r in rater_ids], pa.string())
+        columns += [names.take(pa.array(np.searchsorted(rater_ids, rows.rater))), pa.array(rows.weight, pa.float64())]
+    if group is not None:
+        (fld, value), = group.items()
+        columns.append(pa.StructArray.from_arrays([pa.array([value] * n, pa.string())], names=[fld]))
+    return pa.RecordBatch.from_arrays(columns, schema=schema)
+
+
+def ranking_batch(chunk: Chunk, levels: np.ndarray, scores: np.ndarray, schema: Any) -> Any:
+    import pyarrow as pa
+
+    items = chunk.ballots.items
+    orders = [decode_levels(a, levels[i, : len(a)]) for i, a in enumerate(items.alternatives)]
+    sc = [scores[i, : len(a)].tolist() for i, a in enumerate(items.alternatives)]
+    n = len(items)
+    return pa.RecordBatch.from_arrays([
+        chunk.arrow["prompt"], chunk.arrow["responses"], pa.array(orders, pa.list_(pa.list_(pa.string()))),
+        pa.array(sc, pa.list_(pa.float64())), chunk.arrow["item"], chunk.arrow["split"],
+        pa.array([chunk.snapshot_id] * n, pa.string()),
+    ], schema=schema)
+
+
+class DatasetSink:
+    """A `datasets` DatasetDict directory written as it goes: the metadata from saving an empty
+    DatasetDict of the schema, then each split's Arrow stream appended batch by batch."""
+
+    def __init__(self, out: Path, schema: Any, splits: tuple[str, ...], fingerprint: str) -> None:
+        import pyarrow as pa
+        from datasets import Dataset, DatasetDict, disable_progress_bars
+
+        disable_progress_bars()
+        empty = pa.Table.from_batches([], schema)
+        # The fingerprint names the content (the snapshot id), not a temporary path, so a rewrite
+        # gives byte-identical metadata; one shard per split, even an empty one.
+        DatasetDict({s: Dataset(empty, fingerprint=hashlib.sha256(f"{fingerprint}:{s}".encode()).hexdigest()[:16])
+                     for s in splits}).save_to_disk(str(out), num_shards=dict.fromkeys(splits, 1))
+        self.schema = schema
+        self.writers = {s: pa.ipc.new_stream(str(out / s / "data-00000-of-00001.arrow"), schema) for s in splits}
+        self.counts = dict.fromkeys(splits, 0)
+
+    def write(self, batch: Any) -> None:
+        import pyarrow.compute as pc
+
+        if not batch.num_rows:
+            return
+        for s, writer in self.writers.items():
+            part = batch.filter(pc.equal(batch.column("split"), s))
+            if part.num_rows:
+                writer.write_batch(part)
+                self.counts[s] += part.num_rows
+
+    def close(self) -> dict[str, int]:
+        for writer in self.writers.values():
+            writer.close()
+        return self.counts

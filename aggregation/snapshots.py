@@ -39,10 +39,10 @@ from annotation.models import Project
 from socialchoice.pairs import STRATEGIES
 
 from . import snapshot_files as files
-from .ballots import Ballots, iter_item_ranges, load_ballots, source_digest
+from .ballots import iter_item_ranges, load_ballots, source_digest
 from .models import Snapshot, snapshot_root
 from .pools import ResolvedPool, resolve
-from .services import AggregationError, check_k_limit, check_rule, pool_spec, run_rule
+from .services import AggregationError, check_rule, pool_spec, run_rule
 
 log = logging.getLogger(__name__)
 
@@ -134,9 +134,12 @@ def _publish(project: Project, user: AbstractBaseUser | None, inputs: SnapshotIn
              source: str, manifest: dict[str, Any], tmp: Path) -> tuple[Snapshot, bool]:
     final = snapshot_root() / snapshot_id
     _read_only(tmp)
-    if final.exists():  # left by a crash between rename and row, or a concurrent writer: same id, same files
-        shutil.rmtree(final)
-    os.rename(tmp, final)
+    if final.exists():
+        # Renamed into place by a concurrent writer of the same id (or left by a crash before its
+        # row was stored): a complete directory of the same inputs and rankings. Keep it as it is.
+        manifest = json.loads((final / "manifest.json").read_text())
+    else:
+        os.rename(tmp, final)
     try:
         snap = Snapshot.objects.create(
             project=project, snapshot_id=snapshot_id, pool_name=inputs.pool, rule=inputs.rule,
@@ -169,15 +172,17 @@ def delete_snapshot(snapshot: Snapshot) -> None:
 
 @dataclass
 class _Groups:
-    """Demographic groups large enough to show: (field, value) -> member rater pks, open files."""
+    """Demographic groups large enough to show: (field, value) -> member rater pks; their open
+    JSONL files and `datasets` sinks (made when a group first has a line)."""
 
     members: dict[tuple[str, str], np.ndarray]
-    handles: dict[tuple[str, str], IO[str]] = field(default_factory=dict)
+    handles: dict[tuple[str, str], IO[bytes]] = field(default_factory=dict)
+    sinks: dict[tuple[str, str], files.DatasetSink] = field(default_factory=dict)
     counts: dict[tuple[str, str], int] = field(default_factory=dict)
 
     @staticmethod
-    def file_name(fld: str, value: str) -> str:
-        return re.sub(r"[^A-Za-z0-9._-]+", "_", f"{fld}={value}").strip("_") + ".jsonl"
+    def stem(fld: str, value: str) -> str:
+        return re.sub(r"[^A-Za-z0-9._-]+", "_", f"{fld}={value}").strip("_")
 
 
 def _groups(project: Project, resolved: ResolvedPool) -> _Groups:
@@ -191,14 +196,30 @@ def _groups(project: Project, resolved: ResolvedPool) -> _Groups:
                     if len(m) >= min_group()})
 
 
+@dataclass
+class _Sinks:
+    pairs: files.DatasetSink
+    rankings: files.DatasetSink
+    baseline: files.DatasetSink
+
+    @classmethod
+    def open(cls, tmp: Path, snapshot_id: str) -> _Sinks:
+        def sink(name: str, kind: str) -> files.DatasetSink:
+            return files.DatasetSink(tmp / "datasets" / name, files.schema_for(kind), files.SPLITS,
+                                     f"{snapshot_id}:{name}")
+
+        return cls(sink("pairs", "pairs"), sink("rankings", "rankings"), sink("baseline_pairs", "baseline"))
+
+
 def _write(project: Project, inputs: SnapshotInputs, resolved: ResolvedPool, snapshot_id: str,
            hashed: dict[str, Any], source: str, tmp: Path) -> dict[str, Any]:
     (tmp / "groups").mkdir(parents=True)
     groups = _groups(project, resolved)
+    sinks = _Sinks.open(tmp, snapshot_id)
     split_items: dict[str, list[str]] = {s: [] for s in files.SPLITS}
     counts = {"items": 0, "rankings": 0, "pairs": 0, "baseline_pairs": 0}
-    with open(tmp / "pairs.jsonl", "w") as pairs, open(tmp / "rankings.jsonl", "w") as rankings, \
-            open(tmp / "baseline_pairs.jsonl", "w") as baseline:
+    with open(tmp / "pairs.jsonl", "wb") as pairs, open(tmp / "rankings.jsonl", "wb") as rankings, \
+            open(tmp / "baseline_pairs.jsonl", "wb") as baseline:
         for item_range in iter_item_ranges(project, CHUNK_ITEMS):
             ballots = load_ballots(project, item_range=item_range, raters=resolved.raters,
                                    drop_cannot_judge=resolved.spec.drop_cannot_judge).ranked_items()
@@ -208,20 +229,25 @@ def _write(project: Project, inputs: SnapshotInputs, resolved: ResolvedPool, sna
             for ext, s in zip(ballots.items.external_ids, splits, strict=True):
                 split_items[s].append(ext)
             levels, scores, _ = run_rule(ballots, inputs.rule, inputs.params, inputs.tie_policy, inputs.tie_seed)
-            texts = files.load_texts(ballots.items.pks)
+            chunk = files.load_chunk(ballots, splits, snapshot_id)
+            rows = files.collective_rows(ballots, levels, scores, inputs.pair_strategy)
+            own = files.baseline_rows(ballots)
             counts["items"] += len(ballots.items)
             counts["rankings"] += len(ballots)
-            counts["pairs"] += files.write_lines(pairs, files.pair_lines(
-                ballots, levels, scores, splits, texts, inputs.pair_strategy, snapshot_id))
-            files.write_lines(rankings, files.ranking_lines(ballots, levels, scores, splits, texts, snapshot_id))
-            counts["baseline_pairs"] += files.write_lines(baseline, files.baseline_lines(
-                ballots, splits, texts, resolved.keys, snapshot_id))
-            _write_groups(groups, tmp, ballots, splits, texts, inputs, snapshot_id)
-    for handle in groups.handles.values():
+            counts["pairs"] += files.write_lines(pairs, files.pair_lines(chunk, rows))
+            counts["baseline_pairs"] += files.write_lines(baseline, files.pair_lines(chunk, own, resolved.keys))
+            files.write_lines(rankings, files.ranking_lines(chunk, levels, scores))
+            sinks.pairs.write(files.pair_batch(chunk, rows, sinks.pairs.schema))
+            sinks.baseline.write(files.pair_batch(chunk, own, sinks.baseline.schema, resolved.keys))
+            sinks.rankings.write(files.ranking_batch(chunk, levels, scores, sinks.rankings.schema))
+            _write_groups(groups, tmp, chunk, inputs, snapshot_id)
+    datasets = {"pairs": sinks.pairs.close(), "rankings": sinks.rankings.close(),
+                "baseline_pairs": sinks.baseline.close()}
+    for key, handle in groups.handles.items():
         handle.close()
+        datasets[f"groups/{_Groups.stem(*key)}"] = groups.sinks[key].close()
     if not counts["items"]:
         raise AggregationError("the pool has no ranking in this project: nothing to freeze")
-    datasets = _datasets(tmp, groups)
     manifest = {
         "snapshot": snapshot_id, "inputs": hashed, "pool_resolved": resolved.summary(),
         "weights": resolved.weight_of(), "filters": {k: hashed["pool"][k] for k in (
@@ -231,7 +257,7 @@ def _write(project: Project, inputs: SnapshotInputs, resolved: ResolvedPool, sna
         "pair_strategy": inputs.pair_strategy, "seed": inputs.seed,
         "split": {"fractions": inputs.split, "items": split_items,
                   "counts": {s: len(v) for s, v in split_items.items()}},
-        "counts": counts, "groups": {_Groups.file_name(*g): {"field": g[0], "value": g[1], "pairs": n}
+        "counts": counts, "groups": {f"{_Groups.stem(*g)}.jsonl": {"field": g[0], "value": g[1], "pairs": n}
                                      for g, n in groups.counts.items()},
         "group_min_size": min_group(), "datasets": datasets, "source_rankings_hash": source,
         "code_version": code_version(), "created_at": datetime.now(UTC).isoformat(),
@@ -244,38 +270,39 @@ def _rule_facts(rule: str) -> dict[str, Any]:
     return next(dict(r) for r in socialchoice.describe() if r["name"] == rule)
 
 
-def _write_groups(groups: _Groups, tmp: Path, ballots: Ballots, splits: list[str], texts: files.Texts,
-                  inputs: SnapshotInputs, snapshot_id: str) -> None:
-    test = np.array([s == "test" for s in splits], dtype=bool)
+def _write_groups(groups: _Groups, tmp: Path, chunk: files.Chunk, inputs: SnapshotInputs, snapshot_id: str) -> None:
+    ballots = chunk.ballots
+    test = np.array([s == "test" for s in chunk.splits], dtype=bool)
     if not groups.members or not test.any():
         return
-    for (fld, value), members in groups.members.items():
+    for key, members in groups.members.items():
         rows = test[ballots.item_index] & np.isin(ballots.rater_ids, members)
         per_item = np.bincount(ballots.item_index[rows], minlength=len(ballots.items))
         rows &= per_item[ballots.item_index] >= min_group()
         if not rows.any():
             continue
-        sub = ballots.take(rows).ranked_items()
-        check_k_limit(sub, inputs.rule, _rule_facts(inputs.rule)["max_k"])
-        levels, scores, _ = run_rule(sub, inputs.rule, inputs.params, inputs.tie_policy, inputs.tie_seed)
-        sub_splits = ["test"] * len(sub.items)
-        lines = files.pair_lines(sub, levels, scores, sub_splits, texts, inputs.pair_strategy, snapshot_id,
-                                 group={fld: value})
-        key = (fld, value)
+        # The group's rankings over the chunk's items (indices unchanged, so the chunk's texts
+        # apply); items below the threshold have no ranking here and their rows are dropped.
+        sub = ballots.take(rows)
+        ranked = np.unique(sub.item_index)
+        levels = np.full((len(ballots.items), ballots.items.k_max), -1, dtype=np.int64)
+        scores = np.zeros(levels.shape)
+        levels[ranked], scores[ranked], _ = run_rule(sub.ranked_items(), inputs.rule, inputs.params,
+                                                     inputs.tie_policy, inputs.tie_seed)
+        pair_rows = files.collective_rows(sub, levels, scores, inputs.pair_strategy)
+        keep = per_item[pair_rows.item] >= min_group()
+        pair_rows = files.Rows(*(x[keep] for x in (pair_rows.item, pair_rows.a, pair_rows.b, pair_rows.margin,
+                                                   pair_rows.vote_share, pair_rows.human_share)))
+        group = {key[0]: key[1]}
         if key not in groups.handles:
-            groups.handles[key] = open(tmp / "groups" / _Groups.file_name(fld, value), "w")  # noqa: SIM115
+            stem = _Groups.stem(*key)
+            groups.handles[key] = open(tmp / "groups" / f"{stem}.jsonl", "wb")  # noqa: SIM115 - closed in _write
+            groups.sinks[key] = files.DatasetSink(tmp / "datasets" / "groups" / stem,
+                                                  files.schema_for("group", key[0]), ("test",),
+                                                  f"{snapshot_id}:groups/{stem}")
+        lines = files.pair_lines(chunk, pair_rows, group=group)
         groups.counts[key] = groups.counts.get(key, 0) + files.write_lines(groups.handles[key], lines)
-
-
-def _datasets(tmp: Path, groups: _Groups) -> dict[str, dict[str, int]]:
-    out = {}
-    for name, kind in (("pairs", "pairs"), ("rankings", "rankings"), ("baseline_pairs", "baseline")):
-        out[name] = files.to_datasets(tmp / f"{name}.jsonl", tmp / "datasets" / name, files.schema_for(kind))
-    for (fld, value) in groups.handles:
-        stem = _Groups.file_name(fld, value)[: -len(".jsonl")]
-        out[f"groups/{stem}"] = files.to_datasets(tmp / "groups" / f"{stem}.jsonl", tmp / "datasets" / "groups" / stem,
-                                                  files.schema_for("group", fld), splits=("test",))
-    return out
+        groups.sinks[key].write(files.pair_batch(chunk, pair_rows, groups.sinks[key].schema, group=group))
 
 
 # ---------------------------------------------------------------- reading

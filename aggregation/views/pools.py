@@ -18,7 +18,7 @@ from aggregation import services
 from aggregation.forms import PoolForm
 from aggregation.models import Pool
 from aggregation.permissions import researcher_project
-from aggregation.pools import ALL, PoolError, PoolSpec, resolve
+from aggregation.pools import ALL, PoolError, PoolSpec, RaterInfo, project_raters, resolve
 from annotation.models import Project, Rater
 
 
@@ -31,9 +31,9 @@ def _choices(project: Project) -> dict[str, Any]:
     return {"panels": [(p.pk, str(p)) for p in panels.distinct()], "models": [m for m in models if m]}
 
 
-def _summary(project: Project, spec: PoolSpec) -> dict[str, Any]:
+def _summary(project: Project, spec: PoolSpec, raters: list[RaterInfo]) -> dict[str, Any]:
     try:
-        return resolve(project, spec).summary()
+        return resolve(project, spec, raters).summary()
     except PoolError as exc:
         return {"error": exc.message}
 
@@ -42,9 +42,10 @@ def _summary(project: Project, spec: PoolSpec) -> dict[str, Any]:
 @require_GET
 def pool_list(request: HttpRequest, public_id: UUID) -> HttpResponse:
     project = researcher_project(request.user, public_id)
-    rows = [{"name": "all", "builtin": True, "summary": _summary(project, ALL)}]
+    raters = project_raters(project)
+    rows = [{"name": "all", "builtin": True, "summary": _summary(project, ALL, raters)}]
     for pool in Pool.objects.filter(project=project):
-        rows.append({"name": pool.name, "pool": pool, "summary": _summary(project, PoolSpec.from_pool(pool))})
+        rows.append({"name": pool.name, "pool": pool, "summary": _summary(project, PoolSpec.from_pool(pool), raters)})
     return render(request, "aggregation/pool_list.html", {"project": project, "rows": rows})
 
 

@@ -138,3 +138,32 @@ def test_targets_csv():
         parse_targets_csv("field,value,share\nage_band,A,0.5\nage_band,B,x\n")
     with pytest.raises(PoolError, match="header"):
         parse_targets_csv("a,b\n1,2\n")
+
+
+def test_synthetic_raters_by_panel_and_model(owner):
+    """Panels come from the judgments (which persona of which panel judged); models from the rater."""
+    from jobs.models import Run
+    from synthetic.models import Judgment, Persona, PersonaPanel, SyntheticRun
+
+    project, items = make_project(owner, name="Panels", n_items=2)
+    w = World(project, owner, items)
+    a = add_persona("pa", {"political_leaning": "left"}, model="transformers:small")
+    b = add_persona("pb", {"political_leaning": "right"}, model="openai:big")
+    c = add_persona("pc", {"political_leaning": "left"}, model="openai:big")
+    rank_all(w, [a, b, c], seed=3)
+    panels = {}
+    for name, raters in (("first", [a, b]), ("second", [c])):
+        panel = PersonaPanel.objects.create(name=name, owner=owner, project=project)
+        run = SyntheticRun.objects.create(run=Run.objects.create(kind="synthetic", owner=owner, project=project),
+                                          project=project, panel=panel, engine="fake", model="m", prompt_version="v1")
+        for rater in raters:
+            persona = Persona.objects.create(panel=panel, persona_id=rater.persona["id"], description="d")
+            Judgment.objects.create(run=run, item=items[0], persona=persona, rater=rater, prompt_version="v1",
+                                    model=rater.model, shown_order=[])
+        panels[name] = panel.pk
+    by_panel = resolve(project, ALL.__class__(panels=[panels["first"]]))
+    assert set(by_panel.keys.values()) == {a.key, b.key} and by_panel.left_out == {"persona panel": 1}
+    by_model = resolve(project, ALL.__class__(synthetic_models=["openai:big"]))
+    assert set(by_model.keys.values()) == {b.key, c.key}
+    both = resolve(project, ALL.__class__(panels=[panels["first"]], synthetic_models=["openai:big"]))
+    assert set(both.keys.values()) == {b.key}

@@ -132,6 +132,17 @@ def _group_world(owner, n_de: int, n_fr: int) -> World:
     return w
 
 
+def test_a_group_needs_enough_members_on_each_item(owner, settings):
+    settings.AGGREGATE_MIN_GROUP = 5
+    world = _group_world(owner, n_de=5, n_fr=0)
+    split = {"train": 0.0, "validation": 0.0, "test": 1.0}
+    # One German annotator's ranking of the first item goes: that item has 4 German rankings left.
+    Ranking.objects.filter(item=world.items[0], rater=world.humans[0]).update(is_current=False)
+    snap, _ = create_snapshot(project=world.project, user=owner, inputs=SnapshotInputs(rule="borda", split=split))
+    items = {ln["item"] for ln in _lines(snap.path / "groups" / "country_DE.jsonl")}
+    assert world.items[0].external_id not in items and world.items[1].external_id in items
+
+
 def test_groups_below_the_threshold_are_left_out(owner, settings):
     settings.AGGREGATE_MIN_GROUP = 5
     world = _group_world(owner, n_de=5, n_fr=4)
@@ -144,6 +155,11 @@ def test_groups_below_the_threshold_are_left_out(owner, settings):
     assert lines and {ln["item"] for ln in lines} <= tests and all(ln["split"] == "test" for ln in lines)
     assert all(ln["group"] == {"country": "DE"} and ln["human_share"] == 1.0 for ln in lines)
     assert json.loads((snap.path / "manifest.json").read_text())["group_min_size"] == 5
+    ds = load_from_disk(str(snap.path / "datasets" / "groups" / "country_DE"))
+    assert len(ds["test"]) == len(lines) and ds["test"][0]["group"] == {"country": "DE"}
+    baseline = load_from_disk(str(snap.path / "datasets" / "baseline_pairs"))
+    assert sum(len(baseline[s]) for s in baseline) == len(_lines(snap.path / "baseline_pairs.jsonl"))
+    assert baseline["train"][0]["rater"].startswith(("user:", "persona:"))
 
 
 def test_refusals(owner):
