@@ -1,0 +1,313 @@
+"""The "evaluation" run kind: models x benchmarks on the batched scoring engine.
+
+Config (validated by `clean_config`, stored on the `jobs.Run`, hashed into every result):
+
+    {"models": [{"name": "base", "path": "<model dir>", "reference": "<model dir>" | null}],
+     "benchmarks": [{"name": "bbq", "per_category": 50}, {"name": "crows_pairs"},
+                    {"name": "winogenerated"}, {"name": "preference", "snapshots": {"human": "<id>"}},
+                    {"name": "rewardbench", "path": "<jsonl>"}, {"name": "lm_eval", "tasks": ["..."]}],
+     "chunk_size": 256, "device": "auto"}
+
+Model directories must lie under MODELS_DIR or ARTIFACTS_DIR, data files under the shipped
+`data/` or VAR_DIR/benchmarks: no config names a file elsewhere.
+
+Execution: each benchmark's requests are scored in chunks of `chunk_size`; every chunk's scores
+are stored (`ScoreChunk`) before the next starts, so a cancelled, crashed or interrupted run
+resumes where it stopped. Cancel is checked between chunks. With
+`settings.EVALUATION_ENGINE_SUBPROCESS` (default) the engine runs in `manage.py
+evaluation_engine <id>`, so a CUDA or out-of-memory crash fails the run, never the worker.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+
+from evaluation.models import EvaluationResult, EvaluationRun, ScoreChunk
+from jobs import registry
+from jobs.models import Run
+from jobs.runner import Cancelled, RunContext, SubprocessFailed
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CHUNK = 256
+LM_EVAL = "lm_eval"
+
+
+# ---------------------------------------------------------------- config
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    canonical = json.dumps(config, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def snapshots_dir() -> Path:
+    return settings.VAR_DIR / "snapshots"
+
+
+def model_roots() -> list[Path]:
+    return [Path(settings.MODELS_DIR).resolve(), Path(settings.ARTIFACTS_DIR).resolve()]
+
+
+def data_roots() -> list[Path]:
+    return [(Path(settings.BASE_DIR) / "data").resolve(), (Path(settings.VAR_DIR) / "benchmarks").resolve()]
+
+
+def _inside(value: Any, roots: list[Path], where: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{where} must be a path")
+    path = Path(value)
+    if not path.is_absolute():
+        path = Path(settings.BASE_DIR) / path
+    resolved = path.resolve()
+    if not any(resolved.is_relative_to(root) for root in roots):
+        raise ValueError(f"{where} {value!r} is outside the allowed directories ({', '.join(map(str, roots))})")
+    return str(resolved)
+
+
+def _clean_model(raw: Any, n: int) -> dict[str, Any]:
+    where = f"models[{n}]"
+    if not isinstance(raw, dict):
+        raise ValueError(f"{where} must be an object with name and path")
+    name = raw.get("name")
+    if not isinstance(name, str) or not name.strip() or len(name) > 200:
+        raise ValueError(f"{where}.name must be a non-empty name of at most 200 characters")
+    path = _inside(raw.get("path"), model_roots(), f"{where}.path")
+    if not (Path(path) / "config.json").is_file():
+        raise ValueError(f"{where}.path {path} is not a model directory (no config.json)")
+    reference = raw.get("reference")
+    if reference is not None:
+        reference = _inside(reference, model_roots(), f"{where}.reference")
+    return {"name": name.strip(), "path": path, "reference": reference, **{k: raw[k] for k in ("public_id",) if k in raw}}
+
+
+def _clean_benchmark(raw: Any, n: int) -> dict[str, Any]:
+    from evaluation.benchmarks import BenchmarkDataError, suite
+
+    where = f"benchmarks[{n}]"
+    if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
+        raise ValueError(f"{where} must be an object with a name")
+    bench = dict(raw)
+    for key in ("directory", "path"):
+        if key in bench:
+            bench[key] = _inside(bench[key], data_roots(), f"{where}.{key}")
+    if bench["name"] == LM_EVAL:
+        return _clean_lm_eval(bench, where)
+    try:
+        task = suite.build(bench, lambda turns: "\n".join(c for _, c in turns), snapshots_dir())
+    except (ValueError, BenchmarkDataError, OSError) as exc:
+        raise ValueError(f"{where}: {exc}") from None
+    if task.needs_reference:
+        bench["_needs_reference"] = True
+    return bench
+
+
+def _clean_lm_eval(bench: dict[str, Any], where: str) -> dict[str, Any]:
+    if importlib.util.find_spec("lm_eval") is None:
+        raise ValueError(
+            f"{where}: lm-evaluation-harness is not installed in this environment "
+            "(pip install lm-eval), so its tasks cannot run; our own benchmarks can"
+        )
+    tasks = bench.get("tasks")
+    if not isinstance(tasks, list) or not tasks or not all(isinstance(t, str) and t for t in tasks):
+        raise ValueError(f"{where}.tasks must list lm-evaluation-harness task names")
+    return bench
+
+
+def clean_config(config: dict[str, Any]) -> dict[str, Any]:
+    models = config.get("models")
+    if not isinstance(models, list) or not models:
+        raise ValueError("models: at least one model is needed")
+    cleaned_models = [_clean_model(m, n) for n, m in enumerate(models)]
+    names = [m["name"] for m in cleaned_models]
+    if len(set(names)) != len(names):
+        raise ValueError("models: two models have the same name")
+    benchmarks = config.get("benchmarks")
+    if not isinstance(benchmarks, list) or not benchmarks:
+        raise ValueError("benchmarks: at least one benchmark is needed")
+    cleaned_benchmarks = [_clean_benchmark(b, n) for n, b in enumerate(benchmarks)]
+    for n, bench in enumerate(cleaned_benchmarks):
+        if bench.pop("_needs_reference", False):
+            missing = [m["name"] for m in cleaned_models if not m["reference"]]
+            if missing:
+                raise ValueError(f"benchmarks[{n}] scores with the DPO implicit reward: models {', '.join(missing)} need a reference")
+    chunk = config.get("chunk_size", DEFAULT_CHUNK)
+    if not isinstance(chunk, int) or isinstance(chunk, bool) or not 1 <= chunk <= 100_000:
+        raise ValueError("chunk_size must be an integer from 1 to 100000")
+    device = config.get("device", "auto")
+    if device not in ("auto", "cpu", "cuda"):
+        raise ValueError("device must be auto, cpu or cuda")
+    return {"models": cleaned_models, "benchmarks": cleaned_benchmarks, "chunk_size": chunk, "device": device}
+
+
+# ---------------------------------------------------------------- the handler
+
+
+def _in_subprocess() -> bool:
+    return bool(getattr(settings, "EVALUATION_ENGINE_SUBPROCESS", True))
+
+
+@registry.register("evaluation", label="Evaluation", validate=clean_config)
+def run_evaluation(run: Run, ctx: RunContext) -> None:
+    erun = EvaluationRun.objects.select_related("run").get(run=run)
+    if _in_subprocess():
+        argv = [sys.executable, str(settings.BASE_DIR / "manage.py"), "evaluation_engine", str(erun.pk)]
+        try:
+            ctx.run_subprocess(argv, cwd=str(settings.BASE_DIR))
+        except SubprocessFailed:
+            if Run.objects.filter(pk=run.pk, cancel_requested=True).exists():
+                raise Cancelled("cancel requested") from None
+            raise
+    else:
+        evaluate_run(erun, ctx)
+    ctx.artifact(write_results_file(erun))
+    ctx.log(f"{erun.results.count()} result(s) stored")
+
+
+def write_results_file(erun: EvaluationRun) -> Path:
+    """Every result of the run as JSON beside its log, with the config and its hash."""
+    path = Path(settings.ARTIFACTS_DIR) / "runs" / str(erun.run.public_id) / "results.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = list(erun.results.values(
+        "model_name", "model_path", "benchmark", "benchmark_version", "config_hash", "metric", "scope",
+        "scope_value", "value", "ci_low", "ci_high", "n", "source",
+    ))
+    path.write_text(json.dumps({"run": str(erun.run.public_id), "config": erun.run.config,
+                                "config_hash": erun.config_hash, "results": rows}, indent=1))
+    return path
+
+
+# ---------------------------------------------------------------- the work
+
+
+def _total(config: dict[str, Any]) -> int:
+    from evaluation.benchmarks import suite
+
+    total = 0
+    for bench in config["benchmarks"]:
+        if bench["name"] == LM_EVAL:
+            continue
+        task = suite.build(bench, lambda turns: "", snapshots_dir())
+        total += len(task.requests) * len(config["models"]) * (2 if task.needs_reference else 1)
+    return total
+
+
+def evaluate_run(erun: EvaluationRun, report: Any) -> None:
+    """Score every (model, benchmark) of the run, skipping chunks already stored; store results."""
+    config = erun.run.config
+    state = {"done": 0, "total": _total(config)}
+    report.progress(0, state["total"])
+    for model in config["models"]:
+        engines: dict[str, Any] = {}
+        try:
+            for bench in config["benchmarks"]:
+                if bench["name"] == LM_EVAL:
+                    run_lm_eval(erun, model, bench, config, report)
+                    continue
+                _evaluate_benchmark(erun, model, bench, engines, state, report)
+        finally:
+            engines.clear()
+
+
+def _engine(engines: dict[str, Any], role: str, path: str, config: dict[str, Any], report: Any) -> Any:
+    from evaluation.engine import ScoringEngine
+
+    if role not in engines:
+        report.log(f"loading {role} model {path}")
+        engines[role] = ScoringEngine(path, device=config["device"])
+    return engines[role]
+
+
+def _evaluate_benchmark(erun: EvaluationRun, model: dict[str, Any], bench: dict[str, Any], engines: dict[str, Any],
+                        state: dict[str, int], report: Any) -> None:
+    from evaluation.benchmarks import suite
+
+    config = erun.run.config
+    policy = _engine(engines, "policy", model["path"], config, report)
+    task = suite.build(bench, policy.render_chat, snapshots_dir())
+    roles = [("policy", model["path"])] + ([("reference", model["reference"])] if task.needs_reference else [])
+    scores: dict[str, list[float]] = {}
+    for role, path in roles:
+        engine = _engine(engines, role, path, config, report)
+        scores[role] = _score_chunks(erun, model["name"], task, role, engine, state, report)
+    rows = task.evaluate(scores["policy"], scores.get("reference"))
+    _store_results(erun, model, task, rows)
+    report.log(f"{model['name']} / {task.name}: {len(rows)} numbers stored")
+
+
+def _score_chunks(erun: EvaluationRun, model_name: str, task: Any, role: str, engine: Any,
+                  state: dict[str, int], report: Any) -> list[float]:
+    size = erun.run.config["chunk_size"]
+    stored = {c.index: c.scores for c in ScoreChunk.objects.filter(
+        evaluation=erun, model_name=model_name, benchmark=task.name, role=role)}
+    scores: list[float] = []
+    for index, start in enumerate(range(0, len(task.requests), size)):
+        requests = task.requests[start:start + size]
+        chunk = stored.get(index)
+        if chunk is None or len(chunk) != len(requests):
+            report.check_cancelled()
+            chunk = engine.loglikelihood(requests)
+            ScoreChunk.objects.update_or_create(
+                evaluation=erun, model_name=model_name, benchmark=task.name, role=role, index=index,
+                defaults={"scores": chunk},
+            )
+        scores.extend(chunk)
+        state["done"] += len(requests)
+        report.progress(state["done"], state["total"])
+    return scores
+
+
+@transaction.atomic
+def _store_results(erun: EvaluationRun, model: dict[str, Any], task: Any, rows: list[dict[str, Any]], source: str = "rlchf") -> None:
+    EvaluationResult.objects.filter(evaluation=erun, model_name=model["name"], benchmark=task.name, source=source).delete()
+    EvaluationResult.objects.bulk_create([
+        EvaluationResult(
+            evaluation=erun, model_name=model["name"], model_path=model["path"], benchmark=task.name,
+            benchmark_version=task.version, config_hash=erun.config_hash, source=source, **r,
+        )
+        for r in rows
+    ])
+
+
+# ---------------------------------------------------------------- lm-evaluation-harness bridge
+
+
+def run_lm_eval(erun: EvaluationRun, model: dict[str, Any], bench: dict[str, Any], config: dict[str, Any], report: Any) -> None:
+    """Run lm-evaluation-harness's tasks on the model directory and store its numbers beside
+    ours (source "lm-eval"; version "lm-eval <its version>")."""
+    if importlib.util.find_spec("lm_eval") is None:
+        raise RuntimeError("lm-evaluation-harness (lm-eval) is not installed: the lm_eval benchmark cannot run")
+    import lm_eval
+    from lm_eval import simple_evaluate
+
+    report.check_cancelled()
+    device = config["device"] if config["device"] != "auto" else "cpu"
+    output = simple_evaluate(
+        model="hf", model_args=f"pretrained={model['path']}", tasks=bench["tasks"],
+        limit=bench.get("limit"), device=device, batch_size=bench.get("batch_size", 8),
+    )
+    rows = []
+    for task_name, metrics in (output or {}).get("results", {}).items():
+        for key, value in metrics.items():
+            if not isinstance(value, (int, float)) or key.endswith("_stderr") or "," not in key:
+                continue
+            metric = key.split(",")[0]
+            stderr = metrics.get(f"{metric}_stderr,{key.split(',', 1)[1]}")
+            ci = {"low": value - 1.96 * stderr, "high": value + 1.96 * stderr} if isinstance(stderr, (int, float)) else None
+            rows.append({"metric": metric, "scope": "category", "scope_value": task_name, "value": float(value),
+                         "ci_low": ci["low"] if ci else None, "ci_high": ci["high"] if ci else None, "n": None})
+
+    class _Bridge:
+        name = LM_EVAL
+        version = f"lm-eval {getattr(lm_eval, '__version__', '?')}"
+
+    _store_results(erun, model, _Bridge(), rows, source="lm-eval")
+    report.log(f"{model['name']} / lm-eval {', '.join(bench['tasks'])}: {len(rows)} numbers stored")

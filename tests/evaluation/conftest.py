@@ -1,0 +1,20 @@
+"""Fixtures of the evaluation tests: one tiny model per session (built locally, never downloaded)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.tiny_models import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "tiny-qwen2")
+
+
+@pytest.fixture(scope="session")
+def tiny_engine(tiny_model_dir: Path):
+    from evaluation.engine import ScoringEngine
+
+    return ScoringEngine(tiny_model_dir, device="cpu")
