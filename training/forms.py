@@ -59,7 +59,7 @@ class TrainingRunForm(forms.Form):
     use_peft = forms.BooleanField(required=False, label="LoRA")
     lora_r = forms.IntegerField(required=False, initial=16, label="LoRA rank")
     lora_alpha = forms.IntegerField(required=False, initial=32, label="LoRA alpha")
-    group_by = forms.CharField(required=False, help_text="Group-robust DPO: the group attribute (all when empty).")
+    group_by = forms.CharField(required=False, help_text="Group-robust DPO groups: a demographic attribute, rater, or source (human / synthetic).")
     group_step_size = forms.FloatField(required=False, help_text="Group-robust DPO: exponentiated-gradient step.")
     dataset_file = forms.ChoiceField(choices=[(f, f"{f}.jsonl") for f in services.DATASET_FILES], initial="pairs")
     algorithm = forms.ChoiceField(choices=[("grpo", "GRPO"), ("rloo", "RLOO")], initial="grpo", required=False)
