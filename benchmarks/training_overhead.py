@@ -22,6 +22,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -98,15 +99,19 @@ def launch_prefix(gpus: int) -> list[str]:
     return argv + (["--cpu", "--mixed_precision", "no"] if gpus == 0 else (["--multi_gpu"] if gpus > 1 else []))
 
 
-def run_bare(root: Path, model: Path, snapshot: Path, values: dict, gpus: int, n: int) -> float:
+def run_bare(root: Path, model: Path, snapshot: Path, values: dict, gpus: int, n: int) -> tuple[float, float]:
+    """Wall seconds of the bare script, and its trainer's own train_runtime."""
     script = root / "bare_dpo.py"
     script.write_text(BARE_SCRIPT)
     out = root / f"bare-{n}"
     argv = [*launch_prefix(gpus), str(script), str(model), str(snapshot / "pairs.jsonl"), str(out),
             json.dumps(bare_config(values, gpus))]
     start = time.perf_counter()
-    subprocess.run(argv, check=True, capture_output=True, cwd=root, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
-    return time.perf_counter() - start
+    done = subprocess.run(argv, check=True, capture_output=True, text=True, cwd=root,
+                          env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
+    elapsed = time.perf_counter() - start
+    found = re.search(r"'train_runtime': '?([0-9.]+)", done.stdout + done.stderr)
+    return elapsed, float(found.group(1)) if found else float("nan")
 
 
 def start_worker(root: Path) -> subprocess.Popen:
@@ -171,17 +176,26 @@ def main() -> None:
     worker = start_worker(root)
     try:
         run_ours(owner, project, base, snapshot.name, {**values, "max_steps": 1}, opts.gpus)  # warm the worker
-        bare_times, our_times, trainings = [], [], []
+        bare_times, bare_inner, our_times, trainings = [], [], [], []
         for n in range(opts.repeats):
-            bare_times.append(run_bare(root, model, snapshot, values, opts.gpus, n))
+            wall, inner = run_bare(root, model, snapshot, values, opts.gpus, n)
+            bare_times.append(wall)
+            bare_inner.append(inner)
             elapsed, training = run_ours(owner, project, base, snapshot.name, values, opts.gpus)
             our_times.append(elapsed)
             trainings.append(training)
-            logger.info("repeat %d: bare %.2f s, ours %.2f s", n + 1, bare_times[-1], elapsed)
+            logger.info("repeat %d: bare %.2f s (trainer %.2f s), ours %.2f s (trainer %.2f s)", n + 1, wall, inner,
+                        elapsed, _train_runtime(training))
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.wait(timeout=30)
     report(opts, bare_times, our_times, trainings)
+    logger.info("bare, inside the trainer: best train_runtime %.2f s", min(bare_inner))
+
+
+def _train_runtime(training: object) -> float:
+    summary = json.loads((Path(training.output_dir) / "rlchf_run.json").read_text())
+    return float(summary.get("final", {}).get("train_runtime", float("nan")))
 
 
 def report(opts: argparse.Namespace, bare: list[float], ours: list[float], trainings: list) -> None:

@@ -28,8 +28,8 @@ HYPER_FIELDS = ("learning_rate", "max_steps", "per_device_train_batch_size", "gr
                 "save_steps")
 
 
-def _snapshot_choices() -> list[tuple[str, str]]:
-    return [(s, s) for s in services.list_snapshots()]
+def _snapshot_choices(project: Any) -> list[tuple[str, str]]:
+    return [(s, s) for s in services.list_snapshots(project)]
 
 
 class _ModelChoice(forms.ModelChoiceField):
@@ -59,7 +59,7 @@ class TrainingRunForm(forms.Form):
     use_peft = forms.BooleanField(required=False, label="LoRA")
     lora_r = forms.IntegerField(required=False, initial=16, label="LoRA rank")
     lora_alpha = forms.IntegerField(required=False, initial=32, label="LoRA alpha")
-    group_by = forms.CharField(required=False, help_text="Group-robust DPO: the group attribute (all when empty).")
+    group_by = forms.CharField(required=False, help_text="Group-robust DPO groups: a demographic attribute, rater, or source (human / synthetic).")
     group_step_size = forms.FloatField(required=False, help_text="Group-robust DPO: exponentiated-gradient step.")
     dataset_file = forms.ChoiceField(choices=[(f, f"{f}.jsonl") for f in services.DATASET_FILES], initial="pairs")
     algorithm = forms.ChoiceField(choices=[("grpo", "GRPO"), ("rloo", "RLOO")], initial="grpo", required=False)
@@ -70,12 +70,12 @@ class TrainingRunForm(forms.Form):
     preset = forms.ChoiceField(choices=PRESET_CHOICES, required=False, help_text="TRL's accelerate preset.")
     launcher = forms.ChoiceField(choices=TrainingRun.Launcher.choices, initial="local")
 
-    def __init__(self, *args: Any, models: QuerySet[RegisteredModel], **kwargs: Any) -> None:
+    def __init__(self, *args: Any, models: QuerySet[RegisteredModel], project: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         ready = models.filter(status=RegisteredModel.Status.READY)
         for name in ("base_model", "ref_model", "reward_models"):
             self.fields[name].queryset = ready
-        self.fields["snapshot_id"].choices = _snapshot_choices()
+        self.fields["snapshot_id"].choices = _snapshot_choices(project)
 
     def hyperparameters(self) -> dict[str, Any]:
         data = self.cleaned_data
@@ -111,11 +111,11 @@ class ExperimentForm(forms.Form):
     beta = forms.FloatField(initial=0.1)
     seed = forms.IntegerField(initial=42)
 
-    def __init__(self, *args: Any, models: QuerySet[RegisteredModel], **kwargs: Any) -> None:
+    def __init__(self, *args: Any, models: QuerySet[RegisteredModel], project: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["base_model"].queryset = models.filter(status=RegisteredModel.Status.READY)
         for name in ("snapshot_humans", "snapshot_synthetic", "snapshot_both"):
-            self.fields[name].choices = _snapshot_choices()
+            self.fields[name].choices = _snapshot_choices(project)
 
     def hyperparameters(self) -> dict[str, Any]:
         keys = ("learning_rate", "max_steps", "per_device_train_batch_size", "max_length", "beta")

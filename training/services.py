@@ -79,11 +79,27 @@ def needed_file(recipe: str, objective: str, hyper: dict[str, Any]) -> str:
     return str(hyper.get("dataset_file", "pairs"))
 
 
-def list_snapshots() -> list[str]:
+def _foreign_snapshot_ids(project: Any) -> set[str]:
+    """Snapshots the aggregation app froze for OTHER projects: never readable from this one."""
+    from aggregation.models import Snapshot
+
+    return set(Snapshot.objects.exclude(project=project).values_list("snapshot_id", flat=True))
+
+
+def check_project_snapshot(project: Any, snapshot_id: str) -> Path:
+    """The snapshot's directory, if the project may train on it (its own snapshot, or a directory
+    no project's record claims, e.g. one written by hand); the same error as a missing one otherwise."""
+    if snapshot_id in _foreign_snapshot_ids(project):
+        raise TrainingError(f"snapshot_id: no snapshot {snapshot_id} in {settings.SNAPSHOTS_DIR}")
+    return snapshot_dir(snapshot_id)
+
+
+def list_snapshots(project: Any) -> list[str]:
     root = Path(settings.SNAPSHOTS_DIR)
     if not root.is_dir():
         return []
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and SNAPSHOT_ID.match(p.name))
+    foreign = _foreign_snapshot_ids(project)
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and SNAPSHOT_ID.match(p.name) and p.name not in foreign)
 
 
 # ---------------------------------------------------------------- models
@@ -285,6 +301,7 @@ def start_training(
     for field, model in (("base_model", base_model), ("ref_model", ref_model), *(("reward_models", m) for m in reward_models or [])):
         if model is not None and not model.is_ready:
             raise TrainingError(f"{field}: model {model.name} is not ready ({model.get_status_display()})")
+    check_project_snapshot(project, snapshot_id)
     launcher = launcher or settings.TRAINING_LAUNCHER
     output_dir = Path(settings.MODELS_DIR) / "trained" / str(uuid.uuid4())
     config = {
@@ -380,7 +397,10 @@ def create_experiment(
     for pool in ("humans", "synthetic", "both"):
         if pool not in snapshots:
             raise TrainingError(f"snapshots.{pool}: the experiment needs a {pool} snapshot")
-    check_same_split([snapshots[p] for p in ("humans", "synthetic", "both")] + list((extra_snapshots or {}).values()))
+    chosen = [snapshots[p] for p in ("humans", "synthetic", "both")] + list((extra_snapshots or {}).values())
+    for sid in chosen:
+        check_project_snapshot(project, sid)
+    check_same_split(chosen)
     hyper = {**(hyperparameters or {}), "seed": seed}
     experiment = Experiment.objects.create(owner=owner, project=project, name=name.strip(), base_model=base_model,
                                            hyperparameters=hyper, seed=seed)

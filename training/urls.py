@@ -17,5 +17,4 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path(P + "runs/<uuid:run_id>/metrics/", views.run_metrics, name="training-run-metrics"),
     path(P + "experiments/new/", views.experiment_create, name="training-experiment-create"),
     path(P + "experiments/<uuid:experiment_id>/", views.experiment_detail, name="training-experiment-detail"),
-    path("vendor/plotly.min.js", views.plotly_js, name="training-plotly-js"),
 ]

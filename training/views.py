@@ -6,7 +6,6 @@ app's websocket fragment; the charts poll `run_metrics` (the recipe's metrics.js
 """
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import zipfile
@@ -18,7 +17,6 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET, require_http_methods
 
 from annotation.models import Membership, Project
@@ -124,7 +122,7 @@ def model_download(request: HttpRequest, public_id: UUID, model_id: UUID) -> Htt
 @require_http_methods(["GET", "POST"])
 def run_create(request: HttpRequest, public_id: UUID) -> HttpResponse:
     project = researcher_project(request, public_id)
-    form = forms.TrainingRunForm(request.POST or None, models=_models(project))
+    form = forms.TrainingRunForm(request.POST or None, models=_models(project), project=project)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
@@ -194,7 +192,7 @@ def run_metrics(request: HttpRequest, public_id: UUID, run_id: UUID) -> JsonResp
 @require_http_methods(["GET", "POST"])
 def experiment_create(request: HttpRequest, public_id: UUID) -> HttpResponse:
     project = researcher_project(request, public_id)
-    form = forms.ExperimentForm(request.POST or None, models=_models(project))
+    form = forms.ExperimentForm(request.POST or None, models=_models(project), project=project)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
@@ -222,17 +220,3 @@ def experiment_detail(request: HttpRequest, public_id: UUID, experiment_id: UUID
     conditions = experiment.conditions.select_related("training_run__run", "model")
     return render(request, "training/experiment_detail.html",
                   {"project": project, "experiment": experiment, "conditions": conditions})
-
-
-# ---------------------------------------------------------------- plotly.js
-
-
-@require_GET
-@cache_control(max_age=86400, public=True)
-def plotly_js(request: HttpRequest) -> HttpResponse:
-    """plotly.min.js from the installed plotly wheel (no CDN); read by any page that charts."""
-    spec = importlib.util.find_spec("plotly")  # found without importing plotly itself
-    if spec is None or not spec.submodule_search_locations:
-        raise Http404("plotly is not installed")
-    path = Path(spec.submodule_search_locations[0]) / "package_data" / "plotly.min.js"
-    return FileResponse(open(path, "rb"), content_type="text/javascript")  # noqa: SIM115 - FileResponse closes it

@@ -122,3 +122,15 @@ def test_welfare_of_one_group_is_its_reward() -> None:
     r = torch.tensor([[0.3, -1.2]])
     assert losses.welfare(r, "utilitarian").tolist() == pytest.approx([0.3, -1.2])
     assert losses.welfare(r, "egalitarian").tolist() == pytest.approx([0.3, -1.2])
+
+
+def test_group_key_from_provenance() -> None:
+    from training.recipes.trainers import group_key
+
+    row = {"rater": "r1", "human_share": 0.0, "group": {"country": "DE", "age": "30-39"}}
+    assert group_key(row, "country") == "DE"
+    assert group_key(row, "") == "age=30-39,country=DE"
+    assert group_key(row, "rater") == "r1"
+    assert group_key(row, "source") == "synthetic"
+    # Baseline pairs without a group (the aggregation app's files) fall back to the source.
+    assert group_key({"rater": "r2", "human_share": 1.0}, "") == "human"

@@ -111,3 +111,17 @@ def test_an_experiment_needs_snapshots_with_the_same_item_split(tiny_base, train
     from training.models import Experiment
 
     assert not Experiment.objects.exists() and not Run.objects.exists()
+
+
+def test_a_snapshot_of_another_project_is_not_trainable_here(tiny_base):
+    from aggregation.models import Snapshot
+    from annotation.services import create_project
+
+    other = create_project(owner=tiny_base.owner, name="Other")
+    Snapshot.objects.create(project=other, snapshot_id=snapshot("both"), pool_name="all", rule="borda",
+                            pair_strategy="all", source_hash="x")
+    with pytest.raises(services.TrainingError, match=f"snapshot_id: no snapshot {snapshot('both')}"):
+        start(tiny_base, snapshot_id=snapshot("both"))
+    assert snapshot("both") not in services.list_snapshots(tiny_base.project)
+    assert snapshot("both") in services.list_snapshots(other) and snapshot() in services.list_snapshots(other)
+    assert not Run.objects.exists()

@@ -140,10 +140,7 @@ def test_run_page_loads_plotly_from_this_server(client, tiny_base, training):
     login(client, "res")
     page = client.get(reverse("training-run-detail", args=[tiny_base.project.public_id, training.run.public_id]))
     html = page.content.decode()
-    assert reverse("training-plotly-js") in html and "cdn" not in html.lower()
-    js = client.get(reverse("training-plotly-js"))
-    assert js.status_code == 200 and js["Content-Type"] == "text/javascript"
-    assert b"plotly" in b"".join(js.streaming_content)[:2000].lower()
+    assert "/static/vendor/plotly.min.js" in html and "cdn" not in html.lower()
 
 
 def test_experiment_form_creates_five_matched_conditions(client, tiny_base):

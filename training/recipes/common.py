@@ -42,7 +42,7 @@ class RlchfArguments:
         default="trl",
         metadata={"help": "trl (the config's loss_type) | weighted | group_robust | listwise"},
     )
-    group_by: str = field(default="", metadata={"help": "Group attribute for group-robust DPO (all when empty)."})
+    group_by: str = field(default="", metadata={"help": "Group-robust DPO groups: a group attribute, all attributes (empty), rater or source."})
     group_filter: str = field(default="", metadata={"help": "attr=value: keep only that group's baseline pairs."})
     group_step_size: float = field(default=0.01, metadata={"help": "Exponentiated-gradient step of group weights."})
     reward_models: list[str] = field(default_factory=list, metadata={"help": "RL: one reward model dir per group."})

@@ -43,8 +43,9 @@ def load_data(rlchf: common.RlchfArguments, split: str) -> tuple[Any, list[str]]
         return Dataset.from_list(shaped), []
     if rlchf.objective == "group_robust":
         rows = common.split_rows(rlchf, "baseline_pairs", split)
-        keys = [group_key(r.get("group"), rlchf.group_by) for r in rows]
+        keys = [group_key(r, rlchf.group_by) for r in rows]
         names = sorted(set(keys))
+        common.logger.info("groups (%s): %s", split, {n: keys.count(n) for n in names})
         for row, key in zip(rows, keys, strict=True):
             row["group_id"] = names.index(key)
         return common.pair_dataset(rows, extras=("group_id",)), names

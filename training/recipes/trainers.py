@@ -210,11 +210,18 @@ def _ids(value: Any) -> list[int]:
     return list(value)
 
 
-def group_key(group: Any, group_by: str) -> str:
-    """The name of a baseline pair's group: one attribute's value, or every attribute."""
-    if not isinstance(group, dict) or not group:
-        return "unknown"
+def group_key(row: dict[str, Any], group_by: str) -> str:
+    """The group of a baseline pair, from its provenance.
+
+    group_by "rater": each rater is a group; "source": human or synthetic (the pair's
+    human_share); an attribute name: that attribute of the rater's `group`; empty: every
+    attribute of `group`. A snapshot whose baseline pairs carry no `group` is grouped by source.
+    """
+    if group_by == "rater":
+        return str(row.get("rater", "unknown"))
+    group = row.get("group")
+    if group_by == "source" or not isinstance(group, dict) or not group:
+        return "human" if float(row.get("human_share", 1.0)) >= 0.5 else "synthetic"
     if group_by:
         return str(group.get(group_by, "unknown"))
     return ",".join(f"{k}={group[k]}" for k in sorted(group))
-
