@@ -59,13 +59,13 @@ class ResponseInline(admin.TabularInline):
 
 @admin.register(Item)
 class ItemAdmin(admin.ModelAdmin):
-    list_display = ["external_id", "project", "ranking_count", "created_at"]
+    list_display = ["external_id", "project", "ranking_count", "synthetic_count", "created_at"]
     list_filter = ["project"]
     search_fields = ["external_id", "prompt", "project__name"]
     list_select_related = ["project"]
     raw_id_fields = ["project"]
     # Kept by the services from the current rankings; an edit by hand would break assignment.
-    readonly_fields = ["ranking_count", "created_at"]
+    readonly_fields = ["ranking_count", "synthetic_count", "created_at"]
     inlines = [ResponseInline]
 
 

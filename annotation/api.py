@@ -40,6 +40,7 @@ from annotation.models import (
 )
 from annotation.models import Response as ItemResponse
 from annotation.permissions import (
+    CanCreateProjects,
     IsProjectResearcher,
     member_projects,
     researcher_project,
@@ -59,6 +60,7 @@ from annotation.serializers import (
     ProjectSerializer,
     ProjectWriteSerializer,
     RankingSerializer,
+    ReopenResultSerializer,
     SkipResultSerializer,
     SubmitResultSerializer,
     SubmitSerializer,
@@ -121,7 +123,8 @@ def next_payload(user: AbstractBaseUser, project: Project, rater: Rater | None =
     list=extend_schema(summary="Projects you belong to (annotators see only what they need)"),
     retrieve=extend_schema(summary="One of your projects"),
     create=extend_schema(request=ProjectWriteSerializer, responses={201: ProjectSerializer},
-                         summary="Create a project; you become its owner and researcher"),
+                         summary="Create a project; you become its owner and researcher",
+                         description="Needs the annotation.add_project permission (403 without it)."),
     update=extend_schema(request=ProjectWriteSerializer, responses=ProjectSerializer, summary="Researchers only"),
     partial_update=extend_schema(request=ProjectWriteSerializer, responses=ProjectSerializer,
                                  summary="Researchers only"),
@@ -150,6 +153,8 @@ class ProjectViewSet(
     def get_permissions(self) -> list[BasePermission]:
         if self.action in self.researcher_actions:
             return [IsAuthenticated(), IsProjectResearcher()]
+        if self.action == "create":
+            return [IsAuthenticated(), CanCreateProjects()]
         return [IsAuthenticated()]
 
     def get_serializer_class(self) -> type[serializers.BaseSerializer]:
@@ -363,6 +368,20 @@ class AssignmentViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         except services.AssignmentError as error:
             raise PermissionDenied(str(error)) from None
         return Response({"skipped": assignment.public_id, "next": next_payload(request.user, assignment.item.project)})
+
+    @extend_schema(
+        request=None, responses={200: ReopenResultSerializer, 409: OpenApiResponse(description="Why it cannot be reopened.")},
+        summary="Take back a skip: the item returns to your pool while it still needs rankings",
+    )
+    @action(detail=True, methods=["post"])
+    def reopen(self, request: Request, public_id: str | None = None) -> Response:
+        assignment = self.get_object()
+        try:
+            services.reopen_skipped(assignment=assignment, user=request.user)
+        except services.AssignmentError as error:
+            return Response({"detail": str(error)}, status=status.HTTP_409_CONFLICT)
+        progress = services.annotator_progress(project=assignment.item.project, user=request.user)
+        return Response({"reopened": assignment.public_id, "my_progress": progress})
 
 
 # ---------------------------------------------------------------- rankings

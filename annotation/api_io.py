@@ -106,6 +106,6 @@ def export_rankings(request: Request, public_id: UUID) -> HttpResponseBase:
     try:
         fmt = exporters.check_format(request.query_params.get("format"))
         flt = exporters.ExportFilter.from_params(request.query_params)
+        return exporters.download_response(project, fmt, flt)
     except exporters.ExportError as exc:
         return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
-    return exporters.download_response(project, fmt, flt)

@@ -220,7 +220,15 @@ def write_parquet(project: Project, flt: ExportFilter, out: str | Path | IO[byte
 
 def write_datasets(project: Project, flt: ExportFilter, out_dir: str | Path, *,
                    chunk_size: int = CHUNK_SIZE) -> int:
-    """Write the export as a `datasets` directory (`load_from_disk` reads it); return the count."""
+    """Write the export as a `datasets` directory (`load_from_disk` reads it); return the count.
+
+    ExportError when no ranking matches: `datasets` cannot build (nor load) a dataset from an
+    empty file, so an empty export is refused with a reason instead of failing half-way.
+    """
+    if not rankings_for_export(project, flt).exists():
+        raise ExportError(
+            "no rankings match this export; a datasets export needs at least one (JSONL and Parquet give an empty file)"
+        )
     import datasets
 
     with tempfile.TemporaryDirectory(prefix="rlchf-export-") as tmp:

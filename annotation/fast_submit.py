@@ -54,6 +54,18 @@ class Defer(Exception):
     """Not the fast path's request to answer: Django answers it."""
 
 
+def _race_errors() -> tuple[type[BaseException], ...]:
+    """Errors a racing twin request causes: a unique constraint, or a deadlock/serialisation abort."""
+    try:
+        from psycopg import errors
+    except ImportError:  # no PostgreSQL driver: the fast path never serves
+        return ()
+    return (errors.UniqueViolation, errors.DeadlockDetected, errors.SerializationFailure)
+
+
+_RACED = _race_errors()
+
+
 class FastSubmit:
     """ASGI wrapper: serves the common submit and next itself, passes every other request to `app`."""
 
@@ -75,6 +87,12 @@ class FastSubmit:
                 status, answer = await self._next(token, uuid.UUID(lease["id"]))
                 project = None
         except Defer:
+            return await self.app(scope, _replay(messages, receive), send)
+        except _RACED as error:
+            # A twin of this request (the same submission, or the same rater's other tab) committed
+            # between our read and our insert: the unique constraints refused the second copy and
+            # nothing was written. Django answers it as the retry it is (200 with the stored one).
+            logger.debug("fast path lost a race (%s); handing the request to Django", type(error).__name__)
             return await self.app(scope, _replay(messages, receive), send)
         except Exception:
             # Nothing was committed (the transaction rolled back): Django tries again, and answers.
@@ -128,6 +146,8 @@ class FastSubmit:
             found, project = _Found(*rows[0][:_FOUND]), _project(rows[0][_FOUND:])
             if project.status != Project.Status.ACTIVE or found.ranked_before or found.other_lease:
                 raise Defer  # a retry, an edit, a reused id, or a lease held in another tab
+            if found.rater_kind != "human":
+                raise Defer  # store_first_ranking counts against the human target (services decides otherwise)
             stored = await _store(conn, found, assignment_id, project, data, submission_id, now)
             lease = await _lease(conn, found.rater_id, project, now)
             answer = _render({"ranking": stored, "next": lease})
@@ -229,22 +249,27 @@ async def _lease(conn: Any, rater_id: int, project: Any, now: Any) -> dict[str, 
 
     passed: list[int] = []
     for _ in range(MAX_CANDIDATE_TRIES):
-        rows = await _fetch(conn, sql.next_candidate(project.pk, project.overlap_target, rater_id, now, passed))
+        for candidate in sql.CANDIDATES:
+            rows = await _fetch(conn, candidate(project.pk, project.overlap_target, rater_id, now, passed))
+            if rows:
+                break
         if not rows:
             return None
         item_id, external_id, prompt, context, ranking_count = rows[0]
         responses = await _fetch(conn, sql.lease_state_and_responses(item_id, rater_id, now))
-        live, own_lapsed = responses[0][2:]
+        live, lapsed = responses[0][2:4]
         if ranking_count + live >= project.overlap_target:
             passed.append(item_id)
             continue
-        if own_lapsed:
-            raise Defer  # rare: services closes the lapsed lease first
-        texts = {response_id: text for response_id, text, _, _ in responses}
+        if lapsed or candidate is not sql.next_candidate:  # as services._lease: make the count exact
+            await _execute(conn, sql.close_lapsed_leases(item_id, now))
+            await _execute(conn, sql.recount_leases(item_id))
+        texts = {response_id: text for response_id, text, *_ in responses}
         ids = list(texts)
         random.SystemRandom().shuffle(ids)
         public_id, expires_at = uuid.uuid4(), now + timedelta(seconds=project.lease_seconds)
         await _fetch(conn, sql.insert_lease(public_id, item_id, rater_id, json.dumps(ids), now, expires_at))
+        await _execute(conn, sql.count_lease(item_id))
         item = Item(id=item_id, project=project, external_id=external_id, prompt=prompt, context=context,
                     ranking_count=ranking_count)
         assignment = Assignment(public_id=public_id, item=item, rater_id=rater_id, shown_order=ids,

@@ -59,53 +59,97 @@ def lock_clause(*, of: str = "", skip_locked: bool = False) -> str:
 # ---------------------------------------------------------------- leasing
 
 
-def holds_lease(project_id: int, rater_id: int, now: datetime) -> Statement:
+def held_leases(project_id: int, rater_id: int, now: datetime) -> Statement:
+    """The rater's `leased` assignments in the project, live ones first: rows of (item_id, live)."""
     sql = (
-        f"SELECT 1 FROM {table(Assignment)} a JOIN {table(Item)} i ON i.id = a.item_id"
-        " WHERE a.rater_id = %s AND a.status = %s AND a.expires_at > %s AND i.project_id = %s LIMIT 1"
+        f"SELECT a.item_id, a.expires_at > %s AS live FROM {table(Assignment)} a JOIN {table(Item)} i ON i.id = a.item_id"
+        " WHERE a.rater_id = %s AND a.status = %s AND i.project_id = %s ORDER BY live DESC, a.id"
     )
-    return sql, [rater_id, Assignment.Status.LEASED, db_time(now), project_id]
+    return sql, [db_time(now), rater_id, Assignment.Status.LEASED, project_id]
 
 
-def next_candidate(project_id: int, target: int, rater_id: int, now: datetime, passed: list[int]) -> Statement:
-    """The first item below target that this rater has neither ranked nor skipped, fewest rankings
-    first, locked (skipping rows another request holds). Walks the (project, ranking_count, id)
-    index and stops at the first row that passes the per-row checks.
-    Columns: id, external_id, prompt, context, ranking_count.
-    """
+def _candidate(project_id: int, rater_id: int, passed: list[int], where: str, where_params: list[Any],
+               order: str) -> Statement:
+    """The first item of the project, in `order`, that passes `where`, that this rater has neither
+    ranked nor skipped and that no other request holds locked; locked. Columns: id, external_id,
+    prompt, context, ranking_count."""
     assignment = table(Assignment)
     not_passed = f" AND i.id NOT IN ({', '.join(['%s'] * len(passed))})" if passed else ""
     sql = (
         f"SELECT i.id, i.external_id, i.prompt, i.context, i.ranking_count FROM {table(Item)} i"
-        " WHERE i.project_id = %s AND i.ranking_count < %s"
-        f" AND i.ranking_count + (SELECT COUNT(*) FROM {assignment} a"
-        "   WHERE a.item_id = i.id AND a.status = %s AND a.expires_at > %s) < %s"
+        f" WHERE i.project_id = %s AND {where}"
         f" AND NOT EXISTS (SELECT 1 FROM {assignment} s WHERE s.item_id = i.id AND s.rater_id = %s AND s.status = %s)"
         f" AND NOT EXISTS (SELECT 1 FROM {table(Ranking)} r WHERE r.item_id = i.id AND r.rater_id = %s)"
-        f"{not_passed} ORDER BY i.ranking_count, i.id LIMIT 1{lock_clause(of='i', skip_locked=True)}"
+        f"{not_passed} ORDER BY {order} LIMIT 1{lock_clause(of='i', skip_locked=True)}"
     )
-    params = [project_id, target, Assignment.Status.LEASED, db_time(now), target, rater_id,
-              Assignment.Status.SKIPPED, rater_id, *passed]
-    return sql, params
+    return sql, [project_id, *where_params, rater_id, Assignment.Status.SKIPPED, rater_id, *passed]
+
+
+def next_candidate(project_id: int, target: int, rater_id: int, now: datetime, passed: list[int]) -> Statement:
+    """The first item whose rankings plus leases are below target, fewest first. Walks the
+    item_next_open index, (project, ranking_count + lease_count, id), from its start: items that
+    are fully leased are outside the range, so the walk's length does not grow with the number of
+    annotators holding leases. (Leases that ran out still count here: see lapsed_candidate.)"""
+    return _candidate(project_id, rater_id, passed, "i.ranking_count + i.lease_count < %s", [target],
+                      "i.ranking_count + i.lease_count, i.id")
+
+
+def lapsed_candidate(project_id: int, target: int, rater_id: int, now: datetime, passed: list[int]) -> Statement:
+    """When next_candidate finds nothing: an item below target that looks full only because some
+    of its leases ran out (or its lease count drifted), counting its live leases row by row. Only
+    near a project's end, when every item is ranked or leased, does this walk far."""
+    where = ("i.ranking_count < %s AND i.ranking_count + i.lease_count >= %s"
+             f" AND i.ranking_count + (SELECT COUNT(*) FROM {table(Assignment)} a"
+             "   WHERE a.item_id = i.id AND a.status = %s AND a.expires_at > %s) < %s")
+    return _candidate(project_id, rater_id, passed, where,
+                      [target, target, Assignment.Status.LEASED, db_time(now), target], "i.ranking_count, i.id")
+
+
+# Tried in this order: the counted walk, then the row-by-row one.
+CANDIDATES = (next_candidate, lapsed_candidate)
 
 
 def lease_state_and_responses(item_id: int, rater_id: int, now: datetime) -> Statement:
-    """With the item row locked, authoritative: its live leases, and how many `leased` rows of this
-    rater it has (a lapsed lease that must be closed before a new one is made), beside each of its
-    responses in order. Rows of (response_id, text, live, own_lapsed)."""
+    """With the item row locked, authoritative: its live leases, its `leased` rows whose time ran
+    out (closed before a new lease is made: close_lapsed_leases), and how many `leased` rows of
+    this rater it has, beside each of its responses in order. Rows of (response_id, text, live,
+    lapsed, own)."""
     sql = (
-        f"SELECT x.response_id, x.text, s.live, s.own FROM {table(Response)} x"
+        f"SELECT x.response_id, x.text, s.live, s.lapsed, s.own FROM {table(Response)} x"
         " CROSS JOIN (SELECT COALESCE(SUM(CASE WHEN expires_at > %s THEN 1 ELSE 0 END), 0) AS live,"
+        "   COALESCE(SUM(CASE WHEN expires_at > %s THEN 0 ELSE 1 END), 0) AS lapsed,"
         "   COALESCE(SUM(CASE WHEN rater_id = %s THEN 1 ELSE 0 END), 0) AS own"
         f"   FROM {table(Assignment)} WHERE item_id = %s AND status = %s) s"
         " WHERE x.item_id = %s ORDER BY x.position, x.id"
     )
-    return sql, [db_time(now), rater_id, item_id, Assignment.Status.LEASED, item_id]
+    return sql, [db_time(now), db_time(now), rater_id, item_id, Assignment.Status.LEASED, item_id]
 
 
-def close_lapsed_lease(item_id: int, rater_id: int, now: datetime) -> Statement:
-    sql = f"UPDATE {table(Assignment)} SET status = %s, finished_at = %s WHERE item_id = %s AND rater_id = %s AND status = %s"
-    return sql, [Assignment.Status.EXPIRED, db_time(now), item_id, rater_id, Assignment.Status.LEASED]
+def close_lapsed_leases(item_id: int, now: datetime) -> Statement:
+    """With the item locked: its leases whose time ran out are closed (recount_leases follows)."""
+    sql = (f"UPDATE {table(Assignment)} SET status = %s, finished_at = %s"
+           " WHERE item_id = %s AND status = %s AND expires_at <= %s")
+    return sql, [Assignment.Status.EXPIRED, db_time(now), item_id, Assignment.Status.LEASED, db_time(now)]
+
+
+def recount_leases(item_id: int) -> Statement:
+    """With the item locked: its lease count set from its `leased` rows."""
+    sql = (f"UPDATE {table(Item)} SET lease_count = (SELECT COUNT(*) FROM {table(Assignment)} a"
+           " WHERE a.item_id = %s AND a.status = %s) WHERE id = %s")
+    return sql, [item_id, Assignment.Status.LEASED, item_id]
+
+
+def count_lease(item_id: int) -> Statement:
+    """A new lease on the item (insert_lease) counts against its target."""
+    return f"UPDATE {table(Item)} SET lease_count = lease_count + 1 WHERE id = %s", [item_id]
+
+
+def release_lease(assignment_id: int) -> Statement:
+    """Run before an assignment leaves `leased` (submitted, skipped, expired): its item counts one
+    lease fewer. An assignment that is no longer `leased` (a late submit) changes nothing."""
+    sql = (f"UPDATE {table(Item)} SET lease_count = lease_count - 1"
+           f" WHERE id IN (SELECT item_id FROM {table(Assignment)} WHERE id = %s AND status = %s)")
+    return sql, [assignment_id, Assignment.Status.LEASED]
 
 
 def insert_lease(public_id: uuid.UUID, item_id: int, rater_id: int, shown_order: str, now: datetime,
@@ -139,8 +183,11 @@ def earlier_rankings(item_id: int, rater_id: int, submission_id: uuid.UUID | Non
     return sql, params
 
 
-def count_ranking(item_id: int) -> Statement:
-    return f"UPDATE {table(Item)} SET ranking_count = ranking_count + 1 WHERE id = %s", [item_id]
+def count_ranking(item_id: int, *, human: bool) -> Statement:
+    """A rater's first ranking of the item: humans count against the overlap target, synthetic
+    raters against the synthetic target."""
+    column = "ranking_count" if human else "synthetic_count"
+    return f"UPDATE {table(Item)} SET {column} = {column} + 1 WHERE id = %s", [item_id]
 
 
 def retire_ranking(ranking_id: int) -> Statement:
@@ -201,23 +248,27 @@ def store_first_ranking(*, item_id: int, rater_id: int, assignment_id: int, orde
                         is_partial: bool, rationale: str, flags: str, seconds: float | None,
                         submission_id: uuid.UUID, now: datetime) -> Statement:
     """PostgreSQL: insert a rater's first ranking of the item, count it on the item and close the
-    lease, in one statement (each part writes its own table). JSON columns as JSON text. Returns
-    the new ranking's id."""
+    lease (releasing it from the item's lease count if it was still `leased`), in one statement
+    (each part writes its own table; every part reads the state from before the statement). JSON
+    columns as JSON text. Returns the new ranking's id. Only human raters hold leases (a token's
+    user is a human rater), so the ranking counts against the human overlap target."""
     sql = (
-        f"WITH counted AS (UPDATE {table(Item)} SET ranking_count = ranking_count + 1 WHERE id = %s),"
+        f"WITH counted AS (UPDATE {table(Item)} SET ranking_count = ranking_count + 1, lease_count = lease_count"
+        f"   - (SELECT COUNT(*) FROM {table(Assignment)} WHERE id = %s AND status = %s) WHERE id = %s),"
         f" closed AS (UPDATE {table(Assignment)} SET status = %s, finished_at = %s WHERE id = %s)"
         f' INSERT INTO {table(Ranking)} (item_id, rater_id, assignment_id, "order", shown_order, is_partial,'
         " rationale, flags, seconds, submission_id, version, is_current, created_at)"
         " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 1, %s, %s) RETURNING id"
     )
-    return sql, [item_id, Assignment.Status.SUBMITTED, db_time(now), assignment_id,
-                 item_id, rater_id, assignment_id, order, shown_order, is_partial, rationale, flags, seconds,
+    return sql, [assignment_id, Assignment.Status.LEASED, item_id, Assignment.Status.SUBMITTED, db_time(now),
+                 assignment_id, item_id, rater_id, assignment_id, order, shown_order, is_partial, rationale, flags, seconds,
                  db_uuid(submission_id), True, db_time(now)]
 
 
 def token_project(token: str, project_public_id: uuid.UUID, now: datetime) -> Statement:
     """An active user's token, their rater and a project they are a member of, with the live lease
-    they hold in it (services.current_lease: the first by id) or nulls. No row: not ours to serve.
+    they hold in it (services.current_lease: the first by id) or nulls. No row: not ours to serve
+    (also when they hold a lease that ran out: services.next_assignment closes it first).
     Columns: rater id; the lease's id, public_id, item_id, shown_order, expires_at; PROJECT_COLUMNS.
     """
     sql = (
@@ -229,9 +280,11 @@ def token_project(token: str, project_public_id: uuid.UUID, now: datetime) -> St
         f"   FROM {table(Assignment)} a JOIN {table(Item)} i ON i.id = a.item_id"
         "   WHERE a.rater_id = r.id AND a.status = %s AND a.expires_at > %s AND i.project_id = p.id"
         "   ORDER BY a.id LIMIT 1) h ON TRUE"
-        " WHERE t.key = %s"
+        f" WHERE t.key = %s AND NOT EXISTS (SELECT 1 FROM {table(Assignment)} x JOIN {table(Item)} xi ON xi.id = x.item_id"
+        "   WHERE x.rater_id = r.id AND x.status = %s AND x.expires_at <= %s AND xi.project_id = p.id)"
     )
-    return sql, [db_uuid(project_public_id), Assignment.Status.LEASED, db_time(now), token]
+    return sql, [db_uuid(project_public_id), Assignment.Status.LEASED, db_time(now), token, Assignment.Status.LEASED,
+                 db_time(now)]
 
 
 def item_with_responses(item_id: int) -> Statement:

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 MIN_RESPONSES = 2
@@ -38,7 +38,11 @@ class Project(models.Model):
     name = models.CharField(max_length=200)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="owned_projects")
     guidelines = models.TextField(blank=True, help_text="Markdown, shown to annotators before they rank.")
-    overlap_target = models.PositiveIntegerField(default=3, help_text="Rankings wanted per item.")
+    overlap_target = models.PositiveIntegerField(default=3, help_text="Human rankings wanted per item.")
+    # Synthetic raters have a target of their own, so a synthetic run never uses up the humans' share.
+    synthetic_target = models.PositiveIntegerField(
+        default=0, help_text="Synthetic rankings wanted per item; 0 means no limit (every persona of a run ranks it)."
+    )
     allow_ties = models.BooleanField(default=True)
     allow_partial = models.BooleanField(default=False, help_text="Annotators may leave responses unranked.")
     rationale = models.CharField(max_length=10, choices=Rationale.choices, default=Rationale.OPTIONAL)
@@ -83,16 +87,23 @@ class Item(models.Model):
     prompt = models.TextField()
     context = models.JSONField(default=list, blank=True, help_text="Earlier chat messages [{role, content}].")
     metadata = models.JSONField(default=dict, blank=True)
-    # Denormalised count of current rankings, kept by services; the assignment query orders by it.
-    ranking_count = models.PositiveIntegerField(default=0)
+    # Denormalised counts of current rankings, kept by services: human ones (against the project's
+    # overlap_target; the assignment query orders by it) and synthetic ones (against synthetic_target).
+    ranking_count = models.PositiveIntegerField(default=0, help_text="Current human rankings.")
+    synthetic_count = models.PositiveIntegerField(default=0, help_text="Current synthetic rankings.")
+    # Denormalised count of `leased` assignments (live or run out but not yet closed), kept by the
+    # annotation loop's statements (annotation.loop_sql) under the item's row lock.
+    lease_count = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["id"]
         constraints = [models.UniqueConstraint(fields=["project", "external_id"], name="unique_item_external_id")]
         indexes = [
-            # next_assignment: items of a project below target, fewest rankings first.
+            # next_assignment's row-by-row walk (loop_sql.lapsed_candidate): below target, fewest rankings first.
             models.Index(fields=["project", "ranking_count", "id"], name="item_next_assignment"),
+            # next_assignment (loop_sql.next_candidate): rankings plus leases below target, fewest first.
+            models.Index(F("project"), F("ranking_count") + F("lease_count"), F("id"), name="item_next_open"),
         ]
 
     def __str__(self) -> str:
@@ -195,6 +206,8 @@ class Assignment(models.Model):
         LEASED = "leased", "Leased"
         SUBMITTED = "submitted", "Submitted"
         SKIPPED = "skipped", "Skipped"
+        # A skip the annotator took back: the item is in their pool again (kept, not deleted, as a record).
+        REOPENED = "reopened", "Skipped, then reopened"
         EXPIRED = "expired", "Expired"
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)

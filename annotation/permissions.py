@@ -7,6 +7,8 @@ The rule, the same on every endpoint:
   project's existence never leaks;
 - a member without the researcher role gets 403 on researcher-only actions (members, progress,
   items, project edits): they already know the project exists, so 403 tells them why;
+- creating a project needs the `annotation.add_project` permission, as on the HTML page (403
+  otherwise): whoever creates a project becomes its researcher, with imports and synthetic runs;
 - assignments and rankings of other raters are simply not in the requester's queryset: 404.
 """
 from __future__ import annotations
@@ -23,6 +25,8 @@ from rest_framework.request import Request
 from annotation.models import Membership, Project
 
 RESEARCHER_ONLY = "only the project's researchers may do this"
+CREATE_PROJECT = "creating projects needs the annotation.add_project permission (ask an administrator)"
+ADD_PROJECT_PERMISSION = "annotation.add_project"
 
 
 def member_projects(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Project]:
@@ -60,3 +64,12 @@ class IsProjectResearcher(BasePermission):
 
     def has_object_permission(self, request: Request, view: Any, obj: Any) -> bool:
         return isinstance(obj, Project) and is_researcher(obj)
+
+
+class CanCreateProjects(BasePermission):
+    """The `annotation.add_project` permission, the same check as the HTML page `project_create`."""
+
+    message = CREATE_PROJECT
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return bool(request.user and request.user.has_perm(ADD_PROJECT_PERMISSION))

@@ -31,12 +31,13 @@ from annotation.models import (
 from annotation.permissions import is_researcher
 
 # Project fields only researchers see; annotators get the rest.
-RESEARCHER_ONLY_FIELDS = ("owner", "overlap_target", "demographics_export", "lease_seconds", "created_at", "updated_at")
+RESEARCHER_ONLY_FIELDS = ("owner", "overlap_target", "synthetic_target", "demographics_export", "lease_seconds", "created_at", "updated_at")
 PROJECT_WRITABLE_FIELDS = [
     "name",
     "guidelines",
     "status",
     "overlap_target",
+    "synthetic_target",
     "allow_ties",
     "allow_partial",
     "rationale",
@@ -63,7 +64,8 @@ class StrictFieldsMixin:
 
 class ProgressSerializer(serializers.Serializer):
     done = serializers.IntegerField(help_text="Items this user has ranked.")
-    remaining = serializers.IntegerField(help_text="Items this user could still rank.")
+    remaining = serializers.IntegerField(help_text="Items this user could still rank (neither ranked nor skipped).")
+    skipped = serializers.IntegerField(help_text="Items this user skipped; reopen one to rank it after all.")
 
 
 class ProjectSerializer(serializers.ModelSerializer):
@@ -86,7 +88,8 @@ class ProjectSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(ProgressSerializer)
     def get_my_progress(self, project: Project) -> dict[str, int]:
-        return {"done": getattr(project, "my_done", 0), "remaining": getattr(project, "my_remaining", 0)}
+        return {"done": getattr(project, "my_done", 0), "remaining": getattr(project, "my_remaining", 0),
+                "skipped": getattr(project, "my_skipped", 0)}
 
     def to_representation(self, instance: Project) -> dict[str, Any]:
         data = super().to_representation(instance)
@@ -153,7 +156,7 @@ class ItemSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Item
-        fields = ["id", "external_id", "prompt", "context", "metadata", "responses", "ranking_count", "created_at"]
+        fields = ["id", "external_id", "prompt", "context", "metadata", "responses", "ranking_count", "synthetic_count", "created_at"]
         read_only_fields = fields
 
 
@@ -385,6 +388,11 @@ class SubmitResultSerializer(serializers.Serializer):
 class SkipResultSerializer(serializers.Serializer):
     skipped = serializers.UUIDField()
     next = AssignmentSerializer(allow_null=True)
+
+
+class ReopenResultSerializer(serializers.Serializer):
+    reopened = serializers.UUIDField()
+    my_progress = ProgressSerializer()
 
 
 # ---------------------------------------------------------------- profile

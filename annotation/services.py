@@ -13,7 +13,18 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
-from django.db.models import Count, Exists, OuterRef, QuerySet, Subquery, Sum, Value
+from django.db.models import (
+    BooleanField,
+    Count,
+    Exists,
+    ExpressionWrapper,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+)
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -50,9 +61,11 @@ def rater_for_user(user: AbstractBaseUser) -> Rater:
     return rater
 
 
-def synthetic_rater(*, persona: dict[str, Any], model: str) -> Rater:
-    """The one rater for a persona judged by a model (`backend:model-name`)."""
-    key = f"persona:{persona['id']}@{model}"
+def synthetic_rater(*, persona: dict[str, Any], model: str, judge: str = "") -> Rater:
+    """The one rater for a persona judged by a model (`backend:model-name`) in one way (`judge`,
+    e.g. "listwise/listwise_v2": method and prompt version), so that rankings made by another
+    method or prompt are another rater's and never replace these."""
+    key = f"persona:{persona['id']}@{model}" + (f"#{judge}" if judge else "")
     rater, _ = Rater.objects.get_or_create(
         key=key, defaults={"kind": Rater.Kind.SYNTHETIC, "persona": persona, "model": model}
     )
@@ -81,9 +94,8 @@ def remove_member(*, project: Project, user: AbstractBaseUser) -> None:
     deleted, _ = Membership.objects.filter(project=project, user=user).delete()
     if not deleted:
         raise MembershipError(f"{user} is not a member of project {project.name!r}")
-    Assignment.objects.filter(item__project=project, rater__user=user, status=Assignment.Status.LEASED).update(
-        status=Assignment.Status.EXPIRED, finished_at=timezone.now()
-    )
+    _close_leases(Assignment.objects.filter(item__project=project, rater__user=user, status=Assignment.Status.LEASED),
+                  timezone.now())
 
 
 @transaction.atomic
@@ -172,21 +184,30 @@ def next_assignment(
         raise AssignmentError("no assignment can be made for this user in this project")
     now = timezone.now()
     with transaction.atomic(savepoint=False):
-        if _fetch(sql.holds_lease(project.pk, rater.pk, now)):
+        held = _fetch(sql.held_leases(project.pk, rater.pk, now))
+        if held and held[0][1]:
             return current_lease(project=project, rater=rater)
+        for item_id, _ in held:
+            # This rater's leases that ran out: closed now, so their items are counted as free
+            # again (the first of them is usually the one still on the annotator's screen).
+            _fetch(sql.lock_item(item_id))
+            _execute(sql.close_lapsed_leases(item_id, now))
+            _execute(sql.recount_leases(item_id))
         passed: list[int] = []
         for _ in range(MAX_CANDIDATE_TRIES):
-            row = next(iter(_fetch(sql.next_candidate(project.pk, project.overlap_target, rater.pk, now, passed))), None)
-            if row is None:
+            found = next(((rows[0], candidate is not sql.next_candidate) for candidate in sql.CANDIDATES
+                          if (rows := _fetch(candidate(project.pk, project.overlap_target, rater.pk, now, passed)))),
+                         None)
+            if found is None:
                 return None
-            item_id, external_id, prompt, context, ranking_count = row
+            (item_id, external_id, prompt, context, ranking_count), counted_wrong = found
             responses = _fetch(sql.lease_state_and_responses(item_id, rater.pk, now))
-            live, own_lapsed = responses[0][2:]
+            live, lapsed = responses[0][2:4]
             if ranking_count + live < project.overlap_target:
                 item = Item(id=item_id, project=project, external_id=external_id, prompt=prompt,
                             context=_json_value(Item, "context", context), ranking_count=ranking_count)
-                texts = {response_id: text for response_id, text, _, _ in responses}
-                return _lease(item, rater, project, now, seed, texts, close_lapsed=bool(own_lapsed))
+                texts = {response_id: text for response_id, text, *_ in responses}
+                return _lease(item, rater, project, now, seed, texts, recount=bool(lapsed) or counted_wrong)
             passed.append(item_id)
     return None
 
@@ -199,15 +220,18 @@ def _json_value(model: type, name: str, raw: Any) -> Any:
 
 
 def _lease(item: Item, rater: Rater, project: Project, now: Any, seed: int | None, texts: dict[str, str], *,
-           close_lapsed: bool) -> Assignment:
+           recount: bool) -> Assignment:
     ids = list(texts)
     random.Random(seed).shuffle(ids) if seed is not None else random.SystemRandom().shuffle(ids)
-    if close_lapsed:
-        # This rater's lease on the item ran out; it is closed first so the partial unique index holds.
-        _execute(sql.close_lapsed_lease(item.pk, rater.pk, now))
+    if recount:
+        # Leases on the item ran out, or it was found by the row-by-row walk (its lease count said
+        # full): they are closed, and the count is made exact again.
+        _execute(sql.close_lapsed_leases(item.pk, now))
+        _execute(sql.recount_leases(item.pk))
     assignment = Assignment.objects.create(
         item=item, rater=rater, shown_order=ids, leased_at=now, expires_at=Assignment.lease_end(project)
     )
+    _execute(sql.count_lease(item.pk))
     assignment.response_texts = texts  # spares the caller a query when it shows the item
     return assignment
 
@@ -216,10 +240,43 @@ def _lease(item: Item, rater: Rater, project: Project, now: Any, seed: int | Non
 def skip_assignment(*, assignment: Assignment, user: AbstractBaseUser) -> Assignment:
     _own_assignment(assignment, user)
     if assignment.status == Assignment.Status.LEASED:
+        _execute(sql.release_lease(assignment.pk))
         assignment.status = Assignment.Status.SKIPPED
         assignment.finished_at = timezone.now()
         assignment.save(update_fields=["status", "finished_at"])
     return assignment
+
+
+@transaction.atomic
+def reopen_skipped(*, assignment: Assignment, user: AbstractBaseUser) -> Assignment:
+    """Take back a skip: the item returns to the annotator's pool (next_candidate passes over
+    skipped items only). Refused, changing nothing, when the project is not active, the assignment
+    was not skipped, or the item already has the human rankings it needs."""
+    _own_assignment(assignment, user)
+    item = Item.objects.select_for_update(of=("self",)).select_related("project").get(pk=assignment.item_id)
+    project = item.project
+    if project.status != Project.Status.ACTIVE:
+        raise AssignmentError(f"project {project.name!r} is {project.status}; skipped items can no longer be reopened")
+    if assignment.status != Assignment.Status.SKIPPED:
+        raise AssignmentError(f"this item is {assignment.get_status_display().lower()}, not skipped")
+    if item.ranking_count >= project.overlap_target:
+        raise AssignmentError(f"this item already has the {project.overlap_target} ranking(s) it needs")
+    Assignment.objects.filter(item=item, rater_id=assignment.rater_id, status=Assignment.Status.SKIPPED).update(
+        status=Assignment.Status.REOPENED
+    )
+    assignment.status = Assignment.Status.REOPENED
+    return assignment
+
+
+def skipped_items(*, project: Project, user: AbstractBaseUser) -> QuerySet[Assignment]:
+    """The user's skips in `project` that still stand (one per item, latest first), each annotated
+    `reopenable`: the item is below its human target, so reopening returns it to the pool."""
+    skips = Assignment.objects.filter(
+        item__project=project, rater__user=user.pk, status=Assignment.Status.SKIPPED
+    ).exclude(Exists(Ranking.objects.filter(item=OuterRef("item"), rater=OuterRef("rater"))))
+    return skips.select_related("item").annotate(
+        reopenable=ExpressionWrapper(Q(item__ranking_count__lt=project.overlap_target), output_field=BooleanField())
+    ).order_by("-finished_at", "-pk")
 
 
 def _own_assignment(assignment: Assignment, user: AbstractBaseUser) -> None:
@@ -230,9 +287,20 @@ def _own_assignment(assignment: Assignment, user: AbstractBaseUser) -> None:
 def expire_leases(*, now: Any = None) -> int:
     """Mark leases past their end as expired (housekeeping; counting already ignores them)."""
     now = now or timezone.now()
-    return Assignment.objects.filter(status=Assignment.Status.LEASED, expires_at__lte=now).update(
-        status=Assignment.Status.EXPIRED, finished_at=now
-    )
+    return _close_leases(Assignment.objects.filter(status=Assignment.Status.LEASED, expires_at__lte=now), now)
+
+
+@transaction.atomic
+def _close_leases(leases: QuerySet[Assignment], now: Any) -> int:
+    """Expire these `leased` assignments and take them off their items' lease counts, one item
+    at a time in id order (the order the annotation loop's locks follow as well as it can)."""
+    closed = 0
+    for item_id in sorted(set(leases.values_list("item_id", flat=True))):
+        _fetch(sql.lock_item(item_id))
+        closed += leases.filter(item_id=item_id, status=Assignment.Status.LEASED).update(
+            status=Assignment.Status.EXPIRED, finished_at=now)
+        _execute(sql.recount_leases(item_id))
+    return closed
 
 
 # ---------------------------------------------------------------- rankings
@@ -300,6 +368,7 @@ def submit_ranking(
                 shown=shown, partial=partial, rationale=rationale, flags=flag_list, seconds=seconds,
                 submission_id=submission_id, previous=previous,
             )
+            _execute(sql.release_lease(assignment.pk))
             _execute(sql.mark_submitted(assignment.pk, timezone.now()))
             stored = ranking
             transaction.on_commit(lambda: live.ranking_stored(stored))
@@ -393,7 +462,7 @@ def _store_version(*, item: Item, rater: Rater, assignment: Assignment | None, o
     if previous is not None:
         _execute(sql.retire_ranking(previous[0]))
     else:
-        _execute(sql.count_ranking(item.pk))
+        _execute(sql.count_ranking(item.pk, human=rater.kind == Rater.Kind.HUMAN))
     return Ranking.objects.create(
         item=item, rater=rater, assignment=assignment, order=order, shown_order=shown, is_partial=partial,
         rationale=rationale, flags=flags, seconds=seconds, submission_id=submission_id or uuid.uuid4(),
@@ -405,44 +474,47 @@ def _store_version(*, item: Item, rater: Rater, assignment: Assignment | None, o
 
 
 def annotator_progress(*, project: Project, user: AbstractBaseUser) -> dict[str, int]:
-    """Done by this annotator, and how many more items they could still rank."""
-    rater = rater_for_user(user)
-    done = Ranking.objects.filter(item__project=project, rater=rater, is_current=True).count()
-    open_items = Item.objects.filter(project=project, ranking_count__lt=project.overlap_target).exclude(
-        rankings__rater=rater
-    ).count()
-    return {"done": done, "remaining": open_items}
+    """This annotator's done, remaining and skipped items (as with_annotator_progress: one definition
+    for the annotate page, the home page and the API)."""
+    counted = with_annotator_progress(Project.objects.filter(pk=project.pk), user).get()
+    return {"done": counted.my_done, "remaining": counted.my_remaining, "skipped": counted.my_skipped}
 
 
 def with_annotator_progress(projects: QuerySet[Project], user: AbstractBaseUser) -> QuerySet[Project]:
-    """Annotate `my_done` and `my_remaining` (as annotator_progress) in the projects' own query."""
-    done = (
-        Ranking.objects.filter(item__project=OuterRef("pk"), rater__user=user.pk, is_current=True)
-        .order_by()
-        .values("item__project")
-        .annotate(n=Count("pk"))
-        .values("n")
-    )
+    """Annotate `my_done`, `my_remaining` and `my_skipped` in the projects' own query.
+
+    done: items the user has a current ranking of. skipped: items they skipped (and have not
+    reopened or ranked since). remaining: items below their human target that the user has neither
+    ranked nor skipped, the one on their screen included: the items next_assignment may still hand
+    them (some may be held by other annotators for now).
+    """
     ranked = Ranking.objects.filter(item=OuterRef("pk"), rater__user=user.pk)
-    remaining = (
-        Item.objects.filter(project=OuterRef("pk"), ranking_count__lt=OuterRef("overlap_target"))
-        .exclude(Exists(ranked))
-        .order_by()
-        .values("project")
-        .annotate(n=Count("pk"))
-        .values("n")
+    skipped = Assignment.objects.filter(item=OuterRef("pk"), rater__user=user.pk, status=Assignment.Status.SKIPPED)
+
+    def per_project(items: QuerySet[Item]) -> Coalesce:
+        counted = items.order_by().values("project").annotate(n=Count("pk")).values("n")
+        return Coalesce(Subquery(counted), Value(0))
+
+    mine = Item.objects.filter(project=OuterRef("pk"))
+    return projects.annotate(
+        my_done=per_project(mine.filter(Exists(ranked.filter(is_current=True)))),
+        my_remaining=per_project(mine.filter(ranking_count__lt=OuterRef("overlap_target"))
+                                 .exclude(Exists(ranked)).exclude(Exists(skipped))),
+        my_skipped=per_project(mine.filter(Exists(skipped)).exclude(Exists(ranked))),
     )
-    return projects.annotate(my_done=Coalesce(Subquery(done), Value(0)), my_remaining=Coalesce(Subquery(remaining), Value(0)))
 
 
 def project_progress(project: Project) -> dict[str, int]:
-    """Rankings stored against the target, for the researcher's live project page."""
+    """Human rankings stored against the overlap target (and synthetic ones beside them), for the
+    researcher's live project page."""
     items = Item.objects.filter(project=project)
-    totals = items.aggregate(n=Count("pk"), rankings=Coalesce(Sum("ranking_count"), Value(0)))
+    totals = items.aggregate(n=Count("pk"), rankings=Coalesce(Sum("ranking_count"), Value(0)),
+                             synthetic=Coalesce(Sum("synthetic_count"), Value(0)))
     complete = items.filter(ranking_count__gte=project.overlap_target).count()
     return {
         "items": totals["n"],
         "rankings": totals["rankings"],
+        "synthetic": totals["synthetic"],
         "target": totals["n"] * project.overlap_target,
         "complete_items": complete,
     }

@@ -11,7 +11,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import env_bool, env_float, env_int, env_list, env_str
+from config.env import env_bool, env_float, env_int, env_json, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("RLCHF_VAR_DIR", str(BASE_DIR / "var")))
@@ -159,6 +159,12 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
+STATICFILES_FINDERS = [
+    "django.contrib.staticfiles.finders.FileSystemFinder",
+    "django.contrib.staticfiles.finders.AppDirectoriesFinder",
+    # plotly.js from the plotly wheel, served as static/vendor/plotly.min.js (no CDN).
+    "aggregation.staticfiles.PlotlyFinder",
+]
 MEDIA_ROOT = VAR_DIR / "media"
 # Where runs write their artifacts (snapshots, checkpoints, logs) and where models are kept.
 ARTIFACTS_DIR = Path(env_str("RLCHF_ARTIFACTS_DIR", str(VAR_DIR / "artifacts")))
@@ -166,6 +172,11 @@ MODELS_DIR = Path(env_str("RLCHF_MODELS_DIR", str(VAR_DIR / "models")))
 # Synthetic and generation runs load their engine in a child process, so an engine crash (CUDA,
 # OOM) fails the run but never the worker. Off only for tests and debugging.
 SYNTHETIC_ENGINE_SUBPROCESS = env_bool("SYNTHETIC_ENGINE_SUBPROCESS", True)
+# OpenAI-compatible inference endpoints (synthetic.endpoints): name -> {"base_urls": [...],
+# "api_key_env": "VAR", "description": "..."}. Researchers choose one by name; a run never holds an
+# address or a variable name. Free base URLs (never sent a key) only with INFERENCE_ALLOW_FREE_URLS.
+INFERENCE_ENDPOINTS = env_json("INFERENCE_ENDPOINTS", {})
+INFERENCE_ALLOW_FREE_URLS = env_bool("INFERENCE_ALLOW_FREE_URLS", False)
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 50 * 1024 * 1024)
 
 REST_FRAMEWORK = {
@@ -176,7 +187,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "config.pagination.BoundedLimitOffsetPagination",
     "PAGE_SIZE": 100,
 }
 SPECTACULAR_SETTINGS = {
@@ -214,6 +225,18 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
 
+# Aggregation: demographic groups smaller than this are hidden in every per-group view and export.
+AGGREGATE_MIN_GROUP = env_int("AGGREGATE_MIN_GROUP", 5)
+# Training (training app): snapshots are read from SNAPSHOTS_DIR/<id>; TRAINING_NODE_GPUS is how many
+# GPUs a gpu-queue worker node has (runs asking for more are refused; 0 = CPU only); TRAINING_LAUNCHER
+# is "local" (accelerate launch on the worker) or "slurm" (submitit; TRAINING_SLURM_* below).
+SNAPSHOTS_DIR = Path(env_str("RLCHF_SNAPSHOTS_DIR", str(VAR_DIR / "snapshots")))
+TRAINING_NODE_GPUS = env_int("TRAINING_NODE_GPUS", 0)
+TRAINING_LAUNCHER = env_str("TRAINING_LAUNCHER", "local")
+TRAINING_SLURM_FOLDER = Path(env_str("TRAINING_SLURM_FOLDER", str(VAR_DIR / "slurm")))
+TRAINING_SLURM_PARTITION = env_str("TRAINING_SLURM_PARTITION", "")
+TRAINING_SLURM_TIMEOUT_MIN = env_int("TRAINING_SLURM_TIMEOUT_MIN", 24 * 60)
+TRAINING_SLURM_EXECUTOR = env_str("TRAINING_SLURM_EXECUTOR", "slurm")  # "local": submitit's local executor
 # ---------------------------------------------------------------- evaluation
 # plotly.js comes from the plotly wheel (no CDN): served as the static file "plotly/plotly.min.js".
 _plotly_spec = importlib.util.find_spec("plotly")
@@ -221,5 +244,3 @@ if _plotly_spec is not None and _plotly_spec.origin:
     STATICFILES_DIRS.append(("plotly", Path(_plotly_spec.origin).parent / "package_data"))
 # Evaluation runs load their engine in a child process (see SYNTHETIC_ENGINE_SUBPROCESS).
 EVALUATION_ENGINE_SUBPROCESS = env_bool("EVALUATION_ENGINE_SUBPROCESS", True)
-# Blind comparisons report per annotator demographic group only for groups of at least this many.
-AGGREGATE_MIN_GROUP = env_int("AGGREGATE_MIN_GROUP", 5)

@@ -1,9 +1,11 @@
 """A daemon thread in each `db_worker` process: reaps stale runs at start and then periodically,
-and deletes expired rows of the database channel layer."""
+deletes expired rows of the database channel layer, and runs the housekeeping other apps register
+(`register_sweep`: the annotation app closes leases whose time ran out)."""
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 from django.conf import settings
 from django.db import connection
@@ -11,6 +13,13 @@ from django.db import connection
 logger = logging.getLogger(__name__)
 
 _started = threading.Event()
+_sweeps: list[Callable[[], object]] = []
+
+
+def register_sweep(function: Callable[[], object]) -> None:
+    """Run `function` on every sweep (apps register from AppConfig.ready; jobs imports no app)."""
+    if function not in _sweeps:
+        _sweeps.append(function)
 
 
 def sweep() -> None:
@@ -18,10 +27,11 @@ def sweep() -> None:
     from jobs.services import reap_stale_runs
 
     try:
-        reap_stale_runs()
-        delete_expired()
-    except Exception:  # the database may be down for a moment; try again next time
-        logger.exception("jobs janitor sweep failed")
+        for function in (reap_stale_runs, delete_expired, *_sweeps):
+            try:
+                function()
+            except Exception:  # the database may be down for a moment; try again next time
+                logger.exception("jobs janitor: %s failed", getattr(function, "__name__", function))
     finally:
         connection.close()
 

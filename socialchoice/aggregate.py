@@ -11,13 +11,15 @@ Tie policy per call:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import operator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypedDict
 
 import numpy as np
 
 from .batch import BatchProfile
+from .checks import ids_permutation, permutation
 from .orders import levels_from_scores
 from .pairwise import total_weight
 from .profiles import Profile, ProfileGroup, WeakOrder, decode_levels
@@ -63,10 +65,15 @@ class Result:
 
 
 def _resolve_params(params: dict[str, Any], alternatives: Sequence[str]) -> dict[str, Any]:
+    """One item's ``tie_breaker`` (ids, or indices) checked and turned into indices."""
     tb = params.get("tie_breaker")
-    if tb is not None and len(tb) and isinstance(tb[0], str):
-        params = {**params, "tie_breaker": [list(alternatives).index(a) for a in tb]}
-    return params
+    if tb is None:
+        return params
+    if isinstance(tb, str | bytes) or any(isinstance(a, str) for a in tb):
+        resolved = ids_permutation("tie_breaker", tb, alternatives)
+    else:
+        resolved = permutation("tie_breaker", tb, len(alternatives), exact=True)
+    return {**params, "tie_breaker": resolved}
 
 
 def _check_policy(tie_policy: str) -> None:
@@ -94,6 +101,17 @@ def _normalised_margins(out: RuleOutput, group: ProfileGroup) -> np.ndarray | No
         from .pairwise import margins
 
         m = margins(group)
+    cached: np.ndarray | None = group.__dict__.get("_normalised_margins")
+    if cached is not None and m is group.__dict__.get("_margins"):
+        return cached
+    normalised = _divide_margins(m, group)
+    if m is group.__dict__.get("_margins"):  # the group's own (cached, read-only) margins
+        normalised.flags.writeable = False
+        group.__dict__["_normalised_margins"] = normalised
+    return normalised
+
+
+def _divide_margins(m: np.ndarray, group: ProfileGroup) -> np.ndarray:
     if m.shape[0] == 1:  # one item: divide by the Python float (same quotients, fewer calls)
         return np.asarray(m / max(float(group.weights.sum(axis=1)[0]), 1e-300))
     w = np.maximum(total_weight(group), 1e-300)[:, None, None]
@@ -189,10 +207,44 @@ class BatchResult:
     def orders(self) -> list[WeakOrder]:
         """All items' collective weak orders, in item order (no margins computed)."""
         out: list[WeakOrder] = [[] for _ in range(len(self))]
+        alternatives = self.batch.alternatives
         for grp, res in zip(self.batch.groups, self.outputs, strict=True):
-            for row, item in enumerate(grp.items.tolist()):
-                out[item] = decode_levels(self.batch.alternatives[item], res.levels[row])
+            if not len(grp.items):
+                continue
+            patterns, which = np.unique(res.levels, axis=0, return_inverse=True)
+            if 4 * len(patterns) > len(grp.items):  # mostly distinct: decode row by row
+                for item, row in zip(grp.items.tolist(), res.levels.tolist(), strict=True):
+                    out[item] = decode_levels(alternatives[item], row)
+                continue
+            decoders = [_decoder(row) for row in patterns.tolist()]
+            for item, p in zip(grp.items.tolist(), which.ravel().tolist(), strict=True):
+                out[item] = decoders[p](alternatives[item])
         return out
+
+    def level_matrix(self) -> np.ndarray:
+        """Every item's collective order as tie-group levels ``int64 [n_items, K_max]`` (0 =
+        best, -1 past the item's K; column j is ``batch.alternatives[i][j]``): the array form of
+        :meth:`orders`, with no Python object per item, for writing results in bulk."""
+        k_max = max((grp.k for grp in self.batch.groups), default=0)
+        out = np.full((len(self), k_max), -1, dtype=np.int64)
+        for grp, res in zip(self.batch.groups, self.outputs, strict=True):
+            out[grp.items, : grp.k] = res.levels
+        return out
+
+
+def _decoder(levels: list[int]) -> Callable[[Sequence[str]], WeakOrder]:
+    """A function from an item's ids to its weak order under these levels: items of a batch
+    share few level patterns, so each pattern's grouping is worked out once (a linear order
+    becomes one ``itemgetter``)."""
+    groups = [[j for j, lv in enumerate(levels) if lv == level] for level in sorted(set(levels))
+              if level >= 0]
+    if groups and all(len(g) == 1 for g in groups):
+        if len(groups) == 1:
+            only = groups[0][0]
+            return lambda alts: [[alts[only]]]
+        getter = operator.itemgetter(*(g[0] for g in groups))
+        return lambda alts: list(map(list, zip(getter(alts))))  # type: ignore[call-overload]
+    return lambda alts: [[alts[j] for j in g] for g in groups]
 
 
 def aggregate_batch(

@@ -7,12 +7,14 @@ the tau-based statistics; pairs with an unranked alternative (``partial="ignore"
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
 
+from .checks import real
 from .profiles import Profile, ProfileGroup, WeakOrder, encode_weak_order, fractional_ranks
 
 
@@ -187,6 +189,7 @@ def bootstrap(
     seed: int | None = 0,
 ) -> Interval:
     """Percentile bootstrap CI of ``statistic(profile)``, resampling raters with replacement."""
+    _check_bootstrap(n_boot, level)
     rng = np.random.default_rng(seed)
     v = profile.n_voters
     draws = rng.integers(0, v, size=(n_boot, v))
@@ -198,6 +201,7 @@ def bootstrap_items(values: Sequence[float] | np.ndarray, n_boot: int = 1000,
                     level: float = 0.95, seed: int | None = 0) -> Interval:
     """Percentile bootstrap CI of the mean of per-item statistics (project level; NaNs dropped),
     resampling items with replacement (vectorised)."""
+    _check_bootstrap(n_boot, level)
     x = np.asarray(values, dtype=np.float64)
     x = x[~np.isnan(x)]
     if len(x) == 0:
@@ -205,6 +209,13 @@ def bootstrap_items(values: Sequence[float] | np.ndarray, n_boot: int = 1000,
     rng = np.random.default_rng(seed)
     means = x[rng.integers(0, len(x), size=(n_boot, len(x)))].mean(axis=1)
     return _interval(float(x.mean()), means, level)
+
+
+def _check_bootstrap(n_boot: int, level: float) -> None:
+    if isinstance(n_boot, bool) or not isinstance(n_boot, numbers.Integral) or n_boot < 1:
+        raise ValueError(f"n_boot must be a positive integer, not {n_boot!r}")
+    if not 0.0 < real("level", level) < 1.0:
+        raise ValueError(f"level must be in (0, 1), not {level!r}")
 
 
 def _interval(estimate: float, values: np.ndarray, level: float) -> Interval:

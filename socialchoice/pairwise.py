@@ -8,6 +8,10 @@ a; ``compared[i, a, b]`` = weight of voters who ranked both a and b (the total w
 Float voter weights make sums depend on summation order, so margins are *snapped*: rounded to a
 grid of ``SNAP`` times the item's total weight. Equal quantities therefore compare equal whatever
 the voter order, which keeps every rule exactly anonymous. Integer weights are unaffected.
+
+A group's margins are computed once and kept on the group (read-only), as pref-voting's
+``Profile`` keeps its margins: every rule run on the same prebuilt profile or batch reuses them.
+Groups and profiles are immutable; their arrays must not be modified in place.
 """
 
 from __future__ import annotations
@@ -35,12 +39,25 @@ def snap(x: np.ndarray, scale: np.ndarray) -> np.ndarray:
     return np.round(x / s) * s + 0.0
 
 
+_CACHE = "_margins"
+
+
 def margins(group: ProfileGroup) -> np.ndarray:
-    """Weighted pairwise margins ``float64 [n, K, K]`` (antisymmetric, snapped)."""
+    """Weighted pairwise margins ``float64 [n, K, K]`` (antisymmetric, snapped; cached on the
+    group, read-only)."""
+    m: np.ndarray | None = group.__dict__.get(_CACHE)
+    if m is None:
+        m = _margins_counted(group)
+        if m is None:
+            m = _margins_weighted(group)
+        m.flags.writeable = False
+        group.__dict__[_CACHE] = m  # frozen dataclass: the cache bypasses __setattr__
+    return m
+
+
+def _margins_weighted(group: ProfileGroup) -> np.ndarray:
+    """:func:`margins` for any weights (float sums, recomputed exactly when not integral)."""
     n, v, k = group.ranks.shape
-    counted = counted_margins(group)
-    if counted is not None:
-        return counted
     if n * v * k * k <= _BROADCAST_LIMIT:
         return _margins_broadcast(group)
     out = np.zeros((n, k, k))
@@ -63,11 +80,29 @@ def small_group(group: ProfileGroup) -> bool:
 
 
 def counted_margins(group: ProfileGroup) -> np.ndarray | None:
+    """The margins when they are voter counts (weights 0 or 1, K < 64; large groups also need
+    half-integer ranks), else None."""
+    cached = group.__dict__.get(_CACHE)
+    if cached is not None:
+        return cached if _countable(group) else None
+    m = _margins_counted(group)
+    if m is not None:
+        m.flags.writeable = False
+        group.__dict__[_CACHE] = m
+    return m
+
+
+def _countable(group: ProfileGroup) -> bool:
+    w = group.weights
+    return group.k <= _MAX_BITS_K and group.ranks.size > 0 and bool(np.all((w == 1.0) | (w == 0.0)))
+
+
+def _margins_counted(group: ProfileGroup) -> np.ndarray | None:
     """Margins by counting voters (weights 0 or 1, K < 64); None otherwise. One item compares
     the float ranks; larger groups need half-integer ranks (int8 doubled ranks)."""
     n, v, k = group.ranks.shape
     w = group.weights
-    if k > _MAX_BITS_K or group.ranks.size == 0 or not bool(np.all((w == 1.0) | (w == 0.0))):
+    if not _countable(group):
         return None
     if n * v * k * k <= _PACKED_LIMIT:
         wins = _wins_packed(group.ranks, w > 0, group.linear)

@@ -23,11 +23,14 @@ one integer array of *tie-group indices* per stored ranking (0 = best group, equ
 from __future__ import annotations
 
 import functools
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+
+from .checks import integer_array
 
 Partial = Literal["bottom", "ignore"]
 WeakOrder = list[list[str]]
@@ -133,11 +136,16 @@ def _check_weights(weights: np.ndarray, n: int) -> np.ndarray:
 def encode_weak_order(order: Sequence[Sequence[str]], index: dict[str, int]) -> list[int]:
     """One weak order (contract form) to tie-group indices over ``index``'s alternatives.
 
-    Raises ``ValueError`` for an unknown id or an id listed twice. Unlisted alternatives get -1.
-    Plain Python lists: this runs once per stored ballot, where numpy scalar access is slow.
+    Raises ``ValueError`` for an unknown id, an id listed twice, or a bare string where the list
+    of tie groups or a tie group is expected (``["a", "b"]`` for ``[["a"], ["b"]]``). Unlisted
+    alternatives get -1. Plain Python lists: numpy scalar access is slow here.
     """
+    if isinstance(order, str | bytes) or not hasattr(order, "__iter__"):
+        raise ValueError(f"a weak order is a list of tie groups, not {order!r}")
     row = [-1] * len(index)
     for g, group in enumerate(order):
+        if isinstance(group, str | bytes) or not hasattr(group, "__iter__"):
+            raise ValueError(f"tie group {g} must be a list of ids, not {group!r}")
         for alt in group:
             i = index.get(alt)
             if i is None:
@@ -148,13 +156,88 @@ def encode_weak_order(order: Sequence[Sequence[str]], index: dict[str, int]) -> 
     return row
 
 
-def decode_levels(alternatives: Sequence[str], levels: np.ndarray) -> WeakOrder:
-    """Tie-group levels ``[K]`` (0 = best) back to the contract form, ids in input order."""
-    by_level: dict[int, list[str]] = {}
-    for i, level in enumerate(levels.tolist()):
+def encode_weak_orders(
+    alternatives: Sequence[str], orders: Sequence[Sequence[Sequence[str]]]
+) -> np.ndarray:
+    """Many weak orders (contract form) to tie-group indices ``int16 [V, K]`` (-1 = unlisted).
+
+    Same result and errors as :func:`encode_weak_order` per ballot (errors name the ballot), but
+    the lists are walked by C-level passes (flatten, look up, count) and the indices are placed by
+    numpy, several times faster than a Python loop per ballot. Bad input falls back to that loop
+    to find and name the fault.
+    """
+    index = {a: i for i, a in enumerate(alternatives)}
+    if len(index) != len(alternatives):
+        raise ValueError("alternative ids must be unique")
+    try:
+        out = _encode_fast(index, orders)
+    except (KeyError, TypeError, ValueError):
+        out = None
+    return _encode_slow(index, orders) if out is None else out
+
+
+def _encode_slow(index: dict[str, int], orders: Sequence[Sequence[Sequence[str]]]) -> np.ndarray:
+    rows = []
+    for v, order in enumerate(orders):
+        try:
+            rows.append(encode_weak_order(order, index))
+        except ValueError as exc:
+            raise ValueError(f"ballot {v}: {exc}") from None
+    return np.array(rows, dtype=np.int16).reshape(len(rows), len(index))
+
+
+def _encode_fast(
+    index: dict[str, int], orders: Sequence[Sequence[Sequence[str]]]
+) -> np.ndarray | None:
+    """:func:`encode_weak_orders` for well-formed input (None or an exception otherwise).
+
+    Flattening with ``+=`` splits a bare string into characters, so where an id could be one
+    character the groups' types are checked first (longer ids make such characters unknown)."""
+    k, n = len(index), len(orders)
+    if k > 255 or isinstance(orders, str):
+        return None
+    groups: list[Sequence[str]] = functools.reduce(operator.iadd, orders, [])
+    if any(not isinstance(a, str) or len(a) <= 1 for a in index) and not (
+        set(map(type, orders)) | set(map(type, groups))
+    ) <= {list, tuple}:
+        return None
+    per_ballot = bytes(map(len, orders))
+    try:  # linear ballots: every group is one id
+        ids = [alt for (alt,) in groups]
+        sizes = None
+    except ValueError:
+        ids = functools.reduce(operator.iadd, groups, [])
+        sizes = np.frombuffer(bytes(map(len, groups)), dtype=np.uint8)
+    codes = np.frombuffer(bytes(map(index.__getitem__, ids)), dtype=np.uint8)
+    out = np.full((n, k), -1, dtype=np.int16)
+    if sizes is None and per_ballot == bytes([k]) * n:  # complete linear ballots
+        out[np.arange(n)[:, None], codes.reshape(n, k)] = np.arange(k, dtype=np.int16)
+        return out if n == 0 or int(out.min()) >= 0 else None
+    counts = np.frombuffer(per_ballot, dtype=np.uint8)
+    ballot = np.repeat(np.arange(n), counts)
+    group = np.arange(len(groups)) - (np.cumsum(counts) - counts)[ballot]
+    if sizes is not None:
+        ballot, group = np.repeat(ballot, sizes), np.repeat(group, sizes)
+    out[ballot, codes] = group
+    return out if np.count_nonzero(out >= 0) == len(ids) else None
+
+
+def decode_levels(alternatives: Sequence[str], levels: np.ndarray | Sequence[int]) -> WeakOrder:
+    """Tie-group levels ``[K]`` (0 = best, -1 = unranked) back to the contract form, ids in
+    input order (levels need not be dense)."""
+    row = levels.tolist() if isinstance(levels, np.ndarray) else levels
+    top = max(row, default=-1)
+    if top >= 4 * len(row) + 4:  # sparse levels: sort them instead of bucketing
+        by_level: dict[int, list[str]] = {}
+        for alt, level in zip(alternatives, row, strict=True):
+            if level >= 0:
+                by_level.setdefault(level, []).append(alt)
+        return [by_level[level] for level in sorted(by_level)]
+    buckets: list[list[str]] = [[] for _ in range(top + 1)]
+    for alt, level in zip(alternatives, row, strict=True):
         if level >= 0:
-            by_level.setdefault(level, []).append(alternatives[i])
-    return [by_level[level] for level in sorted(by_level)]
+            buckets[level].append(alt)
+    return [b for b in buckets if b]
 
 
 @dataclass(frozen=True)
@@ -175,6 +258,17 @@ class Profile:
     groups: tuple[str, ...] | None = None
     linear: bool = False
 
+    def __post_init__(self) -> None:
+        k = len(self.alternatives)
+        if np.ndim(self.ranks) != 2 or np.shape(self.ranks)[1] != k:
+            raise ValueError(f"ranks must be [voters, {k}] for {k} alternatives, "
+                             f"got shape {np.shape(self.ranks)}")
+        if np.shape(self.weights) != (np.shape(self.ranks)[0],):
+            raise ValueError(f"weights must be [{np.shape(self.ranks)[0]}] (one per voter), "
+                             f"got shape {np.shape(self.weights)}")
+        if self.groups is not None and len(self.groups) != np.shape(self.ranks)[0]:
+            raise ValueError("groups must name one group per voter")
+
     @classmethod
     def from_weak_orders(
         cls,
@@ -186,11 +280,7 @@ class Profile:
     ) -> Profile:
         """Build from weak orders in the contract form; see the module docstring for ``partial``."""
         alts = tuple(alternatives)
-        index = {a: i for i, a in enumerate(alts)}
-        if len(index) != len(alts):
-            raise ValueError("alternative ids must be unique")
-        rows = [encode_weak_order(o, index) for o in orders]
-        group_idx = np.array(rows, dtype=np.int16).reshape(len(rows), len(alts))
+        group_idx = encode_weak_orders(alts, orders)
         return cls.from_group_indices(alts, group_idx, weights, partial, groups)
 
     @classmethod
@@ -202,8 +292,14 @@ class Profile:
         partial: Partial = "bottom",
         groups: Sequence[str] | None = None,
     ) -> Profile:
-        """Build from tie-group indices ``[V, K]`` (0 = best, equal = tied, -1 = unranked)."""
-        g = np.asarray(group_indices)
+        """Build from tie-group indices ``[V, K]`` (0 = best, equal = tied, -1 = unranked).
+
+        The array form of :meth:`from_weak_orders` (no per-ballot Python lists): e.g. one row per
+        stored ranking, as kept next to its JSON or built from database rows."""
+        g = integer_array("group_indices", group_indices, 2)
+        if g.shape[1] != len(alternatives):
+            raise ValueError(f"group_indices must have one column per alternative "
+                             f"({len(alternatives)}), got shape {g.shape}")
         n = g.shape[0]
         w = np.ones(n) if weights is None else _check_weights(np.asarray(weights), n)
         if groups is not None and len(groups) != n:
@@ -227,7 +323,15 @@ class Profile:
         return [decode_levels(self.alternatives, _levels_of_ranks(r)) for r in self.ranks]
 
     def as_group(self) -> ProfileGroup:
-        """This profile as a batch group of one item (what the rule functions consume)."""
+        """This profile as a batch group of one item (what the rule functions consume); made
+        once, so the group's cached margins serve every rule run on this profile."""
+        group: ProfileGroup | None = self.__dict__.get("_group")
+        if group is None:
+            group = self._make_group()
+            self.__dict__["_group"] = group  # frozen dataclass: the cache bypasses __setattr__
+        return group
+
+    def _make_group(self) -> ProfileGroup:
         codes = None
         if self.groups is not None:
             names = sorted(set(self.groups))

@@ -11,3 +11,4 @@ class SyntheticConfig(AppConfig):
     def ready(self) -> None:
         # Registers the "synthetic" and "generation" run kinds with jobs.registry.
         from synthetic import runs  # noqa: F401
+        from synthetic.checks import check_inference_endpoints  # noqa: F401 (registers the check)

@@ -8,6 +8,7 @@ from django import forms
 from django.conf import settings
 from django.db.models import QuerySet
 
+from synthetic import endpoints
 from synthetic.models import PersonaPanel, SyntheticRun
 from synthetic.services import MAX_DESCRIBED_PANEL_SIZE, MAX_PANEL_SIZE
 
@@ -53,23 +54,45 @@ class BackendFields(forms.Form):
 
     engine = forms.ChoiceField(choices=ENGINE_CHOICES, initial="transformers")
     model = forms.CharField(max_length=500, help_text="Local model directory or .gguf (transformers, vLLM), or the served model name (OpenAI).")
-    base_url = forms.URLField(required=False, assume_scheme="http", label="Base URL", help_text="OpenAI-compatible servers only.")
-    api_key_env = forms.CharField(required=False, max_length=100, label="API key variable",
-                                  help_text="Name of the environment variable holding the key (never the key).")
+    # Where OpenAI-compatible requests go is the operator's choice (synthetic.endpoints): the
+    # researcher picks an endpoint by name; a free URL only where the operator allows it.
+    endpoint = forms.ChoiceField(required=False, label="Inference endpoint",
+                                 help_text="OpenAI-compatible servers only: one of the endpoints the operator set up.")
+    base_url = forms.URLField(required=False, assume_scheme="http", label="Base URL",
+                              help_text="Instead of an endpoint: any OpenAI-compatible server (no API key is sent).")
     device = forms.CharField(initial="auto", max_length=20)
     batch_size = forms.IntegerField(min_value=1, max_value=4096, initial=8)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["model"].initial = default_model_dir()
+        self.fields["endpoint"].choices = [("", "(none)"), *endpoints.choices()]
+        if not endpoints.free_urls_allowed():
+            del self.fields["base_url"]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        # Old clients and crafted posts: say no rather than silently dropping the field.
+        for name in sorted(endpoints.FORBIDDEN_OPTIONS & set(self.data)):
+            self.add_error(None, f"A run cannot set {name}: API keys and addresses belong to the operator's "
+                                 "inference endpoints; choose an endpoint by name.")
+        if "base_url" not in self.fields and self.data.get("base_url"):
+            self.add_error(None, "This server does not accept free base URLs; choose an inference endpoint.")
+        if data.get("engine") == "openai" and self.uses_backend(data) and not data.get("endpoint") \
+                and not data.get("base_url"):
+            self.add_error("endpoint", "Choose the endpoint that serves this model.")
+        return data
+
+    def uses_backend(self, data: dict[str, Any]) -> bool:
+        return True
 
     def backend_options(self) -> dict[str, Any]:
         data = self.cleaned_data
         options: dict[str, Any] = {"device": data["device"], "batch_size": data["batch_size"]}
-        if data.get("base_url"):
-            options["base_url"] = data["base_url"]
-        if data.get("api_key_env"):
-            options["api_key_env"] = data["api_key_env"]
+        if data.get("engine") == "openai":
+            for name in ("endpoint", "base_url"):
+                if data.get(name):
+                    options[name] = data[name]
         return options
 
 
@@ -93,8 +116,11 @@ class PanelGenerateForm(BackendFields):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        for name in BackendFields.base_fields:
+        for name in BackendFields.base_fields.keys() & self.fields.keys():
             self.fields[name].required = False
+
+    def uses_backend(self, data: dict[str, Any]) -> bool:
+        return bool(data.get("describe_with_model"))
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()

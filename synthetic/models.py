@@ -91,6 +91,7 @@ class SyntheticRun(models.Model):
     class Method(models.TextChoices):
         LISTWISE = "listwise", "Listwise (constrained ranking)"
         PAIRWISE = "pairwise_logprob", "Pairwise (log-probabilities)"
+        POINTWISE = "pointwise", "Pointwise (expected 1-5 rating)"
 
     run = models.OneToOneField("jobs.Run", on_delete=models.CASCADE, related_name="synthetic")
     project = models.ForeignKey(
@@ -116,10 +117,19 @@ class SyntheticRun(models.Model):
     allow_ties = models.BooleanField(default=False)
     reasoning = models.BooleanField(default=False)
     both_orders = models.BooleanField(
-        default=False, help_text="Pairwise: ask every pair in both orders."
+        default=True, help_text="Pairwise: ask every pair in both orders."
     )
     tie_margin = models.FloatField(default=0.05)
     orders_per_item = models.PositiveIntegerField(null=True, blank=True)
+    permutations = models.PositiveSmallIntegerField(
+        default=3, help_text="Listwise: seeded orders per judgment, combined by Borda (1 = no debiasing)."
+    )
+    score_margin = models.FloatField(
+        default=0.1, help_text="Pointwise: expected ratings this close are tied (where ties are allowed)."
+    )
+    label_mass_threshold = models.FloatField(
+        default=0.5, help_text="Judgments with less next-token probability on the allowed labels are low-confidence."
+    )
     sampling = models.JSONField(
         default=dict, blank=True, help_text="temperature, max_reasoning_tokens."
     )
@@ -135,6 +145,9 @@ class SyntheticRun(models.Model):
     first_shown_win_rate = models.FloatField(null=True, blank=True)
     expected_first_rate = models.FloatField(null=True, blank=True)
     bias_z = models.FloatField(null=True, blank=True)
+    # synthetic.judging.signal.SignalReport as JSON, written when the run finishes.
+    signal = models.JSONField(default=dict, blank=True)
+    low_confidence = models.PositiveIntegerField(default=0)
 
     def __str__(self) -> str:
         return f"synthetic run {self.run_id} ({self.engine}:{self.model})"
@@ -166,6 +179,14 @@ class Judgment(models.Model):
     )
     parsed_ranking = models.JSONField(null=True, blank=True)
     error = models.TextField(blank=True)
+    permutations = models.JSONField(
+        default=list, blank=True,
+        help_text="Listwise: every permutation as shown, with its raw output and ranking.",
+    )
+    scores = models.JSONField(default=dict, blank=True, help_text="Pointwise: expected rating per response.")
+    label_mass = models.FloatField(
+        null=True, blank=True, help_text="Mean next-token probability on the allowed labels."
+    )
     ranking = models.ForeignKey(
         "annotation.Ranking",
         null=True,

@@ -19,13 +19,13 @@ import json
 import logging
 import sys
 from collections.abc import Iterator, Sequence
-from dataclasses import replace
+from dataclasses import asdict, replace
 from typing import Any, Protocol
 
 from django.conf import settings
 from django.db import transaction
 
-from annotation.models import Item, Rater
+from annotation.models import Item, Ranking, Rater
 from annotation.services import create_item, record_ranking, synthetic_rater
 from annotation.weak_orders import RankingError
 from jobs import live, registry
@@ -131,7 +131,9 @@ def judge_options(srun: SyntheticRun) -> Any:
         max_reasoning_tokens=int(sampling.get("max_reasoning_tokens", 256)), both_orders=srun.both_orders,
         tie_margin=srun.tie_margin, orders_per_item=srun.orders_per_item,
         temperature=float(sampling.get("temperature", 0.0)), prompt_version=srun.prompt_version,
-        chunk_size=int(sampling.get("chunk_size", 256)),
+        chunk_size=int(sampling["chunk_size"]) if sampling.get("chunk_size") else None,
+        permutations=srun.permutations, score_margin=srun.score_margin,
+        label_mass_threshold=srun.label_mass_threshold,
     )
 
 
@@ -145,7 +147,6 @@ def _judge_item(item: Item) -> Any:
 def judge_run(srun: SyntheticRun, report: Reporter) -> None:
     """Judge every pending (item, persona) pair of the run, storing chunk by chunk."""
     from synthetic import services
-    from synthetic.backends import load_backend
     from synthetic.judging import iter_judgments
 
     items = judge_items(srun)
@@ -159,7 +160,7 @@ def judge_run(srun: SyntheticRun, report: Reporter) -> None:
     report.check_cancelled()
     config = services.backend_config(srun.engine, srun.model, srun.backend_options)
     report.log(f"loading {config.label}")
-    backend = load_backend(config)
+    backend = load_engine(config)
     try:
         chunks = iter_judgments(
             backend, [_judge_item(i) for i in items.values()], services.panel_personas(srun.panel),
@@ -170,30 +171,67 @@ def judge_run(srun: SyntheticRun, report: Reporter) -> None:
         backend.close()
 
 
+class EngineLoadError(RuntimeError):
+    """The run's engine could not be built; the message is the one-line cause."""
+
+
+class AllJudgmentsFailed(RuntimeError):
+    """Every judgment of a run failed; the message names the first error and its count."""
+
+
+def load_engine(config: Any) -> Any:
+    """`load_backend(config)`, any failure turned into one readable line naming the model."""
+    from synthetic.backends import load_backend
+
+    try:
+        return load_backend(config)
+    except Exception as exc:  # third-party loaders raise anything; the run needs the cause
+        raise EngineLoadError(f"{config.label} could not be loaded from {config.model}: {one_line(exc)}") from exc
+
+
+def one_line(exc: BaseException) -> str:
+    """The first non-empty line of an exception's message (its type name when it has none)."""
+    return next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+
+
 def _store_all(srun: SyntheticRun, chunks: Iterator[list[Any]], items: dict[str, Item],
                personas: dict[str, Persona], report: Reporter, done: int, total: int) -> None:
     raters: dict[tuple[str, str], Rater] = {}
     for chunk in chunks:
         store_judgments(srun, chunk, items, personas, raters)
         done += len(chunk)
-        report.progress(done, total)
         update_counters(srun)
-        report.log(f"{done}/{total} judged; {srun.parse_failures} parse failure(s) so far")
+        report.progress(done, total)
+        report.log(f"{done}/{total} judged; {srun.parse_failures} failed so far")
         report.check_cancelled()
+    check_outcome(srun)
 
 
-def persona_rater(persona: Persona, model: str) -> Rater:
-    """The synthetic rater of `persona` judged by `model`.
+def check_outcome(srun: SyntheticRun) -> None:
+    """Raise AllJudgmentsFailed when the run stored judgments and none has a ranking."""
+    update_counters(srun)
+    if srun.judgments_done and srun.parse_failures == srun.judgments_done:
+        errors = list(srun.judgments.order_by("id").values_list("error", flat=True))
+        first = errors[0] or "no ranking"
+        same = sum(1 for e in errors if e == first)
+        raise AllJudgmentsFailed(
+            f"every judgment failed ({len(errors)} of {len(errors)}); first error ({same} time(s)): {first}"
+        )
 
-    Raters are keyed by persona id; a different persona that reuses an id (another panel, a new
-    version that changed it) gets a distinct rater id suffixed with a digest of its content.
+
+def persona_rater(persona: Persona, model: str, judge: str = "") -> Rater:
+    """The synthetic rater of `persona` judged by `model` with `judge` ("method/prompt version").
+
+    Raters are keyed by persona id, model and judge, so another method or prompt never replaces
+    this rater's rankings; a different persona that reuses an id (another panel, a new version
+    that changed it) gets a distinct rater id suffixed with a digest of its content.
     """
     contract = persona.as_contract()
-    rater = synthetic_rater(persona=contract, model=model)
+    rater = synthetic_rater(persona=contract, model=model, judge=judge)
     if rater.persona == contract:
         return rater
     digest = hashlib.sha256(json.dumps(contract, sort_keys=True).encode()).hexdigest()[:8]
-    return synthetic_rater(persona={**contract, "id": f"{persona.persona_id}~{digest}"}, model=model)
+    return synthetic_rater(persona={**contract, "id": f"{persona.persona_id}~{digest}"}, model=model, judge=judge)
 
 
 @transaction.atomic
@@ -205,13 +243,15 @@ def store_judgments(srun: SyntheticRun, records: Sequence[Any], items: dict[str,
         persona, item = personas[record.persona_id], items[record.item_id]
         key = (record.persona_id, record.model)
         if key not in raters:
-            raters[key] = persona_rater(persona, record.model)
+            raters[key] = persona_rater(persona, record.model, f"{record.method}/{record.prompt_version}")
         ranking, error = _record_in_project(item, raters[key], record)
         stored.append(Judgment(
             run=srun, item=item, persona=persona, rater=raters[key], prompt_version=record.prompt_version,
             model=record.model, shown_order=record.shown_order, raw_output=record.raw_output or "",
             reasoning=record.reasoning or "", pairs=[_pair(p) for p in record.pairs],
             parsed_ranking=record.ranking, error=error, ranking=ranking,
+            permutations=[asdict(p) for p in record.permutations], scores=record.scores,
+            label_mass=record.label_mass,
         ))
     return Judgment.objects.bulk_create(stored)
 
@@ -238,33 +278,64 @@ def update_counters(srun: SyntheticRun) -> None:
     srun.judgments_done = judgments.count()
     srun.parse_failures = judgments.filter(parsed_ranking__isnull=True).count()
     srun.rankings_rejected = judgments.filter(parsed_ranking__isnull=False, ranking__isnull=True).count()
-    srun.save(update_fields=["judgments_done", "parse_failures", "rankings_rejected"])
+    srun.low_confidence = judgments.filter(label_mass__lt=srun.label_mass_threshold).count()
+    srun.save(update_fields=["judgments_done", "parse_failures", "rankings_rejected", "low_confidence"])
 
 
 def stored_records(srun: SyntheticRun) -> list[Any]:
     """The run's stored judgments as the engine's `JudgmentRecord`s (for the bias report)."""
     from synthetic.judging import JudgmentRecord, PairProbability
+    from synthetic.judging.types import PermutationOutput
 
     rows = srun.judgments.values_list(
         "item__external_id", "persona__persona_id", "model", "prompt_version", "shown_order", "raw_output",
-        "parsed_ranking", "error", "pairs",
+        "parsed_ranking", "error", "pairs", "permutations", "scores", "label_mass",
     )
     return [
         JudgmentRecord(
             item_id=item, persona_id=persona, model=model, method=srun.method, prompt_version=version,
             seed=srun.seed, shown_order=shown, raw_output=raw, ranking=parsed, failure=error or None,
             pairs=[PairProbability(p["first"], p["second"], p["p_first"], p.get("logprobs", {})) for p in pairs],
+            permutations=[PermutationOutput(**p) for p in perms], scores=scores, label_mass=mass,
         )
-        for item, persona, model, version, shown, raw, parsed, error, pairs in rows
+        for item, persona, model, version, shown, raw, parsed, error, pairs, perms, scores, mass in rows
     ]
 
 
+def item_references(srun: SyntheticRun) -> dict[str, Any]:
+    """Reference orders of the run's items: the imported chosen > rejected where the item has
+    one, else the collective of its current human rankings (socialchoice's default rule)."""
+    from socialchoice import Profile, aggregate
+
+    items = Item.objects.filter(project=srun.project, external_id__in=srun.item_ids)
+    references: dict[str, Any] = {}
+    for item in items.prefetch_related("responses"):
+        pair = (item.metadata or {}).get("pairwise") or {}
+        if pair.get("chosen") and pair.get("rejected"):
+            references[item.external_id] = [[pair["chosen"]], [pair["rejected"]]]
+    human = (
+        Ranking.objects.filter(item__in=items, is_current=True, rater__kind=Rater.Kind.HUMAN)
+        .exclude(item__external_id__in=list(references))
+        .values_list("item__external_id", "order")
+    )
+    orders: dict[str, list[Any]] = {}
+    for external_id, order in human:
+        orders.setdefault(external_id, []).append(order)
+    for external_id, ballots in orders.items():
+        ids = sorted({rid for ballot in ballots for group in ballot for rid in group})
+        references[external_id] = aggregate(Profile.from_weak_orders(ids, ballots)).order
+    return references
+
+
 def write_bias_report(srun: SyntheticRun, report: Reporter) -> None:
-    """Counters and the first-shown win rate against the unbiased rate, stored on the run."""
+    """Counters, the first-shown win rate against the unbiased rate, and the signal figures
+    (`synthetic.judging.signal`), stored on the run."""
     from synthetic.judging import position_bias
+    from synthetic.judging.signal import signal_report
 
     update_counters(srun)
-    bias = position_bias(stored_records(srun), tie_margin=srun.tie_margin)
+    records = stored_records(srun)
+    bias = position_bias(records, tie_margin=srun.tie_margin)
     if bias is not None:
         srun.bias_decisions, srun.first_shown_win_rate = bias.decisions, bias.first_shown_win_rate
         srun.expected_first_rate, srun.bias_z = bias.expected_rate, bias.z
@@ -273,9 +344,14 @@ def write_bias_report(srun: SyntheticRun, report: Reporter) -> None:
             f"position bias: first shown wins {bias.first_shown_win_rate:.3f} vs {bias.expected_rate:.3f} "
             f"expected over {bias.decisions} decision(s), z = {bias.z:.2f}"
         )
+    signal = signal_report(records, item_references(srun), srun.label_mass_threshold)
+    srun.signal = json.loads(json.dumps(asdict(signal)))  # int keys of the matrices become strings
+    srun.save(update_fields=["signal"])
+    for reason in signal.degenerate:
+        report.log(f"WARNING: {reason}")
     report.log(
-        f"{srun.judgments_done} judgment(s) stored, {srun.parse_failures} parse failure(s), "
-        f"{srun.rankings_rejected} ranking(s) rejected by the project"
+        f"{srun.judgments_done} judgment(s) stored, {srun.parse_failures} failed, "
+        f"{srun.rankings_rejected} ranking(s) rejected by the project, {srun.low_confidence} low-confidence"
     )
 
 
@@ -290,7 +366,7 @@ def _shares(k: int, n_models: int) -> list[int]:
 def generate_run(grun: GenerationRun, report: Reporter) -> None:
     """Generate K responses for every prompt not yet stored as an item, chunk by chunk."""
     from synthetic import services
-    from synthetic.backends import GenerationParams, load_backend
+    from synthetic.backends import GenerationParams
 
     existing = set(Item.objects.filter(project=grun.project).values_list("external_id", flat=True))
     pending = [p for p in grun.prompts if p["id"] not in existing]
@@ -311,7 +387,7 @@ def generate_run(grun: GenerationRun, report: Reporter) -> None:
             options = {k: v for k, v in spec.items() if k not in ("engine", "model")}
             config = services.backend_config(spec["engine"], spec["model"], options)
             report.log(f"loading {config.label}")
-            backends.append(load_backend(config))
+            backends.append(load_engine(config))
         for start in range(0, len(pending), GENERATION_CHUNK):
             chunk = pending[start : start + GENERATION_CHUNK]
             _generate_chunk(grun, chunk, backends, params)

@@ -29,6 +29,7 @@ from django.db.models import Max, QuerySet
 
 from annotation.models import AnnotatorProfile, Item, Membership, Project
 from jobs import services as jobs_services
+from synthetic import endpoints
 from synthetic import personas as pure
 from synthetic.backends import (
     BackendConfig,
@@ -36,6 +37,7 @@ from synthetic.backends import (
     GenerationParams,
     config_problems,
     load_backend,
+    readiness_problems,
 )
 from synthetic.judging.describe import DEFAULT_DESCRIPTION_PROMPT, FALLBACK_KEY, enrich_descriptions
 from synthetic.judging.prompts import PromptTemplateError, load_template
@@ -275,24 +277,42 @@ def twin_panel(*, owner: AbstractBaseUser, project: Project, name: str, descript
 # ---------------------------------------------------------------- synthetic runs
 
 
-_BACKEND_FIELDS = {f.name for f in dataclass_fields(BackendConfig)} - {"engine", "model"}
+# What a run may set besides engine and model. Where requests go and with which key is never a
+# run's choice: `endpoint` names an operator-defined endpoint (synthetic.endpoints) that resolves
+# to the BackendConfig fields endpoint, base_urls and api_key.
+_BACKEND_FIELDS = (
+    {f.name for f in dataclass_fields(BackendConfig)} - {"engine", "model", "base_urls", "api_key"}
+) | endpoints.RUN_OPTIONS
 
 
 def backend_config(engine: str, model: str, options: dict[str, Any] | None = None) -> BackendConfig:
-    """A `BackendConfig`, with SyntheticRunError naming any unknown option."""
+    """A `BackendConfig`, with SyntheticRunError naming any unknown option or unusable endpoint."""
     options = dict(options or {})
+    try:
+        endpoints.check_run_options(options)
+    except endpoints.EndpointError as exc:
+        raise SyntheticRunError(f"backend: {exc}") from None
     unknown = sorted(set(options) - _BACKEND_FIELDS)
     if unknown:
         raise SyntheticRunError(
             f"unknown backend option(s) {', '.join(unknown)}; known: {', '.join(sorted(_BACKEND_FIELDS))}"
         )
+    endpoint, base_url = options.pop("endpoint", None), options.pop("base_url", None)
+    if engine == "openai":
+        try:
+            options.update(endpoints.resolve(endpoint, base_url))
+        except endpoints.EndpointError as exc:
+            raise SyntheticRunError(f"backend: {exc}") from None
+    elif endpoint or base_url:
+        raise SyntheticRunError(f"backend: the {engine!r} engine runs locally; only 'openai' uses an endpoint")
     return BackendConfig(engine=engine, model=model, **options)
 
 
 def check_backend(config: BackendConfig) -> None:
-    """Raise SyntheticRunError with every reason `config` cannot run here (missing package, path)."""
+    """Raise SyntheticRunError with every reason `config` cannot run here (missing package, path,
+    a server that does not answer its models request)."""
     try:
-        problems = config_problems(config)
+        problems = config_problems(config) or readiness_problems(config)
     except BackendConfigError as exc:
         problems = [str(exc)]
     if problems:
@@ -302,7 +322,8 @@ def check_backend(config: BackendConfig) -> None:
 def select_items(
     project: Project, mode: str, item_ids: Sequence[str] = (), sample_size: int | None = None, sample_seed: int = 0
 ) -> list[Item]:
-    """The items a run judges, in a stable order; SyntheticRunError for an empty or bad choice."""
+    """The items a run judges, in a stable order; SyntheticRunError for an empty or bad choice.
+    Where the project sets a synthetic target, items that have reached it are left out."""
     items = list(Item.objects.filter(project=project).order_by("id"))
     if mode == SyntheticRun.Items.LIST:
         wanted = list(dict.fromkeys(item_ids))
@@ -319,6 +340,9 @@ def select_items(
         raise SyntheticRunError(f"items: unknown selection {mode!r}; use all, list or random")
     if not items:
         raise SyntheticRunError("items: the selection holds no item")
+    target = project.synthetic_target
+    if target and not (items := [i for i in items if i.synthetic_count < target]):
+        raise SyntheticRunError(f"items: every selected item already has the project's {target} synthetic ranking(s)")
     return items
 
 

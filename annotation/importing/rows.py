@@ -194,6 +194,9 @@ def _pairwise(row: dict[str, Any]) -> tuple[list[Message], str, tuple[ParsedResp
         ParsedResponse(id="r1", text=_text(chosen, "chosen"), source="chosen"),
         ParsedResponse(id="r2", text=_text(rejected, "rejected"), source="rejected"),
     )
+    # Two equal answers carry no preference: any ranking of them would be noise in the data.
+    if chosen.strip() == rejected.strip():
+        raise FieldError("rejected", "is the same text as 'chosen'; a preference pair needs two different answers")
     return context, prompt, responses
 
 

@@ -28,8 +28,10 @@ from annotation.services import (
     AssignmentError,
     annotator_progress,
     next_assignment,
+    reopen_skipped,
     revise_ranking,
     skip_assignment,
+    skipped_items,
     submit_ranking,
     with_annotator_progress,
 )
@@ -80,7 +82,7 @@ def _project_rows(user: Any) -> list[dict[str, Any]]:
         rows.append({
             "project": project,
             "is_researcher": is_researcher,
-            "progress": {"done": project.my_done, "remaining": project.my_remaining},
+            "progress": {"done": project.my_done, "remaining": project.my_remaining, "skipped": project.my_skipped},
             "manage_url": _manage_url(project) if is_researcher else None,
         })
     return rows
@@ -95,15 +97,39 @@ def home(request: HttpRequest) -> HttpResponse:
 # ---------------------------------------------------------------- ranking
 
 
-def _cards(item: Item, shown_order: list[str]) -> list[dict[str, str]]:
+def _label(position: int) -> str:
+    """A response's label by its place in the shown order: A, B, C..."""
+    return string.ascii_uppercase[position] if position < len(string.ascii_uppercase) else str(position + 1)
+
+
+def _cards(item: Item, shown_order: list[str], texts: dict[str, str] | None = None) -> list[dict[str, str]]:
     """The responses in the order this annotator is shown them, labelled A, B, C..."""
-    texts = dict(item.responses.values_list("response_id", "text"))
-    letters = string.ascii_uppercase
+    if texts is None:
+        texts = dict(item.responses.values_list("response_id", "text"))
     return [
-        {"id": rid, "label": letters[i] if i < len(letters) else str(i + 1), "text": texts[rid]}
+        {"id": rid, "label": _label(i), "text": texts[rid]}
         for i, rid in enumerate(shown_order)
         if rid in texts
     ]
+
+
+EXCERPT_CHARS = 80
+
+
+def _as_seen(ranking: Ranking) -> list[list[dict[str, str]]]:
+    """The ranking's tie groups, best first, each response as the annotator saw it: its letter in
+    their shown order and the start of its text (ids are internal and mean nothing to them)."""
+    texts = {r.response_id: r.text for r in ranking.item.responses.all()}
+    cards = {card["id"]: card for card in _cards(ranking.item, ranking.shown_order, texts)}
+    return [
+        [{"label": cards[rid]["label"], "excerpt": _excerpt(cards[rid]["text"])} for rid in group if rid in cards]
+        for group in ranking.order
+    ]
+
+
+def _excerpt(text: str) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= EXCERPT_CHARS else flat[: EXCERPT_CHARS - 1].rstrip() + "…"
 
 
 def _item_context(request: HttpRequest, project: Project, assignment: Assignment | None, **extra: Any) -> dict:
@@ -201,14 +227,33 @@ RANKINGS_PER_PAGE = 50
 @login_required
 @require_GET
 def my_rankings(request: HttpRequest, public_id: Any) -> HttpResponse:
-    """The user's own current rankings in a project, newest first, each with a link to revise it."""
+    """The user's own current rankings in a project, newest first, each with a link to revise it,
+    and the items they skipped, each with a way to reopen it."""
     project = _member_project(request, public_id)
     rankings = (
         Ranking.objects.filter(item__project=project, rater__user=request.user, is_current=True)
-        .select_related("item").order_by("-created_at", "-pk")
+        .select_related("item").prefetch_related("item__responses").order_by("-created_at", "-pk")
     )
     page = Paginator(rankings, RANKINGS_PER_PAGE).get_page(request.GET.get("page"))
-    return render(request, "annotation/my_rankings.html", {"project": project, "page": page})
+    rows = [{"ranking": ranking, "tiers": _as_seen(ranking)} for ranking in page]
+    skipped = skipped_items(project=project, user=request.user)[:RANKINGS_PER_PAGE]
+    context = {"project": project, "page": page, "rows": rows, "skipped": skipped}
+    return render(request, "annotation/my_rankings.html", context)
+
+
+@login_required
+@require_POST
+def reopen(request: HttpRequest, public_id: Any) -> HttpResponse:
+    """Take back a skip: the item returns to the annotator's pool while it still needs rankings."""
+    assignment = _own_assignment(request, public_id)
+    project = assignment.item.project
+    try:
+        reopen_skipped(assignment=assignment, user=request.user)
+    except AssignmentError as error:
+        messages.error(request, f"Not reopened: {error}.")
+        return redirect(reverse("annotation-my-rankings", args=[project.public_id]) + "#skipped")
+    messages.success(request, "Item reopened: it is back among the items you will be given.")
+    return redirect("annotation-annotate", public_id=project.public_id)
 
 
 def _own_ranking(request: HttpRequest, pk: int) -> Ranking:
@@ -263,6 +308,7 @@ urlpatterns = [
     path("annotate/<uuid:public_id>/", annotate, name="annotation-annotate"),
     path("assignments/<uuid:public_id>/submit/", submit, name="annotation-submit-ranking"),
     path("assignments/<uuid:public_id>/skip/", skip, name="annotation-skip-assignment"),
+    path("assignments/<uuid:public_id>/reopen/", reopen, name="annotation-reopen-assignment"),
     path("annotate/<uuid:public_id>/mine/", my_rankings, name="annotation-my-rankings"),
     path("rankings/<int:pk>/revise/", revise, name="annotation-revise-ranking"),
 ]

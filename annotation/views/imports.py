@@ -60,7 +60,9 @@ def _researcher_project(request: HttpRequest, public_id: UUID) -> Project:
 def _page(request: HttpRequest, project: Project, form: ImportForm, *, errors: ImportFailed | None = None,
           export_error: str = "", status: int = 200) -> HttpResponse:
     context: dict[str, Any] = {
-        "project": project, "form": form, "export_form": ExportForm(request.GET or None),
+        # Unbound, with what was asked as its initial values: the exporter's own check is the one
+        # error shown (a bound form would repeat it in its words); ids apart from the import form's.
+        "project": project, "form": form, "export_form": ExportForm(initial=request.GET.dict(), auto_id="export_%s"),
         "errors": errors.errors if errors else [], "truncated": bool(errors and errors.truncated),
         "export_error": export_error,
     }
@@ -107,9 +109,9 @@ def export_rankings(request: HttpRequest, public_id: UUID) -> HttpResponseBase:
     try:
         fmt = exporters.check_format(request.GET.get("format"))
         flt = exporters.ExportFilter.from_params(request.GET)
+        return exporters.download_response(project, fmt, flt)
     except exporters.ExportError as exc:
         return _page(request, project, ImportForm(), export_error=str(exc), status=400)
-    return exporters.download_response(project, fmt, flt)
 
 
 urlpatterns: list[URLPattern] = [

@@ -62,17 +62,23 @@ def _researcher_project(request: HttpRequest, public_id: UUID) -> Project:
 
 class ProjectForm(forms.ModelForm):
     overlap_target = forms.IntegerField(
-        min_value=1, max_value=1000, initial=3, help_text="Rankings wanted per item (each item has 2 to 16 responses)."
+        min_value=1, max_value=1000, initial=3, label="Human rankings per item",
+        help_text="Rankings wanted from annotators per item (each item has 2 to 16 responses)."
     )
     lease_seconds = forms.IntegerField(
         min_value=60, max_value=MAX_LEASE_SECONDS, initial=30 * 60,
         help_text="How long an item stays reserved for the annotator it was handed to.",
     )
+    synthetic_target = forms.IntegerField(
+        min_value=0, max_value=1000, initial=0, label="Synthetic rankings per item",
+        help_text="Synthetic raters have their own target and never use up the human one. 0: no limit "
+                  "(a synthetic run ranks every chosen item with every persona).",
+    )
 
     class Meta:
         model = Project
         fields = [
-            "name", "status", "guidelines", "overlap_target", "allow_ties", "allow_partial", "rationale",
+            "name", "status", "guidelines", "overlap_target", "synthetic_target", "allow_ties", "allow_partial", "rationale",
             "consent_text", "demographics_export", "lease_seconds",
         ]
         widgets = {
@@ -130,7 +136,7 @@ def progress_context(project: Project) -> dict[str, Any]:
 
 def render_progress(project: Project) -> str:
     """The `_progress.html` fragment, as the page includes it and the websocket sends it."""
-    project.refresh_from_db(fields=["overlap_target"])
+    project.refresh_from_db(fields=["overlap_target", "synthetic_target"])
     return render_to_string("annotation/_progress.html", progress_context(project))
 
 
@@ -200,7 +206,9 @@ def project_members(request: HttpRequest, public_id: UUID) -> HttpResponse:
 @require_POST
 def project_member_remove(request: HttpRequest, public_id: UUID, user_id: int) -> HttpResponse:
     project = _researcher_project(request, public_id)
-    membership = get_object_or_404(project.memberships.select_related("user"), user_id=user_id)
+    # `user__pk`, not `user_id`: a lookup on the user's own id answers "none" for an id beyond the
+    # database's integers (Django's overflow handling), where the foreign key column overflows.
+    membership = get_object_or_404(project.memberships.select_related("user"), user__pk=user_id)
     try:
         services.remove_member(project=project, user=membership.user)
     except services.MembershipError as error:

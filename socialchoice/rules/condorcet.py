@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..checks import unit_interval
 from ..orders import below_counts, levels_from_defeats, levels_from_scores
 from ..pairwise import margins
 from ..profiles import ProfileGroup
@@ -47,6 +48,7 @@ def copeland(group: ProfileGroup, tie_credit: float = 0.5) -> RuleOutput:
     Reference: A. H. Copeland (1951), "A reasonable social welfare function"; Saari and Merlin,
     "The Copeland method I", Econ. Theory 8 (1996).
     """
+    tie_credit = unit_interval("tie_credit", tie_credit)
     m = margins(group)
     off = ~np.eye(group.k, dtype=bool)
     scores = np.sum((m > 0) + tie_credit * ((m == 0) & off), axis=2).astype(np.float64)

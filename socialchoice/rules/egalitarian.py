@@ -56,7 +56,8 @@ def _optimal_precedence(m: np.ndarray, wg: np.ndarray) -> np.ndarray:
     total = np.einsum("pq,nq->np", before, m.sum(axis=1).reshape(n, k * k))
     best = (worst >= worst.max(axis=1, keepdims=True) - _TOL)
     total = np.where(best, total, -np.inf)
-    best &= total >= total.max(axis=1, keepdims=True) - _TOL * max(1.0, float(wg.sum()))
+    scale = np.maximum(1.0, wg.sum(axis=1, keepdims=True))  # per item: batch-independent
+    best &= total >= total.max(axis=1, keepdims=True) - _TOL * scale
     some = np.einsum("np,pq->nq", best.astype(np.float64), before) > 0
     some = some.reshape(n, k, k)
     return ~some.transpose(0, 2, 1) & ~np.eye(k, dtype=bool)

@@ -48,9 +48,9 @@ def _prefix_sums(m: np.ndarray) -> np.ndarray:
     return t
 
 
-def _sweep(gain: np.ndarray, k: int, tol: float) -> tuple[np.ndarray, np.ndarray]:
+def _sweep(gain: np.ndarray, k: int, tol: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Best value and number of optimal orderings of every subset, given
-    ``gain[n, a, S]`` = value of appending a to an ordering of S."""
+    ``gain[n, a, S]`` = value of appending a to an ordering of S (``tol [n]`` per item)."""
     n = gain.shape[0]
     flat_gain = gain.reshape(n, -1)
     best = np.zeros((n, 1 << k))
@@ -60,7 +60,7 @@ def _sweep(gain: np.ndarray, k: int, tol: float) -> tuple[np.ndarray, np.ndarray
         val = best[:, prev] + flat_gain[:, flat]
         top = val.max(axis=2)
         best[:, u] = top
-        hit = val >= top[:, :, None] - tol
+        hit = val >= top[:, :, None] - tol[:, None, None]
         count[:, u] = np.sum(count[:, prev] * hit, axis=2)
     return best, count
 
@@ -79,16 +79,17 @@ def _always_before(opt: np.ndarray, k: int) -> np.ndarray:
 
 
 def kemeny_dp(m: np.ndarray, tol: np.ndarray) -> dict[str, np.ndarray]:
-    """Run the DP on margins ``m [n, K, K]``: optimum, count of optimal rankings, precedence."""
+    """Run the DP on margins ``m [n, K, K]``: optimum, count of optimal rankings, precedence.
+    ``tol [n]`` is each item's own tolerance, so no item's result depends on its batch."""
     n, k, _ = m.shape
     t = _prefix_sums(m)
     row_total = m.sum(axis=2)
-    eps = float(tol.max(initial=0.0))
+    eps = np.broadcast_to(np.asarray(tol, dtype=np.float64), (n,))
     f, f_count = _sweep(row_total[:, :, None] - t, k, eps)
     h, _ = _sweep(t, k, eps)
     full = (1 << k) - 1
     opt_value = f[:, full]
-    on_path = f + h[:, full ^ np.arange(1 << k)] >= opt_value[:, None] - eps
+    on_path = f + h[:, full ^ np.arange(1 << k)] >= opt_value[:, None] - eps[:, None]
     return {
         "objective": opt_value,
         "n_optimal": f_count[:, full],
@@ -112,8 +113,9 @@ def kemeny(group: ProfileGroup) -> RuleOutput:
     Condorcet cycle with equal margins leaves all its members tied. No label order is used.
     Complexity: O(2^K K) time and memory per item (after O(V K^2) margins): about a millisecond at
     K = 10 and tens of milliseconds at K = 16.
-    Axioms: anonymity, neutrality, Pareto, Condorcet winner and loser, monotonicity, reinforcement
-    (consistency), local independence of irrelevant alternatives; NOT independent of clones.
+    Axioms: anonymity, neutrality, Pareto, Condorcet winner and loser, monotonicity; the set of
+    Kemeny rankings (not the collapsed order) also satisfies reinforcement (consistency) and local
+    independence of irrelevant alternatives (Young and Levenglick 1978); NOT independent of clones.
     Reference: J. G. Kemeny, "Mathematics without numbers", Daedalus 88 (1959); H. P. Young and A.
     Levenglick, "A consistent extension of Condorcet's election principle", SIAM J. Appl. Math. 35
     (1978); DP: Betzler et al., Theor. Comput. Sci. 410 (2009).

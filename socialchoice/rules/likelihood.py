@@ -15,6 +15,7 @@ from collections.abc import Callable
 import numpy as np
 from scipy.linalg.lapack import get_lapack_funcs
 
+from ..checks import positive
 from ..orders import _score_levels_one, levels_from_scores
 from ..pairwise import compared, margins, total_weight
 from ..profiles import ProfileGroup
@@ -61,6 +62,7 @@ def bradley_terry(group: ProfileGroup, reg: float = DEFAULT_REG) -> RuleOutput:
     Reference: R. A. Bradley and M. E. Terry, Biometrika 39 (1952); D. R. Hunter, "MM algorithms for
     generalized Bradley-Terry models", Ann. Stat. 32 (2004).
     """
+    reg = positive("reg", reg)  # reg <= 0 has no unique maximum (reg < 0 reverses orders)
     m = margins(group)
     if m.shape[0] == 1 and group.partial == "bottom":
         return _bradley_terry_one(m, float(group.weights.sum()), reg)
@@ -167,6 +169,7 @@ def plackett_luce(group: ProfileGroup, reg: float = DEFAULT_REG) -> RuleOutput:
     Reference: R. L. Plackett, Appl. Stat. 24 (1975); R. D. Luce, Individual Choice Behavior (1959);
     D. R. Hunter, Ann. Stat. 32 (2004); N. Breslow, Biometrics 30 (1974).
     """
+    reg = positive("reg", reg)
     n, _, k = group.ranks.shape
     rows, masks, counts, wins = _choice_events(group)
     member = ((masks[:, None] >> np.arange(k)) & 1).astype(bool)

@@ -16,6 +16,15 @@ def _small_integer_weights(weights: np.ndarray) -> bool:
     return bool(small and np.all(weights == np.round(weights)))
 
 
+def small_integer_group(group: ProfileGroup) -> bool:
+    """:func:`_small_integer_weights` of the group's weights, kept on the (immutable) group."""
+    flag: bool | None = group.__dict__.get("_small_integer")
+    if flag is None:
+        flag = _small_integer_weights(group.weights)
+        group.__dict__["_small_integer"] = flag
+    return flag
+
+
 def weighted_sum(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """``sum_v weights[n, v] * values[n, v, K]`` -> ``[n, K]``.
 
@@ -73,7 +82,7 @@ def borda(group: ProfileGroup) -> RuleOutput:
             scores = ((group.k - 1) * w.sum(axis=1)[:, None] + m.sum(axis=2)) / 2.0
             return RuleOutput(scores, levels_from_scores(scores), {"margins": m})
     complete = group.partial == "bottom" and _half_integers(group.ranks)
-    if complete and _small_integer_weights(w):
+    if complete and small_integer_group(group):
         # Complete ballots: points = K - 1 - rank (fractional ranks are half-integers, so the
         # float32 sum is exact and equals the general path's).
         return _by_scores(group, (group.k - 1) * w.sum(axis=1)[:, None] - _sum32(group.ranks, w))
@@ -93,6 +102,10 @@ def plurality(group: ProfileGroup) -> RuleOutput:
     Reference: see e.g. F. Brandt et al. (eds.), Handbook of Computational Social Choice (2016),
     ch. 1.
     """
+    if group.linear and small_integer_group(group):
+        # Linear ballots: the first choice has rank 0; exact integer sums, as below.
+        scores = np.matmul(group.weights[:, None, :], group.ranks == 0)[:, 0, :]
+        return RuleOutput(scores, levels_from_scores(scores))
     ranks_t = group.ranks.transpose(0, 2, 1).copy()  # C order: reduce over K rows
     nan = np.isnan(ranks_t)
     if nan.any():
@@ -101,7 +114,7 @@ def plurality(group: ProfileGroup) -> RuleOutput:
     count = np.add.reduce(top, axis=1, keepdims=True, dtype=np.int64)
     most = count.max(initial=0)
     share_t = top if most == 1 else top / np.maximum(count, 1)
-    if most <= 2 and _small_integer_weights(group.weights):
+    if most <= 2 and small_integer_group(group):
         # shares are 0, 1/2 or 1 and weights small integers: the float64 sums are exact
         scores = np.matmul(share_t, group.weights[:, :, None])[:, :, 0]
         return RuleOutput(scores, levels_from_scores(scores))

@@ -8,15 +8,22 @@ whole batch advances one edge per numpy step.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
 
+from ..checks import permutation
 from ..orders import below_counts, levels_from_defeats
 from ..pairwise import margins
 from ..profiles import ProfileGroup
 from .condorcet import CONDORCET_AXIOMS
 from .registry import RuleOutput, register
+
+# Not "monotonicity": locking equal margins as a group is not monotonic (see the docstring).
+RANKED_PAIRS_AXIOMS = tuple(a for a in CONDORCET_AXIOMS if a != "monotonicity") + (
+    "clone_independence",
+)
 
 
 def _dense_levels(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -214,6 +221,78 @@ def _ranked_pairs_tb_one(m: np.ndarray, tie_breaker: list[int], k: int) -> RuleO
     return RuleOutput(scores, levels, {"margins": m, "locked": defeats})
 
 
+def _ranked_pairs_one(m: np.ndarray, k: int) -> RuleOutput:
+    """Default Ranked Pairs for one item in plain Python with bitmasks (the numpy path costs
+    tens of calls per margin level, which dominates at one item): the same locking as
+    :func:`_lock_levels_masks`, the same levels and scores. A margin shared by one edge only
+    (the usual case with many voters) is locked or skipped directly."""
+    rows = m[0].tolist()
+    edges = sorted((-x, a, b) for a, row in enumerate(rows) for b, x in enumerate(row) if x > 0)
+    reach = [1 << x for x in range(k)]
+    start, n_edges = 0, len(edges)
+    while start < n_edges:
+        stop = start + 1
+        while stop < n_edges and edges[stop][0] == edges[start][0]:
+            stop += 1
+        if stop == start + 1:
+            _, a, b = edges[start]
+            if not (reach[b] >> a) & 1:
+                reach = _add_edges_one(reach, [(a, b)])
+        else:
+            cand = [(a, b) for _, a, b in edges[start:stop] if not (reach[b] >> a) & 1]
+            closure = _add_edges_one(reach, cand)
+            accepted = [(a, b) for a, b in cand if not (closure[b] >> a) & 1]
+            reach = closure if len(accepted) == len(cand) else _add_edges_one(reach, accepted)
+        start = stop
+    levels = _levels_from_reach(reach, k)
+    worse = [0] * (max(levels) + 2)
+    for level in levels:
+        worse[level] += 1
+    for level in range(len(worse) - 2, -1, -1):  # worse[l] = count at levels >= l, then > l
+        worse[level] += worse[level + 1]
+    scores = [float(worse[level + 1]) for level in levels]
+    locked = _unpack(np.array([reach], dtype=np.uint64), k) & _off_diagonal(k)
+    return RuleOutput(np.array([scores]), np.array([levels], dtype=np.int64),
+                      {"margins": m, "locked": locked})
+
+
+@functools.cache
+def _off_diagonal(k: int) -> np.ndarray:
+    off = ~np.eye(k, dtype=bool)
+    off.flags.writeable = False
+    return off
+
+
+def _add_edges_one(reach: list[int], edges: list[tuple[int, int]]) -> list[int]:
+    """Closed reach masks after adding ``edges`` (every x reaching a gains b's mask)."""
+    out = list(reach)
+    for a, b in edges:
+        mask_b = out[b]
+        for x, mask in enumerate(out):
+            if (mask >> a) & 1:
+                out[x] = mask | mask_b
+    return out
+
+
+def _levels_from_reach(reach: list[int], k: int) -> list[int]:
+    """:func:`levels_from_defeats` of the (acyclic) relation "x reaches y", x != y."""
+    beaten_by = [0] * k
+    for x, mask in enumerate(reach):
+        for y in range(k):
+            if y != x and (mask >> y) & 1:
+                beaten_by[y] |= 1 << x
+    levels = [-1] * k
+    left = (1 << k) - 1
+    step = 0
+    while left:
+        top = [y for y in range(k) if (left >> y) & 1 and not beaten_by[y] & left]
+        for y in top:
+            levels[y] = step
+            left ^= 1 << y
+        step += 1
+    return levels
+
+
 def _lock_in_order(edge: np.ndarray, order: np.ndarray, k: int) -> np.ndarray:
     """:func:`_lock_masks` with a boolean reachability matrix (any K)."""
     n = edge.shape[0]
@@ -227,7 +306,7 @@ def _lock_in_order(edge: np.ndarray, order: np.ndarray, k: int) -> np.ndarray:
     return reach
 
 
-@register("ranked_pairs", axioms=CONDORCET_AXIOMS + ("clone_independence",), condorcet=True)
+@register("ranked_pairs", axioms=RANKED_PAIRS_AXIOMS, condorcet=True)
 def ranked_pairs(
     group: ProfileGroup, tie_breaker: Sequence[int] | np.ndarray | None = None
 ) -> RuleOutput:
@@ -249,20 +328,29 @@ def ranked_pairs(
     Complexity: O(V K^2) for margins plus O(K^4) for locking (K^2 edges, each an O(K^2)
     reachability update); batched one edge per vectorised step.
     Axioms: anonymity, neutrality (default tie policy), Pareto, Condorcet winner and loser,
-    monotonicity, independence of clones, local independence of the Smith set.
+    independence of clones, Smith criterion (the top group lies in the Smith set). NOT monotonic
+    with the default tie policy: ten ballots adbc, bcad, abdc, bcad, cadb, dabc, cdba, cdba,
+    cabd, dabc put a in the top group (all margins equal, every edge on a cycle, all tied), but
+    raising a in the second ballot (b > c = a > d) leaves c > a alone at a lower margin, locked
+    after the cycle is skipped, and a drops out. The fixed-order variant (``tie_breaker``) is
+    monotonic (Tideman 1987; property-tested) but not neutral. The monotonic label-free variant
+    (winners under every tie-breaking order) is NP-hard (Brill and Fischer, AAAI 2012), so the
+    default rule is Schulze.
     Reference: T. N. Tideman, "Independence of clones as a criterion for voting rules", Soc. Choice
     Welf. 4 (1987); Zavist and Tideman, Soc. Choice Welf. 6 (1989).
     """
+    kept = None if tie_breaker is None else permutation("tie_breaker", tie_breaker, group.k)
     m = margins(group)
-    if tie_breaker is not None and m.shape[0] == 1 and 0 < group.k <= _MAX_MASK_K:
-        out = _ranked_pairs_tb_one(m, list(tie_breaker), group.k)
+    if kept is not None and m.shape[0] == 1 and 0 < group.k <= _MAX_MASK_K:
+        out = _ranked_pairs_tb_one(m, kept, group.k)
         if out is not None:
             return out
-    if tie_breaker is None:
+    if kept is None and m.shape[0] == 1 and 0 < group.k <= _MAX_MASK_K:
+        return _ranked_pairs_one(m, group.k)
+    if kept is None:
         reach = _lock_group_policy(m)
     else:
-        order = np.asarray(tie_breaker, dtype=np.int64)
-        position = np.argsort(order[order < group.k])
+        position = np.argsort(np.array(kept, dtype=np.int64))
         reach = _lock_tie_breaker(m, position)
     defeats = reach & ~np.eye(group.k, dtype=bool)
     levels = levels_from_defeats(defeats)

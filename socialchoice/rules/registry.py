@@ -9,6 +9,7 @@ the test-suite checks for the rule (see ``AXIOMS``).
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -59,6 +60,7 @@ class RuleInfo:
     sections: dict[str, str]
     condorcet: bool
     max_k: int | None = None
+    params: tuple[str, ...] = ()
 
     @property
     def clone_independent(self) -> bool:
@@ -113,7 +115,8 @@ def register(
         missing = [s for s in SECTIONS if not sections.get(s)]
         if missing:
             raise ValueError(f"rule {name!r} docstring lacks sections {missing}")
-        REGISTRY[name] = RuleInfo(name, title, fn, axioms, sections, condorcet, max_k)
+        params = tuple(inspect.signature(fn).parameters)[1:]
+        REGISTRY[name] = RuleInfo(name, title, fn, axioms, sections, condorcet, max_k, params)
         return fn
 
     return wrap
@@ -150,7 +153,13 @@ def _description(info: RuleInfo) -> RuleDescription:
 
 
 def call_rule(info: RuleInfo, group: ProfileGroup, params: dict[str, Any]) -> RuleOutput:
-    """Run a rule on a group, enforcing its K limit (exact rules never approximate)."""
+    """Run a rule on a group, enforcing its K limit (exact rules never approximate) and its
+    parameter names (a misspelt parameter is an error, not a silently ignored default)."""
+    unknown = sorted(set(params) - set(info.params))
+    if unknown:
+        accepted = ", ".join(info.params) or "none"
+        raise ValueError(f"rule {info.name!r} has no parameter {', '.join(unknown)} "
+                         f"(accepted: {accepted})")
     if info.max_k is not None and group.k > info.max_k:
         raise ValueError(
             f"rule {info.name!r} is exact only up to K = {info.max_k}; this item has K = {group.k}"

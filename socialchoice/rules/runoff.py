@@ -9,7 +9,7 @@ import numpy as np
 from ..orders import levels_from_scores
 from ..pairwise import snap, total_weight
 from ..profiles import ProfileGroup, permutation_rows
-from .positional import _small_integer_weights, weighted_sum
+from .positional import _small_integer_weights, small_integer_group, weighted_sum
 from .registry import RuleOutput, register
 
 
@@ -49,7 +49,7 @@ def instant_runoff(group: ProfileGroup) -> RuleOutput:
     if group.linear and group.ranks.shape[0] == 1 and 0 < group.k <= _TYPES_MAX_K:
         w = group.weights[0]
         unit = bool(np.all(w == 1.0))
-        if unit or _small_integer_weights(group.weights):
+        if unit or small_integer_group(group):
             eliminated_in, m = _runoff_one_linear(group.ranks[0], None if unit else w)
             if not unit:
                 m = snap(m[None], total_weight(group))[0]

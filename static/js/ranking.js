@@ -5,12 +5,18 @@
  * as JSON into the form's hidden "ranking" field after every change, and keeps a draft (tiers,
  * rationale, flags, submission id, start time) in sessionStorage under the assignment id, so a
  * reload or a failed request never loses work. No dependencies; htmx swaps in the next item.
+ *
+ * Places to put a response: a rank (ties with what is there, where ties are allowed), a gap
+ * between two ranks (inserts a new rank; the ranks below move down) or the unranked pool. A
+ * response gets there by dragging its handle, by tapping (clicking) it and then the place (no
+ * long drag across a phone screen), or by keys: 1-9, two quick digits for 10-16, Alt+arrows.
  */
 (function () {
   "use strict";
 
   var DRAFT_PREFIX = "rlchf:ranking:";
   var MAX_SECONDS = 24 * 60 * 60;  // annotation.forms.MAX_SECONDS
+  var SECOND_DIGIT_MS = 800;  // "1" then "2" within this time is rank 12 (items of 10 or more responses)
 
   function uuid4() {
     if (window.crypto && typeof window.crypto.randomUUID === "function") return window.crypto.randomUUID();
@@ -54,8 +60,12 @@
       self.ids.push(card.dataset.response);
     });
     this.slotEls = Array.prototype.slice.call(form.querySelectorAll(".rank-slot"));
+    this.gapEls = this.slotEls.map(function (slot, i) { return self.makeGap(slot, i); });
     this.poolEl = form.querySelector(".rank-pool .slot-cards");
     this.errorEl = form.querySelector("#ranking-error");
+    this.hintEl = form.querySelector("[data-tap-hint]");
+    this.selected = null;
+    this.pendingDigit = null;
     this.tiers = [];
     this.restore();
     this.dropStaleDrafts();
@@ -63,6 +73,17 @@
     this.bind();
     form.dataset.ready = "true";  // for tests and styles: the widget is live
   }
+
+  /* A drop target before rank slot i: putting a response there inserts a new rank i + 1. */
+  RankingWidget.prototype.makeGap = function (slot, i) {
+    var gap = document.createElement("li");
+    gap.className = "rank-gap";
+    gap.dataset.gap = String(i);
+    gap.setAttribute("aria-hidden", "true");  // keyboard users insert with number keys
+    gap.innerHTML = '<span class="gap-label">insert here</span>';
+    slot.parentNode.insertBefore(gap, slot);
+    return gap;
+  };
 
   RankingWidget.prototype.field = function (name) {
     return this.form.querySelector('[data-field="' + name + '"]');
@@ -150,6 +171,17 @@
     this.changed(id, "placed at rank " + (at + 1));
   };
 
+  /* Into the gap before tiers[at] (as seen before the move): a rank of its own, the ranks below move down. */
+  RankingWidget.prototype.insertBefore = function (id, at) {
+    var i = this.locate(id);
+    if (i >= 0 && i < at && this.tiers[i].length === 1) at -= 1;  // its own rank above closes up
+    this.remove(id);
+    at = Math.min(at, this.tiers.length);
+    this.tiers.splice(at, 0, [id]);
+    var below = at < this.tiers.length - 1 ? "; the ranks below moved down" : "";
+    this.changed(id, "inserted at rank " + (at + 1) + below);
+  };
+
   RankingWidget.prototype.join = function (id, group) {
     if (group.indexOf(id) >= 0) return;
     this.remove(id);
@@ -202,13 +234,53 @@
     this.changed(id, "moved down to rank " + (i + 2));
   };
 
-  /* A drop on a filled rank ties (where allowed); anywhere else it takes that rank. */
-  RankingWidget.prototype.drop = function (id, slot) {
+  /* A drop on a filled rank ties (where allowed); on a gap between ranks it inserts; anywhere else
+   * it takes that rank. `target` is a [data-slot] or [data-gap] element. */
+  RankingWidget.prototype.drop = function (id, target) {
+    if (target.dataset.gap !== undefined) return this.insertBefore(id, parseInt(target.dataset.gap, 10));
+    var slot = target.dataset.slot;
     if (slot === "pool") return this.unrank(id);
     var rank = parseInt(slot, 10);
     var group = this.tiers[rank];
     if (group && this.allowTies && !(group.length === 1 && group[0] === id)) return this.join(id, group);
     this.placeAt(id, rank);
+  };
+
+  /* ------------------------------------------------------------ tap (or click) a response, then a place */
+
+  RankingWidget.prototype.select = function (id) {
+    if (this.selected) this.cards[this.selected].classList.remove("is-selected");
+    this.selected = id;
+    this.form.querySelector(".ranking-widget").classList.toggle("is-selecting", !!id);
+    if (id) {
+      this.cards[id].classList.add("is-selected");
+      this.hint(this.label(id) + " selected: tap a rank to put it there" + (this.allowTies ? " (a filled rank: a tie)" : "") +
+                ", “insert here” between ranks to insert it, or Unranked. Tap it again to cancel.");
+    } else {
+      this.hint("");
+    }
+  };
+
+  RankingWidget.prototype.hint = function (text) {
+    if (this.hintEl) this.hintEl.textContent = text;
+    if (text) announce(text);
+  };
+
+  RankingWidget.prototype.onClick = function (event) {
+    if (this.suppressClick) { this.suppressClick = false; return; }
+    var target = event.target;
+    if (target.closest("input, textarea, button, label, a, select")) return;
+    var card = target.closest(".response-card");
+    var inPool = card && this.poolEl.contains(card);
+    if (card && (!this.selected || card.dataset.response === this.selected || inPool)) {
+      // Nothing selected yet, the selected response again (cancel), or another unranked one (switch).
+      return this.select(card.dataset.response === this.selected ? null : card.dataset.response);
+    }
+    var place = target.closest("[data-slot], [data-gap]");
+    if (!this.selected || !place || !this.form.contains(place)) return;
+    var id = this.selected;
+    this.select(null);
+    this.drop(id, place);  // a ranked response tapped while another is selected: its rank is the place
   };
 
   /* ------------------------------------------------------------ rendering */
@@ -234,6 +306,8 @@
       group.forEach(function (id) { box.appendChild(self.cards[id]); });
       slot.classList.toggle("is-filled", group.length > 0);
       slot.classList.toggle("is-tied", group.length > 1);
+      // Gaps only between (and above) filled ranks: below the last one, the next empty rank is the place.
+      self.gapEls[i].hidden = i >= self.tiers.length;
     });
     var ranked = {};
     this.tiers.forEach(function (group, i) {
@@ -314,11 +388,30 @@
     if (next) next.focus();
   };
 
+  /* The rank a digit key asks for, or 0. With 10 or more responses, "1" places at rank 1 at once
+   * and a second digit typed quickly after it (on the same response) makes it rank 10-16. */
+  RankingWidget.prototype.typedRank = function (id, key) {
+    var pending = this.pendingDigit;
+    this.pendingDigit = null;
+    if (!/^[0-9]$/.test(key)) return 0;
+    var digit = parseInt(key, 10);
+    if (pending && pending.id === id && Date.now() - pending.at <= SECOND_DIGIT_MS) {
+      var two = pending.digit * 10 + digit;
+      if (two <= this.ids.length) return two;
+      this.say("There is no rank " + two + ": this item has " + this.ids.length + " responses.");
+      return -1;  // handled: the response stays where "1" put it
+    }
+    if (digit === 0 || digit > this.ids.length) return 0;
+    if (digit === 1 && this.ids.length >= 10) this.pendingDigit = { id: id, digit: 1, at: Date.now() };
+    return digit;
+  };
+
   RankingWidget.prototype.onKey = function (event) {
     if ((event.ctrlKey || event.metaKey) && event.key === "Enter") {
       event.preventDefault();
       return this.submit();
     }
+    if (event.key === "Escape" && this.selected) return this.select(null);
     var card = event.target.closest && event.target.closest(".response-card");
     if (!card || event.ctrlKey || event.metaKey) return;
     var action = this.keyAction(event, card.dataset.response);
@@ -335,9 +428,9 @@
       if (key === "ArrowDown") return function () { this.moveDown(id); };
       return null;
     }
-    if (/^[1-9]$/.test(key) && parseInt(key, 10) <= this.ids.length) {
-      return function () { this.placeAt(id, parseInt(key, 10) - 1); };
-    }
+    var rank = this.typedRank(id, key);
+    if (rank < 0) return function () {};
+    if (rank) return function () { this.placeAt(id, rank - 1); };
     switch (key) {
       case "ArrowUp": case "ArrowLeft": return function (card) { this.focusSibling(card, -1); };
       case "ArrowDown": case "ArrowRight": return function (card) { this.focusSibling(card, 1); };
@@ -374,6 +467,7 @@
       drag.ghost.style.width = drag.card.offsetWidth + "px";
       document.body.appendChild(drag.ghost);
       drag.card.classList.add("is-dragging");
+      this.form.querySelector(".ranking-widget").classList.add("is-dragging-card");
     }
     drag.ghost.style.transform = "translate(" + (event.clientX + 8) + "px," + (event.clientY + 8) + "px)";
     this.highlight(this.slotAt(event.clientX, event.clientY));
@@ -383,7 +477,7 @@
 
   RankingWidget.prototype.slotAt = function (x, y) {
     var el = document.elementFromPoint(x, y);
-    var slot = el && el.closest("[data-slot]");
+    var slot = el && el.closest("[data-slot], [data-gap]");
     return slot && this.form.contains(slot) ? slot : null;
   };
 
@@ -400,9 +494,19 @@
     this.drag = null;
     if (drag.ghost) drag.ghost.remove();
     drag.card.classList.remove("is-dragging");
+    this.form.querySelector(".ranking-widget").classList.remove("is-dragging-card");
     if (drag.target) drag.target.classList.remove("is-drop-target");
     if (drag.handle.hasPointerCapture(event.pointerId)) drag.handle.releasePointerCapture(event.pointerId);
-    if (!cancelled && drag.ghost && drag.target) this.drop(drag.card.dataset.response, drag.target.dataset.slot);
+    if (drag.ghost) {
+      // A click that ends a drag (fired right after pointerup, if at all) is not a tap.
+      var self = this;
+      this.suppressClick = true;
+      window.setTimeout(function () { self.suppressClick = false; }, 0);
+    }
+    if (!cancelled && drag.ghost && drag.target) {
+      this.select(null);
+      this.drop(drag.card.dataset.response, drag.target);
+    }
   };
 
   /* ------------------------------------------------------------ wiring */
@@ -411,6 +515,7 @@
     var self = this;
     var form = this.form;
     form.addEventListener("keydown", function (e) { self.onKey(e); });
+    form.addEventListener("click", function (e) { self.onClick(e); });
     form.addEventListener("pointerdown", function (e) { self.onPointerDown(e); });
     form.addEventListener("pointermove", function (e) { self.onPointerMove(e); });
     form.addEventListener("pointerup", function (e) { self.onPointerUp(e, false); });
@@ -448,10 +553,13 @@
     if (!item || item.dataset.swapSeen) return;
     item.dataset.swapSeen = "1";
     var error = item.querySelector("#ranking-error");
-    if (error && error.textContent.trim()) announce(error.textContent.trim());
+    var refused = error && error.textContent.trim();
+    if (refused) announce(refused);
     else if (item.dataset.announce) announce(item.dataset.announce);
     var first = item.querySelector(".response-card, .all-done a, .notice a");
-    if (first && !item.contains(document.activeElement)) first.focus();
+    if (first && !item.contains(document.activeElement)) first.focus({ preventScroll: true });
+    // The next prompt (or the reason nothing was saved) at the top of the screen, not the old scroll position.
+    (refused ? error : item).scrollIntoView({ block: "start" });
   });
   document.addEventListener("htmx:load", function (event) { initWithin(event.detail.elt); });
 

@@ -19,6 +19,7 @@ from synthetic.backends.base import (
     available_engines,
     config_problems,
     load_backend,
+    readiness_problems,
     register_backend,
     validate_config,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "available_engines",
     "config_problems",
     "load_backend",
+    "readiness_problems",
     "register_backend",
     "validate_config",
 ]

@@ -34,7 +34,10 @@ class BackendConfig:
     """What a run needs to build its engine. Validated by `validate_config` before a run starts.
 
     `model` is a local HF directory or a `.gguf` file (transformers, vllm) or the served model
-    name (openai). The API key is never stored here: `api_key_env` names the environment variable.
+    name (openai). The openai engine's addresses and key come from an operator-defined inference
+    endpoint (`synthetic.endpoints.resolve`): `endpoint` is its name, `base_urls` its replicas and
+    `api_key` the key read from the operator's variable. The key lives only in memory: it is never
+    stored, logged or shown (`repr=False`), and a run never names where it comes from.
     """
 
     engine: str
@@ -42,8 +45,9 @@ class BackendConfig:
     device: str = "auto"
     dtype: str = "auto"
     batch_size: int = 8
-    base_url: str | None = None
-    api_key_env: str | None = None
+    endpoint: str | None = None
+    base_urls: tuple[str, ...] = ()
+    api_key: str | None = field(default=None, repr=False)
     max_concurrency: int = 8
     timeout_s: float = 60.0
     max_retries: int = 3
@@ -100,6 +104,10 @@ class GenerationOutput:
     num_tokens: int = 0
     attempts: int = 1
     error: str | None = None
+    # Constrained rankings: the share of the first answer token's unconstrained probability on
+    # tokens the constraint allows (how much the model wanted to answer in the format at all);
+    # None where the engine cannot report it.
+    label_mass: float | None = None
 
 
 class Backend(ABC):
@@ -117,6 +125,12 @@ class Backend(ABC):
     @classmethod
     def config_problems(cls, config: BackendConfig) -> list[str]:
         """Reasons `config` cannot run with this engine; checked without loading anything heavy."""
+        return []
+
+    @classmethod
+    def readiness_problems(cls, config: BackendConfig) -> list[str]:
+        """Reasons `config` cannot run right now (a server that does not answer); may use the
+        network, so it is asked once before a run is queued, not on every form render."""
         return []
 
     @abstractmethod
@@ -204,6 +218,11 @@ def config_problems(config: BackendConfig) -> list[str]:
     if config.max_retries < 0 or config.timeout_s <= 0 or config.max_concurrency < 1:
         problems.append("max_retries must be >= 0, timeout_s > 0 and max_concurrency >= 1.")
     return problems + backend_class(config.engine).config_problems(config)
+
+
+def readiness_problems(config: BackendConfig) -> list[str]:
+    """Every reason a valid `config` cannot run now (its server unreachable), as sentences."""
+    return backend_class(config.engine).readiness_problems(config)
 
 
 def validate_config(config: BackendConfig) -> None:

@@ -81,11 +81,14 @@ def allowed_after(constraint: RankingConstraint, generated: Sequence[int]) -> li
     return constraint.allowed(constraint.text_of(generated))
 
 
-def ranking_logits_processor(constraint: RankingConstraint, prompt_length: int) -> Any:
+def ranking_logits_processor(
+    constraint: RankingConstraint, prompt_length: int, first_step_mass: list[float] | None = None
+) -> Any:
     """A transformers `LogitsProcessor` masking every token `constraint` forbids.
 
     `prompt_length` is the padded prompt length of the batch (left padding, so generated tokens
-    of every row start there).
+    of every row start there). `first_step_mass`, when given, receives per row the share of the
+    first answer step's probability on allowed tokens (before masking).
     """
     import torch
     from transformers import LogitsProcessor
@@ -95,6 +98,9 @@ def ranking_logits_processor(constraint: RankingConstraint, prompt_length: int) 
             mask = torch.ones_like(scores, dtype=torch.bool)
             for row, ids in enumerate(input_ids[:, prompt_length:].tolist()):
                 mask[row, allowed_after(constraint, ids)] = False
+            if first_step_mass is not None and input_ids.shape[1] == prompt_length:
+                probs = torch.softmax(scores.float(), dim=-1).masked_fill(mask, 0.0)
+                first_step_mass.extend(probs.sum(dim=-1).tolist())
             return scores.masked_fill(mask, float("-inf"))
 
     return _RankingLogitsProcessor()

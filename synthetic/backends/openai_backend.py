@@ -1,25 +1,33 @@
 """The OpenAI-compatible engine: any server speaking `/v1/chat/completions` (e.g. `vllm serve`).
 
+- Where requests go: only to `config.base_urls`, the replicas of an operator-defined inference
+  endpoint (`synthetic.endpoints`), spread by `replicas.ReplicaPool` (fewest in flight, round
+  robin on ties). A replica that stops answering is marked down for `options["replica_down_s"]`
+  seconds (default 30) and the request is retried at once on another replica.
+- Before any work: `GET {base}/models` on every replica (`readiness_problems`, also run when the
+  engine is built). No replica answering, or none serving `model`, is a clear error up front
+  instead of a run whose every judgment fails.
 - Concurrency: at most `max_concurrency` requests in flight (a thread pool over one httpx client).
 - Failures: timeouts, connection errors, 429 and 5xx are retried up to `max_retries` times with
-  exponential backoff and jitter (`options["backoff_s"]`, default 0.5 s, capped at 8 s); other
-  4xx are not retried. A request that still fails becomes a `GenerationOutput` with `error` set
-  (for `generate` and `rank`), so a run records it instead of crashing; `score` raises
-  `BackendError`, since there is no partial answer to keep.
+  exponential backoff and jitter (`options["backoff_s"]`, default 0.5 s, capped at 8 s), plus one
+  immediate retry per other replica when one stops answering; other 4xx are not retried. A
+  request that still fails becomes a `GenerationOutput` with `error` set (for `generate` and
+  `rank`), so a run records it instead of crashing; `score` raises `BackendError`, since there
+  is no partial answer to keep.
 - Rankings: `response_format` with a JSON schema (`ranking_grammar.ranking_json_schema`); the
   answer is validated (JSON, then the ranking grammar) and re-asked up to
   `options["format_retries"]` times (default 2).
 - Scores: `logprobs` + `top_logprobs` (`options["top_logprobs"]`, default 20) of one generated
   token; options outside the server's top list are left out (treated as -inf).
 - Continuing an assistant message uses vLLM's `continue_final_message` extension.
-- The API key is read from the environment variable named by `api_key_env`.
+- The API key (`config.api_key`, read by `synthetic.endpoints` from the operator's variable) is
+  sent as a bearer token to the endpoint's own replicas only; a free URL never gets one.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import random
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -40,10 +48,14 @@ from synthetic.backends.ranking_grammar import (
     parse_ranking,
     ranking_json_schema,
 )
+from synthetic.backends.replicas import Replica, ReplicaPool
 
 logger = logging.getLogger(__name__)
 
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+# The models request before a run: a live server answers at once; a dead one should not hold
+# the researcher's page for the whole generation timeout.
+PROBE_TIMEOUT_S = 5.0
 
 
 class RequestFailed(Exception):
@@ -55,60 +67,145 @@ def backoff_delay(attempt: int, base: float, cap: float = 8.0) -> float:
     return random.uniform(0, min(cap, base * 2 ** (attempt - 1)))
 
 
+def _where(config: BackendConfig) -> str:
+    return f"endpoint {config.endpoint!r}" if config.endpoint else "the server"
+
+
+def _headers(config: BackendConfig) -> dict[str, str]:
+    headers = {"Content-Type": "application/json"}
+    if config.api_key:
+        headers["Authorization"] = f"Bearer {config.api_key}"
+    return headers
+
+
+def _models_of(client: Any, url: str) -> list[str]:
+    """The served model ids of one replica (GET {url}/models); raises on no or a bad answer."""
+    response = client.get(f"{url}/models")
+    if response.status_code != 200:
+        raise RuntimeError(f"HTTP {response.status_code}")
+    try:
+        data = response.json().get("data") or []
+        return [str(m.get("id")) for m in data if isinstance(m, dict)]
+    except (ValueError, AttributeError):
+        raise RuntimeError("not an OpenAI-compatible models list") from None
+
+
+def probe(client: Any, config: BackendConfig) -> tuple[list[str], list[str]]:
+    """(replicas that answered GET /models, problems that stop the run). Replicas are asked at once."""
+    def ask(url: str) -> tuple[str, list[str] | None, str]:
+        try:
+            return url, _models_of(client, url), ""
+        except Exception as exc:  # any failure means "this replica does not answer"
+            return url, None, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+    urls = list(config.base_urls)
+    with ThreadPoolExecutor(max_workers=min(8, len(urls))) as pool:
+        answers = list(pool.map(ask, urls))
+    up = [(url, models) for url, models, _ in answers if models is not None]
+    if not up:
+        detail = "; ".join(f"{url}: {error}" for url, _, error in answers)
+        return [], [f"{_where(config)} is not reachable: no replica answered GET /models ({detail})."]
+    served = sorted({m for _, models in up for m in (models or [])})
+    if served and config.model not in served:
+        return [url for url, _ in up], [
+            f"{_where(config)} does not serve model {config.model!r}; it serves: {', '.join(served[:20])}."
+        ]
+    return [url for url, _ in up], []
+
+
 class OpenAIBackend(Backend):
     engine = "openai"
 
     @classmethod
     def config_problems(cls, config: BackendConfig) -> list[str]:
         problems = []
-        if not config.base_url or not config.base_url.startswith(("http://", "https://")):
-            problems.append("The openai engine needs base_url, e.g. http://127.0.0.1:8000/v1.")
+        if not config.base_urls:
+            problems.append("The openai engine needs an inference endpoint: choose one by name.")
+        elif not all(u.startswith(("http://", "https://")) for u in config.base_urls):
+            problems.append("An inference endpoint's base URLs must be http(s) URLs.")
         if not config.model:
             problems.append("The openai engine needs the served model name as model.")
-        if config.api_key_env and not os.environ.get(config.api_key_env):
-            problems.append(f"The environment variable {config.api_key_env} (API key) is not set.")
         return problems
+
+    @classmethod
+    def readiness_problems(cls, config: BackendConfig) -> list[str]:
+        import httpx
+
+        timeout = httpx.Timeout(min(config.timeout_s, PROBE_TIMEOUT_S))
+        with httpx.Client(timeout=timeout, headers=_headers(config)) as client:
+            return probe(client, config)[1]
 
     def __init__(self, config: BackendConfig) -> None:
         super().__init__(config)
         import httpx
 
         self._httpx = httpx
-        headers = {"Content-Type": "application/json"}
-        if config.api_key_env:
-            headers["Authorization"] = f"Bearer {os.environ[config.api_key_env]}"
         self._client = httpx.Client(
             timeout=httpx.Timeout(config.timeout_s),
-            headers=headers,
+            headers=_headers(config),
             limits=httpx.Limits(max_connections=config.max_concurrency),
         )
-        self._url = str(config.base_url).rstrip("/") + "/chat/completions"
         self._backoff = float(config.options.get("backoff_s", 0.5))
+        self._pool = ReplicaPool(config.base_urls, down_s=float(config.options.get("replica_down_s", 30.0)))
+        up, problems = probe(self._client, config)
+        if problems:
+            self._client.close()
+            raise BackendError(" ".join(problems))
+        for replica in self._pool.replicas:
+            if replica.url not in up:
+                logger.warning("replica %s did not answer GET /models; skipped for now", replica.url)
+                self._pool.mark_down(replica)
 
     def close(self) -> None:
         self._client.close()
 
+    @property
+    def replica_stats(self) -> list[dict[str, Any]]:
+        """Requests and failures per replica, for the run log."""
+        return [{"url": r.url, "requests": r.requests, "failures": r.failures} for r in self._pool.replicas]
+
     # ---- transport -------------------------------------------------------------------------
 
     def _post(self, body: dict[str, Any]) -> dict[str, Any]:
-        """POST with bounded retries; the decoded JSON body, or `RequestFailed`."""
-        last = ""
-        for attempt in range(self.config.max_retries + 1):
-            if attempt:
-                time.sleep(backoff_delay(attempt, self._backoff))
-            try:
-                response = self._client.post(self._url, json=body)
-            except self._httpx.TransportError as exc:  # timeouts and connection errors
-                last = f"{type(exc).__name__}: {exc}"
-                logger.warning("request failed (%s), attempt %d", last, attempt + 1)
-                continue
-            if response.status_code == 200:
-                return response.json()
-            last = f"HTTP {response.status_code}: {response.text[:300]}"
-            if response.status_code not in RETRY_STATUS:
+        """POST to a replica with bounded retries; the decoded JSON body, or `RequestFailed`.
+
+        `max_retries` bounds the retries after a backoff; a replica that stops answering costs
+        no backoff while another one is up (at most one such switch per replica).
+        """
+        last, retries, switches = "", 0, 0
+        while True:
+            replica = self._pool.acquire()
+            outcome = self._send(replica, body)
+            if isinstance(outcome, dict):
+                return outcome
+            last, status = outcome
+            if status is not None and status not in RETRY_STATUS:
                 break
-            logger.warning("server answered %s, attempt %d", response.status_code, attempt + 1)
+            if status is None and switches < len(self._pool.replicas) - 1 and self._pool.any_up():
+                switches += 1
+                continue
+            retries += 1
+            if retries > self.config.max_retries:
+                break
+            time.sleep(backoff_delay(retries, self._backoff))
         raise RequestFailed(last)
+
+    def _send(self, replica: Replica, body: dict[str, Any]) -> dict[str, Any] | tuple[str, int | None]:
+        """One POST: the JSON answer, or (what went wrong, HTTP status or None if no answer)."""
+        try:
+            response = self._client.post(f"{replica.url}/chat/completions", json=body)
+        except self._httpx.TransportError as exc:  # timeouts and connection errors
+            self._pool.release(replica, answered=False)
+            logger.warning("replica %s did not answer (%s: %s); marked down", replica.url, type(exc).__name__, exc)
+            return f"{replica.url}: {type(exc).__name__}: {exc}", None
+        self._pool.release(replica, answered=True)
+        if response.status_code == 200:
+            try:
+                return response.json()
+            except ValueError:
+                return f"{replica.url}: HTTP 200 with a body that is not JSON", 502
+        logger.warning("replica %s answered HTTP %s", replica.url, response.status_code)
+        return f"HTTP {response.status_code}: {response.text[:300]}", response.status_code
 
     def _map(self, fn: Any, items: list[Any]) -> list[Any]:
         """`fn` over `items` with at most `max_concurrency` in flight, results in input order."""

@@ -219,10 +219,13 @@ class TransformersBackend(Backend):
         constraint = self._constraint(spec)
         results: list[GenerationOutput | None] = [None] * len(conversations)
         for indices, batch in self._batches(conversations):
-            processor = ranking_logits_processor(constraint, batch["input_ids"].shape[1])
+            mass: list[float] = []
+            processor = ranking_logits_processor(constraint, batch["input_ids"].shape[1], mass)
             rows = self._run_generate(batch, params, constraint.max_answer_tokens(), [processor])
-            for index, ids in zip(indices, rows, strict=True):
-                results[index] = self._ranking_output(ids, constraint, reasonings[index])
+            for row, (index, ids) in enumerate(zip(indices, rows, strict=True)):
+                out = self._ranking_output(ids, constraint, reasonings[index])
+                out.label_mass = mass[row] if row < len(mass) else None
+                results[index] = out
         return [r for r in results if r is not None]
 
     def _reason_first(

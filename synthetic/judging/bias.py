@@ -1,7 +1,7 @@
 """Position bias: how often the first-shown response wins, against the unbiased rate (pure).
 
-Listwise: a judgment credits the first-shown response 1/|top group| when it is in the top tie
-group, else 0. Without position bias the expected credit is 1/K (the K positions' credits sum to
+Listwise: every permutation a judgment ranked (or its one shown order) credits the first-shown
+response 1/|top group| when it is in the top tie group, else 0. Without position bias the expected credit is 1/K (the K positions' credits sum to
 1 and are exchangeable), so the unbiased rate is the mean of 1/K.
 Pairwise: each pair as shown credits its first response 1 for a win (P > 0.5 + margin), 0.5 for
 a tie, 0 for a loss; the unbiased rate is 0.5.
@@ -14,7 +14,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from synthetic.judging.types import JudgmentRecord, Method
+from synthetic.judging.types import JudgmentRecord, Method, WeakOrder
 
 
 @dataclass(frozen=True)
@@ -38,11 +38,14 @@ def position_bias(
     if not ok:
         return None
     method = ok[0].method
+    if method == Method.POINTWISE:
+        return None  # each response is rated alone: there is no position to win from
     if method == Method.PAIRWISE_LOGPROB:
         credits, expected = _pairwise_credits(ok, tie_margin), [0.5]
     else:
-        credits = [_listwise_credit(r) for r in ok]
-        expected = [1 / len(r.shown_order) for r in ok]
+        shown = [(order, ranking) for r in ok for order, ranking in shown_rankings(r)]
+        credits = [_listwise_credit(order, ranking) for order, ranking in shown]
+        expected = [1 / len(order) for order, _ in shown]
     if not credits:
         return None
     rate, exp = sum(credits) / len(credits), sum(expected) / len(expected)
@@ -50,9 +53,17 @@ def position_bias(
     return PositionBias(method, len(credits), rate, exp, (rate - exp) / se if se else 0.0)
 
 
-def _listwise_credit(record: JudgmentRecord) -> float:
-    top = record.ranking[0] if record.ranking else []
-    return 1 / len(top) if record.shown_order[0] in top else 0.0
+def shown_rankings(record: JudgmentRecord) -> list[tuple[list[str], WeakOrder]]:
+    """(shown order, ranking given under it) for each successful permutation of a listwise
+    judgment; a judgment without permutations is its own shown order and final ranking."""
+    if record.permutations:
+        return [(p.shown_order, p.ranking) for p in record.permutations if p.ranking is not None]
+    return [(record.shown_order, record.ranking)] if record.ranking is not None else []
+
+
+def _listwise_credit(order: list[str], ranking: WeakOrder) -> float:
+    top = ranking[0] if ranking else []
+    return 1 / len(top) if order[0] in top else 0.0
 
 
 def _pairwise_credits(records: list[JudgmentRecord], margin: float) -> list[float]:

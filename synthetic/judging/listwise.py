@@ -6,6 +6,7 @@ construction; parsing still validates, and anything unparseable becomes a failur
 
 from __future__ import annotations
 
+from socialchoice import Profile, aggregate
 from synthetic.backends.base import Conversation, GenerationOutput, RankingSpec
 from synthetic.backends.ranking_grammar import RankingParseError, default_labels, parse_ranking
 from synthetic.judging.prompts import PromptTemplate
@@ -43,7 +44,7 @@ def listwise_conversation(
         answer_format=_answer_format(template, labels, options),
         persona=persona_description,
     )
-    return [{"role": "user", "content": user}]
+    return [{"role": "user", "content": user}, *template.answer_prefix(options.reasoning)]
 
 
 def _answer_format(template: PromptTemplate, labels: tuple[str, ...], options: JudgeOptions) -> str:
@@ -83,3 +84,17 @@ def parse_listwise(
     except RankingParseError as exc:
         return None, f"unparseable ranking: {exc}"
     return labels_to_ids(ranking, order), None
+
+
+def combine_permutations(ids: list[str], rankings: list[WeakOrder], allow_ties: bool) -> WeakOrder:
+    """One weak order from a judgment's rankings under several permutations: Borda count
+    (`socialchoice`, rule "borda"). Equal Borda scores stay tied where ties are allowed;
+    otherwise they are broken by the first ranking given (the judgment's first permutation)."""
+    if len(rankings) == 1:
+        return rankings[0]
+    result = aggregate(Profile.from_weak_orders(ids, rankings), "borda")
+    if allow_ties:
+        return result.order
+    first = {rid: g for g, group in enumerate(rankings[0]) for rid in group}
+    strict = sorted(ids, key=lambda rid: (-result.scores[rid], first[rid], ids.index(rid)))
+    return [[rid] for rid in strict]

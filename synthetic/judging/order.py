@@ -39,3 +39,17 @@ def shown_order(
 def pair_shown_first(seed: int, item_id: str, persona_id: str, a: str, b: str) -> bool:
     """Whether `a` is shown first in its pair with `b` (a seeded coin per judgment and pair)."""
     return rng_for(seed, item_id, persona_id, a, b).random() < 0.5
+
+
+def permuted_orders(base: list[str], n: int, *seed_parts: object) -> list[list[str]]:
+    """`n` shown orders for one judgment: evenly spaced rotations of `base` first (with n = K
+    every response is shown once in every position, which cancels a pure position preference in
+    the Borda combination), then seeded shuffles for n > K. n = 1 is `base` alone."""
+    k = len(base)
+    offsets = [j * k // n for j in range(min(n, k))] if n < k else list(range(k))
+    orders = [base[o:] + base[:o] for o in offsets]
+    for j in range(k, n):
+        extra = list(base)
+        rng_for(*seed_parts, "permutation", j).shuffle(extra)
+        orders.append(extra)
+    return orders

@@ -26,8 +26,10 @@ REASONING_OPTIONS = (" A", " B")
 ANSWER_CUE = "\n\nFinal answer:"
 
 
-def answer_options(reasoning: bool) -> tuple[str, str]:
-    return REASONING_OPTIONS if reasoning else PLAIN_OPTIONS
+def answer_options(reasoning: bool, prefixed: bool = False) -> tuple[str, str]:
+    """The two answer tokens: after a cue ("Final answer:", or the template's answer prefix
+    "Answer:") the natural next token carries a leading space."""
+    return REASONING_OPTIONS if reasoning or prefixed else PLAIN_OPTIONS
 
 
 def pair_conversation(
@@ -49,7 +51,7 @@ def pair_conversation(
         answer_format=template.render(section),
         persona=persona_description,
     )
-    return [{"role": "user", "content": user}]
+    return [{"role": "user", "content": user}, *template.answer_prefix(options.reasoning)]
 
 
 def shown_pairs(

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from synthetic.backends.base import Conversation
+
 PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
 _VERSION = re.compile(r"^[a-z0-9_]+$")
 _SECTION = re.compile(r"^=== (\w+) ===$")
@@ -26,6 +28,16 @@ class PromptTemplateError(ValueError):
 class PromptTemplate:
     version: str
     sections: dict[str, str]
+
+    def has(self, section: str) -> bool:
+        return section in self.sections
+
+    def answer_prefix(self, reasoning: bool) -> Conversation:
+        """The assistant turn an answer continues (`answer_prefix` section), if the template has
+        one and the judge answers at once (with reasoning, the engine writes first)."""
+        if reasoning or not self.has("answer_prefix"):
+            return []
+        return [{"role": "assistant", "content": self.render("answer_prefix")}]
 
     def render(self, section: str, **values: object) -> str:
         if section not in self.sections:

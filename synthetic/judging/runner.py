@@ -1,9 +1,14 @@
 """Running judgments through an engine: the entry point a synthetic run calls.
 
-All judgments of a run go to the engine in large chunks (`JudgeOptions.chunk_size`), item-major
-so that judgments sharing a prompt prefix (instructions, prompt, responses; the persona comes
-last) are adjacent for the engine's prefix cache. Every judgment yields a record: a ranking, or
-a failure with the raw output; nothing is dropped.
+All judgments of a run go to the engine in chunks (`JudgeOptions.chunk_size`, by default
+adapted to the run's size: `types.chunk_size_for`), item-major so that judgments sharing a prompt
+prefix (instructions, prompt, responses; the persona comes last) are adjacent for the engine's
+prefix cache. Every judgment yields a record: a ranking, or a failure with the raw output;
+nothing is dropped.
+
+Methods: listwise (every permutation ranked under constrained decoding, combined by Borda),
+pairwise log-prob (each pair in one or both orders, Copeland over the probabilities) and
+pointwise (each response's expected 1-5 rating, alone).
 """
 
 from __future__ import annotations
@@ -14,10 +19,18 @@ from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 
 from synthetic.backends.base import Backend, GenerationParams
-from synthetic.judging import listwise, pairwise
-from synthetic.judging.order import pair_shown_first, shown_order
+from synthetic.judging import listwise, pairwise, pointwise
+from synthetic.judging.order import pair_shown_first, permuted_orders, shown_order
 from synthetic.judging.prompts import load_template
-from synthetic.judging.types import JudgeItem, JudgeOptions, JudgmentRecord, Method, PairProbability
+from synthetic.judging.types import (
+    JudgeItem,
+    JudgeOptions,
+    JudgmentRecord,
+    Method,
+    PairProbability,
+    PermutationOutput,
+    chunk_size_for,
+)
 from synthetic.personas import Persona
 
 logger = logging.getLogger(__name__)
@@ -61,7 +74,7 @@ def iter_judgments(
     """Judge chunk by chunk; each yielded list can be stored before the next chunk starts
     (resume = call again with the stored (item, persona) pairs in `skip`)."""
     plan = plan_judgments(items, personas, options, seed, skip)
-    size = max(1, options.chunk_size)
+    size = chunk_size_for(len(plan), options.chunk_size)
     for start in range(0, len(plan), size):
         chunk = plan[start : start + size]
         logger.info("judging %d-%d of %d", start + 1, start + len(chunk), len(plan))
@@ -85,8 +98,11 @@ def judge_batch(
 def judge_chunk(
     backend: Backend, chunk: list[PlannedJudgment], options: JudgeOptions, seed: int
 ) -> list[JudgmentRecord]:
-    if Method(options.method) == Method.PAIRWISE_LOGPROB:
+    method = Method(options.method)
+    if method == Method.PAIRWISE_LOGPROB:
         return _judge_pairwise(backend, chunk, options, seed)
+    if method == Method.POINTWISE:
+        return _judge_pointwise(backend, chunk, options, seed)
     return _judge_listwise(backend, chunk, options, seed)
 
 
@@ -110,26 +126,103 @@ def _judge_listwise(
 ) -> list[JudgmentRecord]:
     template = load_template(options.version)
     params = GenerationParams(temperature=options.temperature, seed=seed)
-    records: list[JudgmentRecord | None] = [None] * len(chunk)
-    by_k: dict[int, list[int]] = {}
-    for index, job in enumerate(chunk):
-        by_k.setdefault(len(job.order), []).append(index)
-    for k, indices in by_k.items():
+    orders = [
+        permuted_orders(job.order, max(1, options.permutations), seed, job.item.id, job.persona.id)
+        for job in chunk
+    ]
+    outputs: dict[tuple[int, int], PermutationOutput] = {}
+    attempts: dict[int, int] = {}
+    reasonings: dict[int, list[str]] = {}
+    by_k: dict[int, list[tuple[int, int]]] = {}
+    for index, perms in enumerate(orders):
+        for p in range(len(perms)):
+            by_k.setdefault(len(perms[p]), []).append((index, p))
+    for k, keys in by_k.items():
         convs = [
             listwise.listwise_conversation(
-                template, chunk[i].item, chunk[i].order, chunk[i].persona.description, options
+                template, chunk[i].item, orders[i][p], chunk[i].persona.description, options
             )
-            for i in indices
+            for i, p in keys
         ]
-        outputs = backend.rank(convs, listwise.ranking_spec(k, options), params)
-        for i, out in zip(indices, outputs, strict=True):
-            record = _record(backend, chunk[i], options, seed, out.raw or out.text)
-            record.ranking, record.failure = listwise.parse_listwise(
-                out, chunk[i].order, options.allow_ties
+        answers = backend.rank(convs, listwise.ranking_spec(k, options), params)
+        for (i, p), out in zip(keys, answers, strict=True):
+            ranking, failure = listwise.parse_listwise(out, orders[i][p], options.allow_ties)
+            outputs[(i, p)] = PermutationOutput(
+                list(orders[i][p]), out.raw or out.text, ranking, failure, out.label_mass
             )
-            record.reasoning, record.attempts = out.reasoning, out.attempts
-            records[i] = record
-    return [r for r in records if r is not None]
+            attempts[i] = attempts.get(i, 0) + out.attempts
+            if out.reasoning:
+                reasonings.setdefault(i, []).append(out.reasoning)
+    records = []
+    for i, job in enumerate(chunk):
+        perms = [outputs[(i, p)] for p in range(len(orders[i]))]
+        record = _record(backend, job, options, seed, perms[0].raw_output)
+        record.permutations, record.attempts = perms, attempts.get(i, 1)
+        record.reasoning = "\n\n".join(reasonings.get(i, [])) or None
+        record.label_mass = _mean([q.label_mass for q in perms])
+        rankings = [q.ranking for q in perms if q.ranking is not None]
+        if rankings:
+            record.ranking = listwise.combine_permutations(
+                job.item.response_ids, rankings, options.allow_ties
+            )
+        else:
+            record.failure = perms[0].failure
+        records.append(record)
+    return records
+
+
+def _mean(values: Sequence[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return sum(known) / len(known) if known else None
+
+
+def _judge_pointwise(
+    backend: Backend, chunk: list[PlannedJudgment], options: JudgeOptions, seed: int
+) -> list[JudgmentRecord]:
+    template = load_template(options.version)
+    requests = [(i, rid) for i, job in enumerate(chunk) for rid in job.order]
+    convs = [
+        pointwise.rating_conversation(
+            template, chunk[i].item, rid, chunk[i].persona.description, options
+        )
+        for i, rid in requests
+    ]
+    reasonings: list[str | None] = [None] * len(convs)
+    if options.reasoning:
+        convs, reasonings = _reason_first(backend, convs, options, seed, pointwise.ANSWER_CUE)
+    labels = pointwise.RATINGS
+    scored = backend.score(convs, list(labels))
+    per_job: dict[int, list[tuple[str, dict[str, float], str | None]]] = {}
+    for (i, rid), logprobs, reasoning in zip(requests, scored, reasonings, strict=True):
+        per_job.setdefault(i, []).append((rid, logprobs, reasoning))
+    return [
+        _pointwise_record(backend, job, options, seed, per_job.get(i, []), labels)
+        for i, job in enumerate(chunk)
+    ]
+
+
+def _pointwise_record(
+    backend: Backend,
+    job: PlannedJudgment,
+    options: JudgeOptions,
+    seed: int,
+    answers: list[tuple[str, dict[str, float], str | None]],
+    labels: tuple[str, ...],
+) -> JudgmentRecord:
+    raw = json.dumps([{"response": rid, "logprobs": lp} for rid, lp, _ in answers])
+    record = _record(backend, job, options, seed, raw)
+    reasonings = [f"[{rid}] {r.strip()}" for rid, _, r in answers if r is not None]
+    record.reasoning = "\n".join(reasonings) or None
+    record.label_mass = _mean([pointwise.label_mass(lp, labels) for _, lp, _ in answers])
+    for rid, logprobs, _ in answers:
+        rating = pointwise.expected_rating(logprobs, labels)
+        if rating is None:
+            record.failure = f"no log-probability for the ratings 1-5 of response {rid}"
+            return record
+        record.scores[rid] = rating
+    margin = options.score_margin if options.allow_ties else 0.0
+    record.ranking = pointwise.scores_weak_order(job.item.response_ids, record.scores, margin)
+    return record
 
 
 def _judge_pairwise(
@@ -155,8 +248,8 @@ def _judge_pairwise(
     ]
     reasonings: list[str | None] = [None] * len(convs)
     if options.reasoning:
-        convs, reasonings = _reason_first(backend, convs, options, seed)
-    answer_options = pairwise.answer_options(options.reasoning)
+        convs, reasonings = _reason_first(backend, convs, options, seed, pairwise.ANSWER_CUE)
+    answer_options = pairwise.answer_options(options.reasoning, template.has("answer_prefix"))
     scores = backend.score(convs, list(answer_options))
     per_job: dict[int, list[tuple[str, str, dict[str, float], str | None]]] = {}
     for (i, a, b), logprobs, reasoning in zip(requests, scores, reasonings, strict=True):
@@ -168,14 +261,14 @@ def _judge_pairwise(
 
 
 def _reason_first(
-    backend: Backend, convs: list, options: JudgeOptions, seed: int
+    backend: Backend, convs: list, options: JudgeOptions, seed: int, cue: str
 ) -> tuple[list, list[str | None]]:
     params = GenerationParams(
         max_new_tokens=options.max_reasoning_tokens, temperature=options.temperature, seed=seed
     )
     outputs = backend.generate(convs, params)
     continued = [
-        [*conv, {"role": "assistant", "content": out.text.strip() + pairwise.ANSWER_CUE}]
+        [*conv, {"role": "assistant", "content": out.text.strip() + cue}]
         for conv, out in zip(convs, outputs, strict=True)
     ]
     return continued, [out.text for out in outputs]
@@ -194,6 +287,7 @@ def _pairwise_record(
     reasonings = [f"[{a} vs {b}] {r.strip()}" for a, b, _, r in answers if r is not None]
     record.reasoning = "\n".join(reasonings) or None
     shown: list[tuple[str, str, float]] = []
+    record.label_mass = _mean([pointwise.label_mass(lp, answer_options) for _, _, lp, _ in answers])
     for a, b, logprobs, _ in answers:
         p = pairwise.p_first(logprobs, answer_options)
         if p is None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pytest
+from django.contrib.auth.models import Permission
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -11,7 +12,7 @@ from annotation.services import add_member, create_project, next_assignment, sub
 pytestmark = pytest.mark.django_db
 
 ORDER = [["r1"], ["r2"], ["r3"], ["r4"]]
-RESEARCHER_FIELDS = {"owner", "overlap_target", "demographics_export", "lease_seconds", "created_at", "updated_at"}
+RESEARCHER_FIELDS = {"owner", "overlap_target", "synthetic_target", "demographics_export", "lease_seconds", "created_at", "updated_at"}
 
 
 def _client(user) -> APIClient:
@@ -26,7 +27,7 @@ def test_annotator_sees_only_what_they_need_and_their_own_progress(project, anno
     assert body["name"] == "Demo" and body["guidelines"] == "Rank **helpfulness**."
     assert body["guidelines_html"] == "<p>Rank <strong>helpfulness</strong>.</p>"
     assert body["status"] == "active" and body["role"] == "annotator"
-    assert body["my_progress"] == {"done": 1, "remaining": 2}
+    assert body["my_progress"] == {"done": 1, "remaining": 2, "skipped": 0}
     assert not RESEARCHER_FIELDS & set(body)
 
 
@@ -52,7 +53,15 @@ def test_outsider_lists_nothing(project, outsider):
     assert _client(outsider).get("/api/v1/projects/").json()["count"] == 0
 
 
-def test_create_makes_the_creator_owner_and_researcher(annotator):
+@pytest.fixture
+def creator(annotator):
+    """A user with the `annotation.add_project` permission (researchers have it)."""
+    annotator.user_permissions.add(Permission.objects.get(codename="add_project", content_type__app_label="annotation"))
+    return annotator
+
+
+def test_create_makes_the_creator_owner_and_researcher(creator):
+    annotator = creator
     response = _client(annotator).post(
         "/api/v1/projects/", {"name": "Mine", "overlap_target": 5, "allow_ties": False}, format="json"
     )
@@ -68,8 +77,8 @@ def test_create_makes_the_creator_owner_and_researcher(annotator):
     [({}, "name"), ({"name": "x", "overlap_target": 0}, "overlap_target"), ({"name": "x", "status": "paused"}, "status"),
      ({"name": "x", "owner": 1}, "owner"), ({"name": "x", "lease_seconds": 5}, "lease_seconds")],
 )
-def test_create_rejects_bad_fields_by_name(annotator, body, field):
-    response = _client(annotator).post("/api/v1/projects/", body, format="json")
+def test_create_rejects_bad_fields_by_name(creator, body, field):
+    response = _client(creator).post("/api/v1/projects/", body, format="json")
     assert response.status_code == 400
     assert field in response.json()
     assert not Project.objects.exists()
@@ -118,7 +127,7 @@ def test_member_errors_name_the_problem_and_change_nothing(project, owner, metho
 def test_progress(project, owner, annotator):
     submit_ranking(user=annotator, assignment=next_assignment(project=project, user=annotator), order=ORDER)
     body = _client(owner).get(f"/api/v1/projects/{project.public_id}/progress/").json()
-    assert body == {"items": 3, "rankings": 1, "target": 6, "complete_items": 0}
+    assert body == {"items": 3, "rankings": 1, "target": 6, "complete_items": 0, "synthetic": 0}
 
 
 def test_token_from_password_then_token_authentication(project, annotator):

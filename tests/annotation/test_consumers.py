@@ -55,13 +55,13 @@ def test_researcher_gets_current_progress_then_live_updates(project, owner, anno
         assert connected
         first = await comm.receive_from(timeout=5)
         assert first.startswith('<section id="project-progress"')
-        assert '<strong class="progress-rankings">0</strong> of 6 rankings' in first
+        assert '<strong class="progress-rankings">0</strong> of 6 human rankings' in first
 
         item = await sync_to_async(project.items.get)(external_id="item-1")
         rater = await sync_to_async(rater_for_user)(annotator)
         await sync_to_async(record_ranking)(item=item, rater=rater, order=ORDER)
         update = await comm.receive_from(timeout=5)
-        assert '<strong class="progress-rankings">1</strong> of 6 rankings' in update
+        assert '<strong class="progress-rankings">1</strong> of 6 human rankings' in update
         assert "<td>annie</td><td>annotator</td><td>1</td>" in update
         await comm.disconnect()
 
@@ -140,7 +140,7 @@ def test_ranking_submitted_through_services_reaches_researcher_over_redis(projec
         await sync_to_async(annotate)()
         update = await comm.receive_from(timeout=10)
         assert update.startswith('<section id="project-progress"')
-        assert '<strong class="progress-rankings">1</strong> of 6 rankings' in update
+        assert '<strong class="progress-rankings">1</strong> of 6 human rankings' in update
         await comm.disconnect()
 
     async_to_sync(scenario)()

@@ -299,3 +299,23 @@ def test_command_bad_arguments(judged, tmp_path):
         call_command("export_rankings", project=str(judged.public_id), out=str(tmp_path / "x"), since="june")
     with pytest.raises(CommandError, match="--project: no project with public id"):
         call_command("export_rankings", project="00000000-0000-0000-0000-000000000000", out=str(tmp_path / "x"))
+
+
+def test_an_empty_datasets_export_is_a_clear_400_not_a_server_error(judged, owner, client, tmp_path):
+    """`datasets` cannot build a dataset from no rows: API, page and command say so instead."""
+    params = {"format": "datasets", "since": "2999-01-01"}
+    api = APIClient()
+    api.force_authenticate(owner)
+    response = api.get(api_export(judged), params)
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith("no rankings match this export")
+    client.force_login(owner)
+    page = client.get(reverse("annotation-export-rankings", kwargs={"public_id": judged.public_id}), params)
+    assert page.status_code == 400 and "no rankings match this export" in page.content.decode()
+    with pytest.raises(CommandError, match="no rankings match this export"):
+        call_command("export_rankings", project=str(judged.public_id), format="datasets", out=str(tmp_path / "ds"),
+                     since="2999-01-01")
+    # The other formats export an empty file, as before.
+    empty = api.get(api_export(judged), {**params, "format": "parquet"})
+    assert empty.status_code == 200
+    assert pq.read_table(io.BytesIO(b"".join(empty.streaming_content))).num_rows == 0

@@ -20,7 +20,14 @@ from rest_framework.authtoken.models import Token
 
 from annotation.fast_submit import FastSubmit
 from annotation.models import Assignment, Item, Membership, Project, Ranking
-from annotation.services import add_member, create_item, create_project, next_assignment
+from annotation.services import (
+    add_member,
+    create_item,
+    create_project,
+    next_assignment,
+    record_ranking,
+    synthetic_rater,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -212,6 +219,35 @@ def test_concurrent_annotators_never_push_an_item_past_its_target(fast, django_u
         assert item.rankings.values("rater").distinct().count() == target
 
 
+def test_synthetic_rankings_leave_the_human_target_to_the_fast_path(fast, project, annotator, annotator2):
+    """Every item already has more synthetic rankings than the human target: the fast path still
+    leases each item to both annotators and counts their rankings as human, as services does."""
+    app, django_app = fast
+    for n in range(3):
+        rater = synthetic_rater(persona={"id": f"p{n}", "description": "d"}, model="fake:m")
+        for item in Item.objects.filter(project=project):
+            record_ranking(item=item, rater=rater, order=[["r1"], ["r2"], ["r3"], ["r4"]])
+    tokens = {annotator.pk: token_for(annotator), annotator2.pk: token_for(annotator2)}
+    path = f"/api/v1/projects/{project.public_id}/next/"
+
+    async def rank_all(user_id: int) -> int:
+        status, reply, _ = await post(app, path, None, tokens[user_id], raw=b"")
+        current, stored = (json.loads(reply) if status == 200 else None), 0
+        while current is not None:
+            body = {"ranking": [[r["id"]] for r in current["responses"]], "submission_id": str(uuid.uuid4())}
+            status, reply, _ = await post(app, f"/api/v1/assignments/{current['id']}/submit/", body, tokens[user_id])
+            assert status == 201, reply
+            stored, current = stored + 1, json.loads(reply)["next"]
+        return stored
+
+    async def both() -> list[int]:
+        return [await rank_all(annotator.pk), await rank_all(annotator2.pk)]
+
+    assert in_one_loop(app, both) == [3, 3]
+    assert django_app.calls == 0
+    assert set(Item.objects.filter(project=project).values_list("ranking_count", "synthetic_count")) == {(2, 3)}
+
+
 def test_sqlite_requests_all_go_to_django(settings, project, annotator):
     if connection.vendor == "postgresql":
         pytest.skip("checks the SQLite default")
@@ -289,3 +325,38 @@ def test_a_fast_submit_reaches_the_live_project_page(fast, project, annotator):
 
     status, message = in_one_loop(app, scenario)
     assert status == 201 and message == {"type": "project.progress"}
+
+
+def test_a_duplicate_submit_racing_its_twin_is_answered_without_an_error_in_the_log(
+        fast, project, annotator, caplog):
+    """Two copies of one submission sent at the same moment (a client retrying at once): one is
+    stored and answered 201, the other gets the stored ranking with 200, and nothing is logged as
+    an error. Each round sends a fresh pair; at least one round must have raced inside the fast
+    path (its unique constraint refused the second copy), or the test proves nothing."""
+    app, django_app = fast
+    token = token_for(annotator)
+    caplog.set_level("DEBUG", logger="annotation.fast_submit")
+
+    async def rounds() -> list[list[int]]:
+        statuses = []
+        for _ in range(3):
+            lease = await _lease_for(annotator, project)
+            if lease is None:
+                break
+            body = {"ranking": [[r] for r in lease.shown_order], "submission_id": str(uuid.uuid4())}
+            path = f"/api/v1/assignments/{lease.public_id}/submit/"
+            answers = await asyncio.gather(post(app, path, body, token), post(app, path, body, token))
+            statuses.append(sorted(status for status, _, _ in answers))
+        return statuses
+
+    statuses = in_one_loop(app, rounds)
+    assert statuses and all(pair == [200, 201] for pair in statuses), statuses
+    assert Ranking.objects.filter(rater__user=annotator).count() == len(statuses)
+    assert not [r for r in caplog.records if r.levelno >= 40], [r.getMessage() for r in caplog.records]
+    assert any("lost a race" in r.getMessage() for r in caplog.records), "no round raced inside the fast path"
+
+
+async def _lease_for(user, project):
+    from asgiref.sync import sync_to_async
+
+    return await sync_to_async(next_assignment)(project=project, user=user)

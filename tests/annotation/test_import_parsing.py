@@ -224,6 +224,26 @@ def test_hh_pair_that_differs_before_the_last_turn():
     assert "field 'rejected': chosen and rejected differ before their final Assistant turn" in only_error(jsonl(pair))
 
 
+@pytest.mark.parametrize(
+    "row",
+    [
+        {"prompt": "Boil an egg?", "chosen": "Eight minutes.", "rejected": "Eight minutes."},
+        {"prompt": "Boil an egg?", "chosen": "Eight minutes.", "rejected": "  Eight minutes.\n"},
+        {"prompt": [{"role": "user", "content": "Boil an egg?"}], "chosen": "Eight.", "rejected": "Eight."},
+    ],
+    ids=["same", "same-but-whitespace", "messages-prompt"],
+)
+def test_pairwise_row_with_equal_chosen_and_rejected_names_the_line(row):
+    assert only_error(jsonl(good(1), row)) == (
+        "line 2, field 'rejected': is the same text as 'chosen'; a preference pair needs two different answers"
+    )
+
+
+def test_hh_pair_with_equal_final_answers_names_the_line():
+    same = HH_PAIR["chosen"]
+    assert only_error(jsonl(good(1), good(2), {"chosen": same, "rejected": same})).startswith("line 3, field 'rejected'")
+
+
 def test_parquet_errors_count_rows():
     buffer = io.BytesIO()
     pq.write_table(pa.Table.from_pylist([good(1), {"id": "q2", "prompt": "x", "responses": ["one"]}]), buffer)

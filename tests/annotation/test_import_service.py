@@ -127,3 +127,11 @@ def test_skip_invalid_keeps_file_level_errors_fatal(project):
     with pytest.raises(ImportFailed):
         import_items(project=project, source=ImportSource.from_file(io.BytesIO(b"not parquet"), name="items.parquet"),
                      skip_invalid=True)
+
+
+def test_skip_invalid_leaves_out_a_pair_with_equal_answers_and_names_its_line(project):
+    rows = [{"id": "ok", "prompt": "Boil an egg?", "chosen": "Eight minutes.", "rejected": "Raw."},
+            {"id": "eq", "prompt": "Boil an egg?", "chosen": "Eight minutes.", "rejected": "Eight minutes."}]
+    report = import_items(project=project, source=jsonl(rows), skip_invalid=True)
+    assert report.created == 1 and [(e.line, e.field) for e in report.invalid] == [(2, "rejected")]
+    assert not Item.objects.filter(project=project, external_id="eq").exists()

@@ -23,6 +23,7 @@ VALID = {
     "status": "active",
     "guidelines": "Prefer **honest** answers.",
     "overlap_target": "4",
+    "synthetic_target": "5",
     "allow_ties": "on",
     "rationale": "required",
     "consent_text": "We keep only what you tick.",
@@ -93,17 +94,18 @@ def test_create_project_with_every_setting(client, researcher):
     project = Project.objects.get(name="Helpfulness round 2")
     assert response.status_code == 302 and response["Location"] == url("annotation-project-detail", project)
     assert (project.owner, project.status, project.overlap_target, project.lease_seconds) == (researcher, "active", 4, 600)
+    assert project.synthetic_target == 5
     assert project.allow_ties and not project.allow_partial
     assert (project.rationale, project.demographics_export) == ("required", "individual")
     assert project.memberships.get(user=researcher).role == Membership.Role.RESEARCHER
 
 
 def test_create_with_bad_values_names_the_fields_and_creates_nothing(client, researcher):
-    bad = VALID | {"overlap_target": "0", "lease_seconds": "5", "status": "paused", "name": ""}
+    bad = VALID | {"overlap_target": "0", "lease_seconds": "5", "status": "paused", "name": "", "synthetic_target": "-1"}
     response = login(client, researcher).post(reverse("annotation-project-create"), bad)
     assert response.status_code == 200
     errors = response.context["form"].errors
-    assert set(errors) == {"overlap_target", "lease_seconds", "status", "name"}
+    assert set(errors) == {"overlap_target", "lease_seconds", "status", "name", "synthetic_target"}
     assert "greater than or equal to 1" in errors["overlap_target"][0]
     assert "greater than or equal to 60" in errors["lease_seconds"][0]
     assert not Project.objects.exists()
@@ -180,7 +182,7 @@ def test_project_page_shows_progress_guidelines_and_live_socket(client, project,
     body = login(client, owner).get(url("annotation-project-detail", project)).content.decode()
     assert "<strong>helpfulness</strong>" in body
     assert 'id="project-progress"' in body
-    assert '<strong class="progress-rankings">1</strong> of 6 rankings' in body
+    assert '<strong class="progress-rankings">1</strong> of 6 human rankings' in body
     assert '<strong class="progress-complete">0</strong> of 3 items complete' in body
     assert f'ws-connect="/ws/projects/{project.public_id}/"' in body
     assert "django_htmx/ext/hx-ws-2" in body

@@ -36,23 +36,25 @@ def tab_to(page, response_id: str) -> None:
 def drag_points(page, response_id: str, slot: str) -> tuple[tuple[float, float], tuple[float, float]]:
     """Scroll both the card's handle and the target slot into view; return their centre points
     (the drop lands at 70% of the slot's width, inside it)."""
+    where = f'[data-gap="{slot[4:]}"]' if slot.startswith("gap-") else f'[data-slot="{slot}"]'
     page.evaluate(
-        """([id, slot]) => {
+        """([id, where]) => {
             const a = document.querySelector(`.response-card[data-response="${id}"] .drag-handle`).getBoundingClientRect();
-            const b = document.querySelector(`[data-slot="${slot}"]`).getBoundingClientRect();
+            const b = document.querySelector(where).getBoundingClientRect();
             window.scrollBy(0, (a.top + b.top) / 2 - window.innerHeight / 2);
         }""",
-        [response_id, slot],
+        [response_id, where],
     )
     handle = page.locator(f'.response-card[data-response="{response_id}"] .drag-handle').bounding_box()
-    target = page.locator(f'[data-slot="{slot}"]').bounding_box()
+    target = page.locator(where).bounding_box()
     start = (handle["x"] + handle["width"] / 2, handle["y"] + handle["height"] / 2)
     end = (target["x"] + target["width"] * 0.7, target["y"] + target["height"] / 2)
     return start, end
 
 
 def drag(page, response_id: str, slot: str) -> None:
-    """Drag a card by its handle onto a rank slot ("0" is rank 1) or the unranked pool ("pool")."""
+    """Drag a card by its handle onto a rank slot ("0" is rank 1), the unranked pool ("pool") or the
+    gap before a rank ("gap-1": between ranks 1 and 2)."""
     start, end = drag_points(page, response_id, slot)
     page.mouse.move(*start)
     page.mouse.down()

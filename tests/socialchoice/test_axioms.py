@@ -11,9 +11,18 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from socialchoice import REGISTRY, Profile, aggregate
+from socialchoice import DEFAULT_RULE, REGISTRY, Profile, aggregate
 
-from .helpers import canonical, condorcet_loser, condorcet_winner, profiles, top
+from .helpers import (
+    ALTS,
+    canonical,
+    clone_counterexamples,
+    condorcet_loser,
+    condorcet_winner,
+    monotonicity_counterexamples,
+    profiles,
+    top,
+)
 
 SETTINGS = settings(max_examples=35, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -84,18 +93,118 @@ def test_condorcet_loser_never_on_top(rule: str, p: Profile) -> None:
     assert loser not in top(p, rule)
 
 
+@st.composite
+def raised(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, int, int, int]:
+    """Ballots as tie-group indices ``[V, K]`` (ties or linear), weights, and one raise: voter,
+    alternative and its new doubled group index, strictly better than before (into a better
+    tie group, a new group between two better ones, or just above its own tie group)."""
+    k = draw(st.integers(3, 5))
+    v = draw(st.integers(1, 10))
+    if draw(st.booleans()):
+        rows = [draw(st.lists(st.integers(0, k - 1), min_size=k, max_size=k)) for _ in range(v)]
+    else:
+        rows = [draw(st.permutations(range(k))) for _ in range(v)]
+    g = np.array(rows)
+    weights = np.array(draw(st.lists(st.integers(1, 2), min_size=v, max_size=v)), dtype=float)
+    voter = draw(st.integers(0, v - 1))
+    a = draw(st.integers(0, k - 1))
+    return g, weights, voter, a, draw(st.sampled_from(_raises(g[voter], a)))
+
+
+def _raises(row: np.ndarray, a: int) -> list[int]:
+    """Doubled group indices that put ``a`` strictly higher in the ballot ``row``."""
+    levels = sorted(set(row.tolist()))
+    into = [2 * x for x in levels if x < row[a]]
+    above = [2 * x - 1 for x in levels if x <= row[a]]
+    return into + above
+
+
+def monotonicity_holds(rule: str, g: np.ndarray, weights: np.ndarray, voter: int, a: int,
+                       new: int, **params: object) -> bool:
+    """Whether alternative ``a``, if in the top group, stays there after the raise."""
+    alts = ALTS[: g.shape[1]]
+    before = aggregate(Profile.from_group_indices(alts, 2 * g, weights), rule, **params)
+    if alts[a] not in before.order[0]:
+        return True
+    g2 = 2 * g
+    g2[voter, a] = new
+    after = aggregate(Profile.from_group_indices(alts, g2 + 1, weights), rule, **params)
+    return alts[a] in after.order[0]
+
+
 @pytest.mark.parametrize("rule", claiming("monotonicity"))
 @SETTINGS
-@given(data=st.data())
-def test_monotonicity(rule: str, data: st.DataObject) -> None:
-    p = data.draw(profiles())
-    winners = sorted(top(p, rule))
-    a = p.alternatives.index(data.draw(st.sampled_from(winners)))
-    voter = data.draw(st.integers(0, p.n_voters - 1))
-    ranks = p.ranks.copy()
-    ranks[voter, a] = -1.0  # strictly above everything in that ballot: a is raised
-    raised = Profile(p.alternatives, ranks, p.weights, p.partial)
-    assert p.alternatives[a] in top(raised, rule)
+@given(case=raised())
+def test_monotonicity(rule: str, case: tuple[np.ndarray, np.ndarray, int, int, int]) -> None:
+    assert monotonicity_holds(rule, *case)
+
+
+@SETTINGS
+@given(case=raised())
+def test_fixed_order_ranked_pairs_is_monotonic(
+    case: tuple[np.ndarray, np.ndarray, int, int, int],
+) -> None:
+    """The docstring's claim for the ``tie_breaker`` variant (not a registry axiom: not neutral)."""
+    k = case[0].shape[1]
+    assert monotonicity_holds("ranked_pairs", *case, tie_breaker=list(range(k)))
+
+
+SEARCHES = [(4, 10), (5, 6)]  # (K, most voters): where the default Ranked Pairs' failures show
+
+
+@pytest.mark.parametrize("rule", claiming("monotonicity"))
+@pytest.mark.parametrize(("k", "max_voters"), SEARCHES)
+def test_monotonicity_batched_search(rule: str, k: int, max_voters: int) -> None:
+    assert monotonicity_counterexamples(rule, 10_000, seed=k, k=k, max_voters=max_voters).size == 0
+
+
+def test_batched_search_finds_the_default_ranked_pairs_failures() -> None:
+    """The search above has the power to find failures of this kind (so its passes mean
+    something); the fixed-order variant has none."""
+    assert monotonicity_counterexamples("ranked_pairs", 10_000, seed=0, k=5, max_voters=6).size
+    for k, max_voters in SEARCHES:
+        tb = list(range(k))
+        assert not monotonicity_counterexamples("ranked_pairs", 10_000, seed=k, k=k,
+                                                max_voters=max_voters, tie_breaker=tb).size
+
+
+# The independent check's counterexample: ``a`` in the default Ranked Pairs' top group, raised in
+# the second ballot from b > c > a > d to b > c = a > d, dropped out.
+REGRESSION = ["adbc", "bcad", "abdc", "bcad", "cadb", "dabc", "cdba", "cdba", "cabd", "dabc"]
+
+
+def _regression_case() -> tuple[np.ndarray, np.ndarray, int, int, int]:
+    g = np.array([[o.index(c) for c in "abcd"] for o in REGRESSION])
+    return g, np.ones(len(g)), 1, 0, 2 * 1  # a joins c's group (index 1) in ballot 1
+
+
+@pytest.mark.parametrize("rule", claiming("monotonicity"))
+def test_monotonicity_regression_case(rule: str) -> None:
+    assert monotonicity_holds(rule, *_regression_case())
+
+
+def test_default_ranked_pairs_fails_monotonicity_and_does_not_claim_it() -> None:
+    assert not monotonicity_holds("ranked_pairs", *_regression_case())
+    assert "monotonicity" not in REGISTRY["ranked_pairs"].axioms
+    assert "monotonicity" in REGISTRY[DEFAULT_RULE].axioms
+
+
+def test_regression_case_against_pref_voting() -> None:
+    """pref-voting agrees on the facts: a is a winner before and after the raise under Schulze,
+    Split Cycle and Ranked Pairs over all tie-breaking orders (the monotonic, NP-hard variant)."""
+    pv = pytest.importorskip("pref_voting.profiles_with_ties")
+    from pref_voting.margin_based_methods import beat_path, ranked_pairs, split_cycle
+
+    g, _, voter, a, new = _regression_case()
+    g2 = 2 * g
+    g2[voter, a] = new
+    for rows in (2 * g, g2):
+        prof = pv.ProfileWithTies([dict(enumerate(r.tolist())) for r in rows],
+                                  candidates=list(range(4)))
+        for fn in (beat_path, split_cycle, ranked_pairs):
+            assert a in fn(prof), fn.__name__
+        ours = aggregate(Profile.from_group_indices(ALTS[:4], rows), "schulze").order[0]
+        assert sorted(ALTS.index(x) for x in ours) == beat_path(prof)
 
 
 @st.composite
@@ -122,6 +231,16 @@ def test_independence_of_clones(rule: str, case: tuple[Profile, Profile, str, st
     others = set(before.alternatives) - {original}
     assert top_before & others == top_after & others
     assert (original in top_before) == bool({original, clone} & top_after)
+
+
+@pytest.mark.parametrize("rule", claiming("clone_independence"))
+@pytest.mark.parametrize(("k", "max_voters"), [(3, 8), (4, 6)])
+def test_independence_of_clones_batched_search(rule: str, k: int, max_voters: int) -> None:
+    assert clone_counterexamples(rule, 5_000, seed=k, k=k, max_voters=max_voters).size == 0
+
+
+def test_batched_clone_search_finds_borda_teaming() -> None:
+    assert clone_counterexamples("borda", 5_000, seed=3, k=3, max_voters=8).size
 
 
 def test_every_rule_claims_anonymity_and_neutrality() -> None:

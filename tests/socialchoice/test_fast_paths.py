@@ -246,3 +246,34 @@ def test_single_item_fixed_order_ranked_pairs_equals_batch(v: int, k: int, ties:
         np.testing.assert_array_equal(one.levels[0], batch.levels[i])
         np.testing.assert_array_equal(one.scores[0], batch.scores[i])
         np.testing.assert_array_equal(one.extra["locked"][0], batch.extra["locked"][i])
+
+
+@pytest.mark.parametrize(("v", "k", "ties"), [(1000, 8, False), (4, 5, True), (6, 6, False),
+                                              (30, 7, True), (3, 4, True)])
+def test_single_item_default_ranked_pairs_equals_batch(v: int, k: int, ties: bool) -> None:
+    """Few voters give many equal margins, so the group locking and its cycle skipping run."""
+    from socialchoice.rules.ranked_pairs import ranked_pairs
+
+    grp = random_group(200, v, k, seed=v * k + 1, ties=ties)
+    batch = ranked_pairs(grp)
+    for i in range(200):
+        one = ranked_pairs(grp.take(np.array([i])))
+        np.testing.assert_array_equal(one.levels[0], batch.levels[i])
+        np.testing.assert_array_equal(one.scores[0], batch.scores[i])
+        np.testing.assert_array_equal(one.extra["locked"][0], batch.extra["locked"][i])
+
+
+@pytest.mark.parametrize("rule", ["plurality", "borda", "instant_runoff", "ranked_pairs",
+                                  "copeland"])
+@pytest.mark.parametrize(("v", "weighted"), [(1, False), (40, True), (1000, False)])
+def test_linear_flag_gives_the_general_result(rule: str, v: int, weighted: bool) -> None:
+    from socialchoice import aggregate
+
+    rng = np.random.default_rng(v)
+    g = np.argsort(rng.random((v, 6)), axis=1)
+    weights = rng.integers(1, 4, size=v).astype(float) if weighted else None
+    flagged = Profile.from_group_indices(list("abcdef"), g, weights)
+    assert flagged.linear
+    plain = Profile(flagged.alternatives, flagged.ranks, flagged.weights)
+    a, b = aggregate(flagged, rule), aggregate(plain, rule)
+    assert a.order == b.order and a.scores == b.scores

@@ -52,8 +52,8 @@ def test_vllm_missing_is_reported_before_the_run(tmp_path: Path) -> None:
     assert problems == ["The 'vllm' engine needs vllm, which is not installed on this machine."]
 
 
-def test_openai_needs_a_base_url() -> None:
-    with pytest.raises(BackendConfigError, match="base_url"):
+def test_openai_needs_an_endpoint() -> None:
+    with pytest.raises(BackendConfigError, match="inference endpoint"):
         validate_config(BackendConfig(engine="openai", model="m"))
 
 
@@ -61,5 +61,5 @@ def test_model_label() -> None:
     config = BackendConfig(engine="transformers", model="/srv/models/smollm2-135m/")
     assert config.label == "transformers:smollm2-135m"
     assert (
-        BackendConfig(engine="openai", model="org/m", base_url="http://h").label == "openai:org/m"
+        BackendConfig(engine="openai", model="org/m", base_urls=("http://h",)).label == "openai:org/m"
     )

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -27,9 +28,47 @@ PERSONA = "You are a 70-year-old retired chef from Lyon."
 
 
 def test_shipped_templates_are_versioned_files() -> None:
-    assert {"listwise_v1", "pairwise_v1"} <= set(available_versions())
-    assert JudgeOptions().version == "listwise_v1"
-    assert JudgeOptions(method=Method.PAIRWISE_LOGPROB).version == "pairwise_v1"
+    assert {"listwise_v1", "listwise_v2", "pairwise_v1", "pairwise_v2", "pointwise_v1"} <= set(available_versions())
+    assert JudgeOptions().version == "listwise_v2"
+    assert JudgeOptions(method=Method.PAIRWISE_LOGPROB).version == "pairwise_v2"
+    assert JudgeOptions(method=Method.POINTWISE).version == "pointwise_v1"
+
+
+@pytest.mark.parametrize(
+    ("version", "prefix"), [("listwise_v2", "Ranking: "), ("pairwise_v2", "Answer:"), ("pointwise_v1", "Rating: ")]
+)
+def test_current_templates_open_the_answer_and_old_ones_do_not(version: str, prefix: str) -> None:
+    template = load_template(version)
+    assert template.answer_prefix(reasoning=False) == [{"role": "assistant", "content": prefix}]
+    # With reasoning the model writes first; the answer cue comes after its text.
+    assert template.answer_prefix(reasoning=True) == []
+    assert load_template(version.replace("_v2", "_v1")).has("answer_prefix") is (version == "pointwise_v1")
+
+
+# Any ranking of single-letter labels ("C > B > A", "B = A", "A>B").
+COPYABLE_RANKING = re.compile(r"\b[A-Z]\s*[>=]\s*[A-Z]\b")
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        JudgeOptions(),
+        JudgeOptions(allow_ties=True),
+        JudgeOptions(reasoning=True),
+        JudgeOptions(reasoning=True, allow_ties=True),
+    ],
+)
+@pytest.mark.parametrize("k", [2, 3, 4, 6])
+def test_default_listwise_prompt_has_no_ranking_to_copy(options: JudgeOptions, k: int) -> None:
+    item = JudgeItem("i", "Which?", tuple(ResponseText(f"r{j}", f"text {j}") for j in range(k)))
+    order = [r.id for r in item.responses]
+    text = listwise_conversation(load_template(options.version), item, order, PERSONA, options)[0][
+        "content"
+    ]
+    assert COPYABLE_RANKING.search(text) is None, text
+    # v1 (kept readable for old runs) is exactly what copied: its example is a ranking.
+    old = listwise_conversation(load_template("listwise_v1"), item, order, PERSONA, options)
+    assert COPYABLE_RANKING.search(old[0]["content"]) is not None
 
 
 def test_listwise_prompt_shows_responses_in_shown_order_with_persona_last() -> None:

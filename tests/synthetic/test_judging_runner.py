@@ -69,11 +69,29 @@ def test_every_persona_item_pair_gets_one_complete_record(options: JudgeOptions)
 
 
 def test_parse_failures_are_records_not_drops() -> None:
-    records = judge_batch(fake(invalid_every=3), ITEMS, PERSONAS, JudgeOptions(), seed=1)
+    options = JudgeOptions(permutations=1)
+    records = judge_batch(fake(invalid_every=3), ITEMS, PERSONAS, options, seed=1)
     failures = [r for r in records if not r.ok]
     assert len(records) == len(ITEMS) * len(PERSONAS)
     assert failures, "the fake engine answers every third conversation with junk"
     assert all(r.raw_output == "I cannot decide." and "unparseable" in r.failure for r in failures)
+
+
+def test_every_permutation_is_kept_raw_and_failed_ones_do_not_vote() -> None:
+    options = JudgeOptions(permutations=3)
+    records = judge_batch(fake(invalid_every=3), ITEMS, PERSONAS, options, seed=1)
+    partial = [r for r in records if r.ok and any(p.ranking is None for p in r.permutations)]
+    assert partial, "some judgments have one junk permutation and usable others"
+    for record in records:
+        assert len(record.permutations) == 3
+        assert [p.shown_order for p in record.permutations][0] == record.shown_order
+        k = len(record.shown_order)
+        assert len({tuple(p.shown_order) for p in record.permutations}) == min(3, k)
+        assert all(p.raw_output for p in record.permutations)
+        # A judgment fails only when every permutation failed.
+        assert record.ok == any(p.ranking is not None for p in record.permutations)
+    for record in partial:
+        assert_complete(record, {i.id: i for i in ITEMS}[record.item_id])
 
 
 def test_runs_are_reproducible_and_resumable() -> None:

@@ -1,122 +1,38 @@
-"""The openai engine against a real OpenAI-compatible HTTP server on loopback, started here."""
+"""The openai engine against real OpenAI-compatible HTTP servers on loopback, started here
+(tests/openai_server.py): retries, formats, scores, replicas and the models request."""
 
 from __future__ import annotations
 
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
 from synthetic.backends import (
     BackendConfig,
-    BackendConfigError,
     GenerationParams,
     RankingSpec,
     load_backend,
+    readiness_problems,
 )
 from synthetic.backends.base import BackendError
 from synthetic.backends.ranking_grammar import default_labels
+from synthetic.backends.replicas import ReplicaPool
+from tests import openai_server
+from tests.openai_server import closed_port_url, completion
 
-Reply = tuple[int, Any, float]  # status, JSON body (or raw str), delay in seconds
-
-
-def completion(content: str, logprobs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    choice: dict[str, Any] = {
-        "index": 0,
-        "message": {"role": "assistant", "content": content},
-        "finish_reason": "stop",
-    }
-    if logprobs is not None:
-        choice["logprobs"] = {
-            "content": [
-                {
-                    "token": logprobs[0]["token"],
-                    "logprob": logprobs[0]["logprob"],
-                    "top_logprobs": logprobs,
-                }
-            ]
-        }
-    return {
-        "id": "x",
-        "object": "chat.completion",
-        "choices": [choice],
-        "usage": {"completion_tokens": 3},
-    }
+serve = openai_server.serve  # the fixture
 
 
-@dataclass
-class FakeServer:
-    """Serves /v1/chat/completions; `script` picks each reply from the request and its number."""
-
-    script: Callable[[dict[str, Any], int], Reply]
-    requests: list[dict[str, Any]] = field(default_factory=list)
-    headers: list[dict[str, str]] = field(default_factory=list)
-    in_flight: int = 0
-    max_in_flight: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def handle(self, handler: BaseHTTPRequestHandler) -> None:
-        body = json.loads(handler.rfile.read(int(handler.headers["Content-Length"])))
-        with self.lock:
-            self.requests.append(body)
-            self.headers.append(dict(handler.headers))
-            number = len(self.requests)
-            self.in_flight += 1
-            self.max_in_flight = max(self.max_in_flight, self.in_flight)
-        try:
-            status, reply, delay = self.script(body, number)
-            time.sleep(delay)
-            payload = (reply if isinstance(reply, str) else json.dumps(reply)).encode()
-            handler.send_response(status)
-            handler.send_header("Content-Type", "application/json")
-            handler.send_header("Content-Length", str(len(payload)))
-            handler.end_headers()
-            handler.wfile.write(payload)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client timed out and hung up: expected in the timeout test
-        finally:
-            with self.lock:
-                self.in_flight -= 1
-
-
-@pytest.fixture
-def serve() -> Iterator[Callable[..., tuple[FakeServer, str]]]:
-    servers: list[ThreadingHTTPServer] = []
-
-    def start(script: Callable[[dict[str, Any], int], Reply]) -> tuple[FakeServer, str]:
-        fake = FakeServer(script)
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-                assert self.path == "/v1/chat/completions"
-                fake.handle(self)
-
-            def log_message(self, *args: object) -> None:
-                return None
-
-        httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        httpd.daemon_threads = True
-        threading.Thread(target=httpd.serve_forever, daemon=True).start()
-        servers.append(httpd)
-        return fake, f"http://127.0.0.1:{httpd.server_address[1]}/v1"
-
-    yield start
-    for httpd in servers:
-        httpd.shutdown()
-        httpd.server_close()
-
-
-def engine(url: str, **overrides: Any):  # noqa: ANN201
+def config(*urls: str, **overrides: Any) -> BackendConfig:
     options = {"backoff_s": 0.01, **overrides.pop("options", {})}
-    config = BackendConfig(
-        engine="openai", model="judge-7b", base_url=url, options=options, **overrides
-    )
-    return load_backend(config)
+    return BackendConfig(engine="openai", model="judge-7b", base_urls=urls, options=options, **overrides)
+
+
+def engine(*urls: str, **overrides: Any):  # noqa: ANN201
+    return load_backend(config(*urls, **overrides))
 
 
 CONV = [{"role": "user", "content": "Rank A, B, C."}]
@@ -226,19 +142,110 @@ def test_continuing_an_assistant_message_uses_the_vllm_extension(serve) -> None:
     assert fake.requests[0]["add_generation_prompt"] is False
 
 
-def test_api_key_comes_from_the_named_environment_variable(
-    serve, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_key_goes_as_a_bearer_token_and_no_header_without_one(serve) -> None:
     fake, url = serve(lambda body, n: (200, completion("ok"), 0))
-    with pytest.raises(BackendConfigError, match="RLCHF_TEST_KEY"):
-        engine(url, api_key_env="RLCHF_TEST_KEY")
-    monkeypatch.setenv("RLCHF_TEST_KEY", "sk-test")
-    engine(url, api_key_env="RLCHF_TEST_KEY").generate([CONV], GenerationParams())
+    engine(url, api_key="sk-test").generate([CONV], GenerationParams())
+    engine(url).generate([CONV], GenerationParams())
     assert fake.headers[0]["Authorization"] == "Bearer sk-test"
+    assert fake.model_requests[0]["Authorization"] == "Bearer sk-test"
+    assert "Authorization" not in fake.headers[1]
 
 
-def test_unreachable_server_fails_after_retries() -> None:
-    (out,) = engine("http://127.0.0.1:9/v1", max_retries=1, timeout_s=0.5).generate(
-        [CONV], GenerationParams()
-    )
+def test_the_key_never_shows_in_the_config_repr() -> None:
+    assert "sk-secret" not in repr(config("http://127.0.0.1:9/v1", api_key="sk-secret"))
+
+
+def test_an_unreachable_server_is_an_error_before_any_work() -> None:
+    url = closed_port_url()
+    problems = readiness_problems(config(url))
+    assert len(problems) == 1 and "not reachable: no replica answered GET /models" in problems[0]
+    assert url in problems[0] and "ConnectError" in problems[0]
+    with pytest.raises(BackendError, match="not reachable"):
+        engine(url)
+
+
+def test_a_server_that_does_not_serve_the_model_is_an_error_naming_what_it_serves(serve) -> None:
+    fake, url = serve(lambda body, n: (200, completion("ok"), 0), models=["llama-3-8b", "qwen-7b"])
+    problems = readiness_problems(config(url, endpoint="fleet"))
+    assert problems == ["endpoint 'fleet' does not serve model 'judge-7b'; it serves: llama-3-8b, qwen-7b."]
+    assert fake.requests == []
+
+
+def test_requests_are_spread_over_the_replicas(serve) -> None:
+    a, url_a = serve(lambda body, n: (200, completion("a"), 0.02))
+    b, url_b = serve(lambda body, n: (200, completion("b"), 0.02))
+    outs = engine(url_a, url_b, max_concurrency=4).generate([CONV] * 20, GenerationParams())
+    assert all(o.error is None for o in outs)
+    assert len(a.requests) + len(b.requests) == 20
+    assert 6 <= len(a.requests) <= 14, (len(a.requests), len(b.requests))
+    sequential = engine(url_a, url_b, max_concurrency=1)
+    before = len(a.requests)
+    sequential.generate([CONV] * 6, GenerationParams())
+    assert len(a.requests) - before == 3  # round robin when nothing is in flight
+
+
+def test_a_replica_killed_mid_run_is_skipped_and_nothing_is_lost(serve) -> None:
+    killed = threading.Event()
+
+    def dying(body: dict[str, Any], n: int):  # noqa: ANN202
+        if n == 3:
+            a.kill_soon()
+            killed.set()
+        return 200, completion("a"), 0.01
+
+    a, url_a = serve(dying)
+    b, url_b = serve(lambda body, n: (200, completion("b"), 0.01))
+    backend = engine(url_a, url_b, max_concurrency=2, max_retries=0, options={"replica_down_s": 60})
+    outs = backend.generate([CONV] * 30, GenerationParams())
+    assert killed.is_set()
+    assert [o.error for o in outs] == [None] * 30  # every request answered, by one replica or the other
+    assert len(a.requests) <= 4 and len(a.requests) + len(b.requests) == 30
+    stats = {s["url"]: s for s in backend.replica_stats}
+    assert stats[url_a]["failures"] == 1  # one refused connection, then it is skipped while down
+    assert stats[url_b]["requests"] == len(b.requests)
+
+
+def test_a_replica_down_at_the_start_is_skipped_and_the_run_goes_on(serve) -> None:
+    b, url_b = serve(lambda body, n: (200, completion("b"), 0))
+    backend = engine(closed_port_url(), url_b, max_retries=0)
+    outs = backend.generate([CONV] * 5, GenerationParams())
+    assert [o.text for o in outs] == ["b"] * 5
+    assert sum(s["requests"] for s in backend.replica_stats) == 5  # no request went to the dead one
+
+
+def test_when_every_replica_stops_answering_each_request_fails_with_the_cause(serve) -> None:
+    a, url_a = serve(lambda body, n: (200, completion("a"), 0))
+    b, url_b = serve(lambda body, n: (200, completion("b"), 0))
+    backend = engine(url_a, url_b, max_retries=1)
+    a.kill()
+    b.kill()
+    (out,) = backend.generate([CONV], GenerationParams())
     assert out.error is not None and "ConnectError" in out.error
+    # one switch to the other replica, then max_retries backed-off tries: bounded
+    assert sum(s["requests"] for s in backend.replica_stats) == 3
+
+
+def test_the_pool_marks_a_replica_down_for_a_while_then_tries_it_again() -> None:
+    now = [0.0]
+    pool = ReplicaPool(["http://a", "http://b"], down_s=10, clock=lambda: now[0])
+    pool.release(pool.acquire(), answered=False)  # a stops answering
+
+    def one() -> str:
+        replica = pool.acquire()
+        pool.release(replica, answered=True)
+        return replica.url
+
+    assert [one() for _ in range(3)] == ["http://b"] * 3
+    now[0] = 11.0
+    assert [one() for _ in range(4)] == ["http://a", "http://b", "http://a", "http://b"]
+
+
+def test_with_every_replica_down_the_one_down_longest_is_tried() -> None:
+    now = [0.0]
+    pool = ReplicaPool(["http://a", "http://b"], down_s=10, clock=lambda: now[0])
+    a = pool.acquire()
+    pool.release(a, answered=False)
+    now[0] = 1.0
+    b = pool.acquire()
+    pool.release(b, answered=False)
+    assert pool.acquire().url == "http://a"

@@ -37,7 +37,10 @@ class Command(BaseCommand):
             flt = exporters.ExportFilter.from_params(params)
         except exporters.ExportError as exc:
             raise CommandError(f"--{exc}") from None
-        count = self._write(project, options["format"], options["out"], flt)
+        try:
+            count = self._write(project, options["format"], options["out"], flt)
+        except exporters.ExportError as exc:
+            raise CommandError(str(exc)) from None
         if options["out"] != "-":
             self.stdout.write(self.style.SUCCESS(f"Exported {count} rankings to {options['out']}."))
 

@@ -1,0 +1,156 @@
+"""Snapshots: contract files, determinism, immutability, the RLHF baseline, group threshold, diff."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from datasets import load_from_disk
+
+import socialchoice
+from aggregation.models import Snapshot
+from aggregation.services import AggregationError
+from aggregation.snapshots import SnapshotInputs, create_snapshot, delete_snapshot, diff_snapshots
+from annotation.models import Ranking
+
+from .factories import World, add_human, add_persona, make_project, random_world, rank_all
+
+pytestmark = pytest.mark.django_db
+
+
+def _lines(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def _tree(root):
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+            and p.name != "manifest.json"}
+
+
+def test_contract_files_and_pairs_match_the_rule(owner):
+    world = random_world(owner, seed=21, n_items=8, ks=(3, 4))
+    snap, created = create_snapshot(project=world.project, user=owner,
+                                    inputs=SnapshotInputs(rule="borda", pair_strategy="all", seed=3))
+    assert created and len(snap.snapshot_id) == 16 and snap.path.name == snap.snapshot_id
+    for name in ("pairs.jsonl", "rankings.jsonl", "baseline_pairs.jsonl", "manifest.json",
+                 "datasets/pairs/dataset_dict.json", "datasets/baseline_pairs/train/dataset_info.json"):
+        assert (snap.path / name).exists(), name
+    manifest = json.loads((snap.path / "manifest.json").read_text())
+    assert manifest["snapshot"] == snap.snapshot_id and manifest["inputs"]["rule"] == "borda"
+    assert manifest["source_rankings_hash"] == snap.source_hash and manifest["code_version"]
+    rankings = {r["item"]: r for r in _lines(snap.path / "rankings.jsonl")}
+    pairs = _lines(snap.path / "pairs.jsonl")
+    assert {p["split"] for p in pairs} <= {"train", "validation", "test"}
+    for item in world.items:
+        orders = list(Ranking.objects.filter(item=item, is_current=True).order_by("pk").values_list("order", flat=True))
+        alts = [r["id"] for r in rankings[item.external_id]["responses"]]
+        direct = socialchoice.aggregate(socialchoice.Profile.from_weak_orders(alts, orders), "borda")
+        assert rankings[item.external_id]["ranking"] == direct.order
+        mine = [p for p in pairs if p["item"] == item.external_id]
+        expected = socialchoice.pairs.preference_pairs(direct, strategy="all")
+        assert [(p["chosen_id"], p["rejected_id"]) for p in mine] == [(q.chosen, q.rejected) for q in expected]
+        for p, q in zip(mine, expected, strict=True):
+            assert p["margin"] == pytest.approx(q.margin)
+            voters = [o for o in orders]
+            prof = socialchoice.Profile.from_weak_orders(alts, voters)
+            a, b = alts.index(q.chosen), alts.index(q.rejected)
+            assert p["vote_share"] == pytest.approx(float(np.mean(prof.ranks[:, a] < prof.ranks[:, b])))
+            assert p["prompt"] == [{"role": "user", "content": item.prompt}]
+            assert p["chosen"][0]["role"] == "assistant" and p["snapshot"] == snap.snapshot_id
+    ds = load_from_disk(str(snap.path / "datasets" / "pairs"))
+    assert sum(len(ds[s]) for s in ds) == len(pairs)
+    assert set(ds["train"].column_names) >= {"prompt", "chosen", "rejected", "margin"}
+
+
+def test_same_inputs_same_id_and_files_are_frozen(owner):
+    world = random_world(owner, seed=22, n_items=5)
+    inputs = SnapshotInputs(rule="schulze", seed=1)
+    first, created = create_snapshot(project=world.project, user=owner, inputs=inputs)
+    again, created_again = create_snapshot(project=world.project, user=owner, inputs=inputs)
+    assert created and not created_again and again.pk == first.pk
+    before = _tree(first.path)
+    manifest = (first.path / "manifest.json").read_bytes()
+    # Determinism across a fresh write: delete, create again, same id and same bytes.
+    delete_snapshot(first)
+    rebuilt, _ = create_snapshot(project=world.project, user=owner, inputs=inputs)
+    assert rebuilt.snapshot_id == first.snapshot_id and _tree(rebuilt.path) == before
+    # A revision: the snapshot on disk stays as it was; creating again gives a new id.
+    # Every ranking of one item is revised to its reverse, so the collective of that item flips.
+    ranking = Ranking.objects.filter(item__project=world.project, is_current=True).first()
+    for old in Ranking.objects.filter(item=ranking.item, is_current=True):
+        Ranking.objects.filter(pk=old.pk).update(is_current=False)
+        Ranking.objects.create(item=old.item, rater=old.rater, order=list(reversed(old.order)),
+                               shown_order=old.shown_order, version=2)
+    assert _tree(rebuilt.path) == before
+    assert Snapshot.objects.get(pk=rebuilt.pk).source_hash == rebuilt.source_hash
+    newer, created = create_snapshot(project=world.project, user=owner, inputs=inputs)
+    assert created and newer.snapshot_id != rebuilt.snapshot_id
+    assert json.loads(manifest)["inputs"] == json.loads((newer.path / "manifest.json").read_bytes())["inputs"]
+    assert all(not p.stat().st_mode & 0o222 for p in rebuilt.path.rglob("*") if p.is_file())
+    diff = diff_snapshots(rebuilt, newer)
+    assert diff["items_added"]["count"] == 0
+    changed = diff["pairs_flipped"]["count"] + diff["margins_changed"]["count"] + diff["pairs_added"]["count"]
+    assert changed > 0
+    assert {e["item"] for e in diff["margins_changed"]["examples"] + diff["pairs_flipped"]["examples"]} <= {
+        ranking.item.external_id}
+
+
+def test_other_inputs_give_other_ids(owner):
+    world = random_world(owner, seed=23, n_items=4)
+    ids = {create_snapshot(project=world.project, user=owner, inputs=i)[0].snapshot_id for i in (
+        SnapshotInputs(rule="borda"), SnapshotInputs(rule="copeland"), SnapshotInputs(rule="borda", seed=2),
+        SnapshotInputs(rule="borda", pair_strategy="adjacent"))}
+    assert len(ids) == 4
+
+
+def test_rlhf_baseline_is_every_raters_own_pairs(owner):
+    world = random_world(owner, seed=24, n_items=4, ks=(3, 4))
+    snap, _ = create_snapshot(project=world.project, user=owner, inputs=SnapshotInputs(rule="borda"))
+    baseline = _lines(snap.path / "baseline_pairs.jsonl")
+    splits = {r["item"]: r["split"] for r in _lines(snap.path / "rankings.jsonl")}
+    expected = set()
+    for (item_pk, rater_pk), order in world.orders.items():
+        item = next(i for i in world.items if i.pk == item_pk)
+        key = next(r.key for r in world.humans + world.synthetic if r.pk == rater_pk)
+        alts = list(item.responses.values_list("response_id", flat=True))
+        prof = socialchoice.Profile.from_weak_orders(alts, [order])
+        for p in socialchoice.pairs.per_rater_pairs(prof):
+            expected.add((item.external_id, key, p.chosen, p.rejected))
+    got = {(b["item"], b["rater"], b["chosen_id"], b["rejected_id"]) for b in baseline}
+    assert got == expected and len(baseline) == len(expected)
+    assert all(b["split"] == splits[b["item"]] for b in baseline)
+    assert {b["human_share"] for b in baseline if b["rater"].startswith("persona")} == {0.0}
+
+
+def _group_world(owner, n_de: int, n_fr: int) -> World:
+    project, items = make_project(owner, name="Groups", n_items=12)
+    w = World(project, owner, items)
+    w.humans = [add_human(project, f"de{n}", {"country": "DE"}) for n in range(n_de)]
+    w.humans += [add_human(project, f"fr{n}", {"country": "FR"}) for n in range(n_fr)]
+    w.synthetic = [add_persona(f"p{n}", {"political_leaning": "left"}) for n in range(6)]
+    rank_all(w, w.humans + w.synthetic, seed=9)
+    return w
+
+
+def test_groups_below_the_threshold_are_left_out(owner, settings):
+    settings.AGGREGATE_MIN_GROUP = 5
+    world = _group_world(owner, n_de=5, n_fr=4)
+    snap, _ = create_snapshot(project=world.project, user=owner, inputs=SnapshotInputs(
+        rule="borda", split={"train": 0.5, "validation": 0.0, "test": 0.5}))
+    files = sorted(p.name for p in (snap.path / "groups").iterdir())
+    assert files == ["country_DE.jsonl"]
+    lines = _lines(snap.path / "groups" / "country_DE.jsonl")
+    tests = {r["item"] for r in _lines(snap.path / "rankings.jsonl") if r["split"] == "test"}
+    assert lines and {ln["item"] for ln in lines} <= tests and all(ln["split"] == "test" for ln in lines)
+    assert all(ln["group"] == {"country": "DE"} and ln["human_share"] == 1.0 for ln in lines)
+    assert json.loads((snap.path / "manifest.json").read_text())["group_min_size"] == 5
+
+
+def test_refusals(owner):
+    world = random_world(owner, seed=25, n_items=3)
+    for bad, needle in ((SnapshotInputs(rule="nope"), "unknown rule"),
+                        (SnapshotInputs(pair_strategy="best"), "pair strategy"),
+                        (SnapshotInputs(split={"train": 0.5, "validation": 0.1, "test": 0.1}), "sum to 0.7")):
+        with pytest.raises(AggregationError, match=needle):
+            create_snapshot(project=world.project, user=owner, inputs=bad)
+    assert not Snapshot.objects.exists()

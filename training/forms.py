@@ -1,0 +1,122 @@
+"""Forms of the training pages. They parse input; `services` checks what a run needs."""
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.db.models import QuerySet
+
+from training import services
+from training.models import RegisteredModel, TrainingRun
+
+OBJECTIVE_CHOICES = [
+    ("trl", "DPO: TRL loss types (loss types below)"),
+    ("weighted", "DPO: vote-share weighted"),
+    ("group_robust", "DPO: group-robust (Ramesh et al. 2024)"),
+    ("listwise", "DPO: Plackett-Luce listwise, ties as groups"),
+    ("sft", "SFT on collective winners"),
+    ("margin", "Reward model with the snapshot's margins"),
+    ("no_margin", "Reward model without margins"),
+    ("utilitarian", "RL: utilitarian welfare (mean of group rewards)"),
+    ("egalitarian", "RL: egalitarian welfare (min, MaxMin-RLHF)"),
+    ("nash", "RL: Nash welfare (product of group utilities)"),
+]
+PRESET_CHOICES = [(p, p or "none (one process per GPU, plain DDP)") for p in services.PRESETS]
+HYPER_FIELDS = ("learning_rate", "max_steps", "per_device_train_batch_size", "gradient_accumulation_steps",
+                "max_length", "seed", "beta", "loss_type", "use_peft", "lora_r", "lora_alpha", "group_by",
+                "group_step_size", "dataset_file", "algorithm", "num_generations", "max_completion_length",
+                "save_steps")
+
+
+def _snapshot_choices() -> list[tuple[str, str]]:
+    return [(s, s) for s in services.list_snapshots()]
+
+
+class _ModelChoice(forms.ModelChoiceField):
+    def label_from_instance(self, obj: RegisteredModel) -> str:
+        return f"{obj.name} ({obj.get_kind_display().lower()})"
+
+
+class TrainingRunForm(forms.Form):
+    name = forms.CharField(max_length=200, required=False)
+    recipe = forms.ChoiceField(choices=TrainingRun.Recipe.choices, initial="dpo")
+    objective = forms.ChoiceField(choices=OBJECTIVE_CHOICES, initial="trl",
+                                  help_text="Must belong to the recipe; each objective is documented in the README.")
+    base_model = _ModelChoice(queryset=RegisteredModel.objects.none())
+    ref_model = _ModelChoice(queryset=RegisteredModel.objects.none(), required=False,
+                             help_text="DPO reference model; the base model when empty.")
+    reward_models = forms.ModelMultipleChoiceField(queryset=RegisteredModel.objects.none(), required=False,
+                                                   help_text="RL: one reward model per group (or per pool).")
+    snapshot_id = forms.ChoiceField(choices=[], label="Snapshot")
+    learning_rate = forms.FloatField(required=False, help_text="Empty: the recipe's default.")
+    max_steps = forms.IntegerField(initial=100, min_value=1)
+    per_device_train_batch_size = forms.IntegerField(initial=4, min_value=1)
+    gradient_accumulation_steps = forms.IntegerField(initial=1, min_value=1)
+    max_length = forms.IntegerField(initial=1024, min_value=8)
+    seed = forms.IntegerField(initial=42)
+    beta = forms.FloatField(required=False, help_text="DPO / RL KL strength; empty: TRL's default.")
+    loss_type = forms.CharField(required=False, help_text="DPO loss types, comma-separated (sigmoid, ipo, robust, ...).")
+    use_peft = forms.BooleanField(required=False, label="LoRA")
+    lora_r = forms.IntegerField(required=False, initial=16, label="LoRA rank")
+    lora_alpha = forms.IntegerField(required=False, initial=32, label="LoRA alpha")
+    group_by = forms.CharField(required=False, help_text="Group-robust DPO: the group attribute (all when empty).")
+    group_step_size = forms.FloatField(required=False, help_text="Group-robust DPO: exponentiated-gradient step.")
+    dataset_file = forms.ChoiceField(choices=[(f, f"{f}.jsonl") for f in services.DATASET_FILES], initial="pairs")
+    algorithm = forms.ChoiceField(choices=[("grpo", "GRPO"), ("rloo", "RLOO")], initial="grpo", required=False)
+    num_generations = forms.IntegerField(required=False, min_value=2)
+    max_completion_length = forms.IntegerField(required=False, min_value=1)
+    save_steps = forms.IntegerField(initial=50, min_value=1, help_text="Checkpoint interval (resume starts there).")
+    gpus = forms.IntegerField(initial=0, min_value=0, help_text="0: CPU. One process per GPU.")
+    preset = forms.ChoiceField(choices=PRESET_CHOICES, required=False, help_text="TRL's accelerate preset.")
+    launcher = forms.ChoiceField(choices=TrainingRun.Launcher.choices, initial="local")
+
+    def __init__(self, *args: Any, models: QuerySet[RegisteredModel], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        ready = models.filter(status=RegisteredModel.Status.READY)
+        for name in ("base_model", "ref_model", "reward_models"):
+            self.fields[name].queryset = ready
+        self.fields["snapshot_id"].choices = _snapshot_choices()
+
+    def hyperparameters(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        recipe = data["recipe"]
+        hyper = {k: data[k] for k in HYPER_FIELDS
+                 if data.get(k) not in (None, "") and recipe in services.ONLY_FOR.get(k, (recipe,))}
+        if not data.get("use_peft"):
+            for key in ("use_peft", "lora_r", "lora_alpha"):
+                hyper.pop(key, None)
+        return hyper
+
+
+class RegisterModelForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    path = forms.CharField(max_length=1000, required=False, help_text="A model directory under the models directory.")
+    hub_id = forms.CharField(max_length=200, required=False, help_text="Or a hub id; a worker downloads it.")
+
+
+class ExperimentForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    base_model = _ModelChoice(queryset=RegisteredModel.objects.none())
+    snapshot_humans = forms.ChoiceField(choices=[], label="Snapshot: humans")
+    snapshot_synthetic = forms.ChoiceField(choices=[], label="Snapshot: synthetic raters")
+    snapshot_both = forms.ChoiceField(choices=[], label="Snapshot: both")
+    objective = forms.ChoiceField(choices=OBJECTIVE_CHOICES[:4], initial="trl")
+    extra_objectives = forms.MultipleChoiceField(choices=OBJECTIVE_CHOICES[:4], required=False,
+                                                 widget=forms.CheckboxSelectMultiple,
+                                                 help_text="One more condition per objective, on the 'both' snapshot.")
+    learning_rate = forms.FloatField(initial=5e-7)
+    max_steps = forms.IntegerField(initial=100, min_value=1)
+    per_device_train_batch_size = forms.IntegerField(initial=4, min_value=1)
+    max_length = forms.IntegerField(initial=1024, min_value=8)
+    beta = forms.FloatField(initial=0.1)
+    seed = forms.IntegerField(initial=42)
+
+    def __init__(self, *args: Any, models: QuerySet[RegisteredModel], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["base_model"].queryset = models.filter(status=RegisteredModel.Status.READY)
+        for name in ("snapshot_humans", "snapshot_synthetic", "snapshot_both"):
+            self.fields[name].choices = _snapshot_choices()
+
+    def hyperparameters(self) -> dict[str, Any]:
+        keys = ("learning_rate", "max_steps", "per_device_train_batch_size", "max_length", "beta")
+        return {k: self.cleaned_data[k] for k in keys}
