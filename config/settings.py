@@ -5,7 +5,6 @@ Production sets DEBUG=0, SECRET_KEY, ALLOWED_HOSTS, DATABASE_URL (PostgreSQL) an
 """
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import dj_database_url
@@ -238,9 +237,5 @@ TRAINING_SLURM_PARTITION = env_str("TRAINING_SLURM_PARTITION", "")
 TRAINING_SLURM_TIMEOUT_MIN = env_int("TRAINING_SLURM_TIMEOUT_MIN", 24 * 60)
 TRAINING_SLURM_EXECUTOR = env_str("TRAINING_SLURM_EXECUTOR", "slurm")  # "local": submitit's local executor
 # ---------------------------------------------------------------- evaluation
-# plotly.js comes from the plotly wheel (no CDN): served as the static file "plotly/plotly.min.js".
-_plotly_spec = importlib.util.find_spec("plotly")
-if _plotly_spec is not None and _plotly_spec.origin:
-    STATICFILES_DIRS.append(("plotly", Path(_plotly_spec.origin).parent / "package_data"))
 # Evaluation runs load their engine in a child process (see SYNTHETIC_ENGINE_SUBPROCESS).
 EVALUATION_ENGINE_SUBPROCESS = env_bool("EVALUATION_ENGINE_SUBPROCESS", True)

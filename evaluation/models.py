@@ -15,6 +15,10 @@ from django.db import models
 class EvaluationRun(models.Model):
     run = models.OneToOneField("jobs.Run", on_delete=models.CASCADE, related_name="evaluation")
     project = models.ForeignKey("annotation.Project", on_delete=models.CASCADE, related_name="evaluation_runs")
+    experiment = models.ForeignKey(
+        "training.Experiment", null=True, blank=True, on_delete=models.SET_NULL, related_name="evaluations",
+        help_text="The experiment whose conditions are the run's models, if any.",
+    )
     config_hash = models.CharField(max_length=64)
     created_at = models.DateTimeField(auto_now_add=True)
 

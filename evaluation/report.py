@@ -13,10 +13,10 @@ import csv
 import io
 import json
 from dataclasses import dataclass, field
-from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
+from aggregation.staticfiles import plotly_file
 from evaluation.models import EvaluationResult, EvaluationRun
 
 LINEAGE_FIELDS = ("base", "recipe", "objective", "snapshot", "config_hash", "created_at")
@@ -27,6 +27,7 @@ class Condition:
     name: str
     path: str
     lineage: dict[str, Any]
+    public_id: str = ""  # the registered model's, when the run evaluated registered models
 
 
 @dataclass
@@ -70,7 +71,7 @@ def read_lineage(path: str) -> dict[str, Any]:
 
 def build_report(erun: EvaluationRun) -> Report:
     models = erun.run.config.get("models", [])
-    conditions = [Condition(m["name"], m["path"], read_lineage(m["path"])) for m in models]
+    conditions = [Condition(m["name"], m["path"], read_lineage(m["path"]), m.get("public_id", "")) for m in models]
     lines: dict[tuple[str, ...], MetricLine] = {}
     for r in EvaluationResult.objects.filter(evaluation=erun).order_by("benchmark", "scope", "metric", "scope_value"):
         key = (r.benchmark, r.metric, r.scope, r.scope_value, r.source)
@@ -170,10 +171,10 @@ def to_markdown(report: Report) -> str:
 
 
 def plotly_js_path() -> Path:
-    spec = find_spec("plotly")
-    if spec is None or spec.origin is None:
+    path = plotly_file()
+    if path is None:
         raise RuntimeError("the plotly package is not installed: it ships plotly.min.js")
-    return Path(spec.origin).parent / "package_data" / "plotly.min.js"
+    return path
 
 
 def figures(report: Report) -> list[dict[str, Any]]:

@@ -51,7 +51,7 @@ def config_hash(config: dict[str, Any]) -> str:
 
 
 def snapshots_dir() -> Path:
-    return settings.VAR_DIR / "snapshots"
+    return Path(settings.SNAPSHOTS_DIR)
 
 
 def model_roots() -> list[Path]:

@@ -11,4 +11,8 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("projects/<uuid:public_id>/runs/<int:run_id>/", views.run_report, name="evaluation-run-report"),
     path("projects/<uuid:public_id>/blind/new/", views.blind_create, name="evaluation-blind-create"),
     path("projects/<uuid:public_id>/blind/<int:comparison_id>/", views.blind_detail, name="evaluation-blind-detail"),
+    path("projects/<uuid:public_id>/experiments/<uuid:experiment_id>/", views.experiment_evaluations,
+         name="evaluation-experiment"),
+    path("projects/<uuid:public_id>/experiments/<uuid:experiment_id>/evaluate/", views.experiment_evaluate,
+         name="evaluation-experiment-evaluate"),
 ]

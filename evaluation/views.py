@@ -12,14 +12,15 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_POST
 
 from annotation.models import Membership, Project
 from evaluation import report as reports
 from evaluation.blind import blind_results
 from evaluation.models import BlindComparison, EvaluationRun
-from evaluation.services import start_evaluation
+from evaluation.services import evaluate_experiment, start_evaluation
 from jobs.services import RunError, start_run
+from training.models import Experiment
 
 EXPORTS = {
     "csv": ("text/csv", "csv", reports.to_csv),
@@ -54,7 +55,9 @@ def run_list(request: HttpRequest, public_id: UUID) -> HttpResponse:
     project = researcher_project(request, public_id)
     runs = EvaluationRun.objects.filter(project=project).select_related("run")
     blind = BlindComparison.objects.filter(source_project=project).select_related("project", "run")
-    return render(request, "evaluation/run_list.html", {"project": project, "runs": runs, "blind": blind})
+    experiments = Experiment.objects.filter(project=project)
+    context = {"project": project, "runs": runs, "blind": blind, "experiments": experiments}
+    return render(request, "evaluation/run_list.html", context)
 
 
 @login_required
@@ -149,3 +152,37 @@ def blind_detail(request: HttpRequest, public_id: UUID, comparison_id: int) -> H
     context = {"project": project, "comparison": comparison, "results": results, "table": table, "matrix": matrix,
                "names": names, "groups": groups}
     return render(request, "evaluation/blind_detail.html", context)
+
+
+# ---------------------------------------------------------------- experiments
+
+
+@login_required
+def experiment_evaluations(request: HttpRequest, public_id: UUID, experiment_id: UUID) -> HttpResponse:
+    project = researcher_project(request, public_id)
+    experiment = get_object_or_404(Experiment, project=project, public_id=experiment_id)
+    runs = experiment.evaluations.select_related("run")
+    context = {"project": project, "experiment": experiment, "runs": runs,
+               "conditions": experiment.conditions.select_related("model")}
+    return render(request, "evaluation/experiment.html", context)
+
+
+@login_required
+@require_POST
+def experiment_evaluate(request: HttpRequest, public_id: UUID, experiment_id: UUID) -> HttpResponse:
+    project = researcher_project(request, public_id)
+    experiment = get_object_or_404(Experiment, project=project, public_id=experiment_id)
+    try:
+        per_category = int(request.POST.get("per_category", "50"))
+        if not 1 <= per_category <= 100_000:
+            raise ValueError
+    except ValueError:
+        messages.error(request, "Examples per BBQ category must be a whole number from 1 to 100000.")
+        return redirect("evaluation-experiment", public_id=project.public_id, experiment_id=experiment.public_id)
+    try:
+        erun = evaluate_experiment(owner=request.user, experiment=experiment, per_category=per_category)
+    except RunError as exc:
+        messages.error(request, str(exc))
+        return redirect("evaluation-experiment", public_id=project.public_id, experiment_id=experiment.public_id)
+    messages.success(request, "Evaluation of every condition queued.")
+    return redirect("jobs-run-detail", public_id=erun.run.public_id)

@@ -26,7 +26,7 @@ def _dirs(settings, tmp_path, tiny_model_dir):
     settings.EVALUATION_ENGINE_SUBPROCESS = False
     settings.MODELS_DIR = tiny_model_dir.parent
     settings.ARTIFACTS_DIR = tmp_path / "artifacts"
-    settings.VAR_DIR = tmp_path
+    settings.SNAPSHOTS_DIR = tmp_path / "snapshots"
     write_snapshot(tmp_path / "snapshots", SNAPSHOT, groups={"country=DE": ["i0", "i1"], "country=KE": ["i2", "i3"]})
 
 

@@ -75,7 +75,7 @@ def test_report_shows_every_number_with_interval_lineage_and_welfare(client, res
     assert "0.470" in page and "[0.440, 0.500]" in page
     assert "3f9a0c1d2e4b5a69" in page and "abc123def4567890" in page and "feedfacecafebeef" in page
     assert reverse("jobs-run-detail", args=[erun.run.public_id]) in page
-    assert "/static/plotly/plotly.min.js" in page
+    assert "/static/vendor/plotly.min.js" in page
     # welfare: dpo-human has mean 0.675 and worst 0.65 (KE); base mean 0.5, worst 0.4 (KE)
     assert page.index("0.675") < page.index("0.500</td>")
 
