@@ -87,7 +87,11 @@ def parse_persona_jsonl(text: str) -> list[Persona]:
         if not line.strip():
             continue
         try:
-            persona = persona_from_row(json.loads(line))
+            row = json.loads(line)
+            if _holds_nul(row):
+                # PostgreSQL stores no NUL character in text or JSON.
+                raise ValueError("contains a NUL character (\\u0000), which cannot be stored")
+            persona = persona_from_row(row)
         except json.JSONDecodeError as exc:
             errors.append(RowError(line_no, f"invalid JSON ({exc.msg})"))
             continue
@@ -104,6 +108,16 @@ def parse_persona_jsonl(text: str) -> list[Persona]:
     if errors:
         raise PersonaImportError(errors)
     return personas
+
+
+def _holds_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(v) for v in value)
+    return False
 
 
 def personas_to_jsonl(personas: Iterable[Persona]) -> str:

@@ -426,6 +426,9 @@ def parse_prompts_jsonl(text: str) -> list[dict[str, str]]:
         if not isinstance(prompt, str) or not prompt.strip():
             errors.append(f"line {line_no}: missing or empty 'prompt'")
             continue
+        if "\x00" in prompt + str(row.get("id") or ""):  # PostgreSQL stores no NUL character
+            errors.append(f"line {line_no}: contains a NUL character (\\u0000), which cannot be stored")
+            continue
         rows.append({"id": str(row.get("id") or f"gen-{line_no}"), "prompt": prompt})
     if errors:
         raise SyntheticRunError("prompts: " + "; ".join(errors))

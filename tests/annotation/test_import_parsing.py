@@ -244,6 +244,18 @@ def test_hh_pair_with_equal_final_answers_names_the_line():
     assert only_error(jsonl(good(1), good(2), {"chosen": same, "rejected": same})).startswith("line 3, field 'rejected'")
 
 
+@pytest.mark.parametrize(
+    "row,field",
+    [({"prompt": "a\x00b", "responses": ["x", "y"]}, "prompt"),
+     ({"prompt": "p", "responses": ["x", {"text": "y\x00"}]}, "responses[1].text"),
+     ({"prompt": "p", "responses": ["x", "y"], "metadata": {"tags": ["ok", "\x00"]}}, "metadata.tags[1]")],
+)
+def test_a_nul_character_is_an_error_naming_line_and_field(row, field):
+    assert only_error(jsonl(good(1), row)) == (
+        f"line 2, field '{field}': contains a NUL character (\\u0000), which cannot be stored"
+    )
+
+
 def test_parquet_errors_count_rows():
     buffer = io.BytesIO()
     pq.write_table(pa.Table.from_pylist([good(1), {"id": "q2", "prompt": "x", "responses": ["one"]}]), buffer)
