@@ -20,6 +20,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from annotation.importing.storable import unstorable
+
 
 @dataclass(frozen=True)
 class Persona:
@@ -88,10 +90,13 @@ def parse_persona_jsonl(text: str) -> list[Persona]:
             continue
         try:
             row = json.loads(line)
-            if _holds_nul(row):
-                # PostgreSQL stores no NUL character in text or JSON.
-                raise ValueError("contains a NUL character (\\u0000), which cannot be stored")
+            problem = unstorable(row)
+            if problem is not None:
+                raise ValueError(f"field {problem[0]!r} {problem[1]}")
             persona = persona_from_row(row)
+        except RecursionError:
+            errors.append(RowError(line_no, "invalid JSON (nested too deeply)"))
+            continue
         except json.JSONDecodeError as exc:
             errors.append(RowError(line_no, f"invalid JSON ({exc.msg})"))
             continue
@@ -108,16 +113,6 @@ def parse_persona_jsonl(text: str) -> list[Persona]:
     if errors:
         raise PersonaImportError(errors)
     return personas
-
-
-def _holds_nul(value: object) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_holds_nul(v) for v in value)
-    return False
 
 
 def personas_to_jsonl(personas: Iterable[Persona]) -> str:

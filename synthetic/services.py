@@ -27,6 +27,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Max, QuerySet
 
+from annotation.importing.storable import unstorable
 from annotation.models import AnnotatorProfile, Item, Membership, Project
 from jobs import services as jobs_services
 from synthetic import endpoints
@@ -422,12 +423,16 @@ def parse_prompts_jsonl(text: str) -> list[dict[str, str]]:
         except json.JSONDecodeError as exc:
             errors.append(f"line {line_no}: invalid JSON ({exc.msg})")
             continue
+        except RecursionError:
+            errors.append(f"line {line_no}: invalid JSON (nested too deeply)")
+            continue
         prompt = row.get("prompt") if isinstance(row, dict) else None
         if not isinstance(prompt, str) or not prompt.strip():
             errors.append(f"line {line_no}: missing or empty 'prompt'")
             continue
-        if "\x00" in prompt + str(row.get("id") or ""):  # PostgreSQL stores no NUL character
-            errors.append(f"line {line_no}: contains a NUL character (\\u0000), which cannot be stored")
+        problem = unstorable({"prompt": prompt, "id": str(row.get("id") or "")})
+        if problem is not None:
+            errors.append(f"line {line_no}: field {problem[0]!r} {problem[1]}")
             continue
         rows.append({"id": str(row.get("id") or f"gen-{line_no}"), "prompt": prompt})
     if errors:

@@ -18,6 +18,7 @@ from typing import Any
 
 from annotation.importing import hh_rlhf
 from annotation.importing.errors import FieldError
+from annotation.importing.storable import unstorable
 from annotation.models import MAX_RESPONSES, MIN_RESPONSES
 
 Message = dict[str, str]
@@ -53,10 +54,9 @@ class ParsedItem:
 def parse_row(row: object) -> ParsedItem:
     if not isinstance(row, dict):
         raise FieldError("", f"each item must be an object, got {_type(row)}")
-    where = _nul_at(row)
-    if where is not None:
-        # PostgreSQL stores no NUL character in text or JSON: refuse it here, naming the field.
-        raise FieldError(where, "contains a NUL character (\\u0000), which cannot be stored")
+    problem = unstorable(row)
+    if problem is not None:
+        raise FieldError(*problem)
     if row.get("responses") is not None:
         if row.get("chosen") is not None or row.get("rejected") is not None:
             raise FieldError("responses", "give either 'responses' or 'chosen' and 'rejected', not both")
@@ -71,26 +71,6 @@ def parse_row(row: object) -> ParsedItem:
     external_id, hashed = _external_id(row, context, prompt, responses)
     return ParsedItem(external_id=external_id, prompt=prompt, responses=responses, context=context,
                       metadata=metadata, id_from_content=hashed)
-
-
-def _nul_at(value: object, where: str = "") -> str | None:
-    """The field path of the first string (or key) holding a NUL character, or None."""
-    if isinstance(value, str):
-        return where if "\x00" in value else None
-    if isinstance(value, dict):
-        for key, inner in value.items():
-            path = f"{where}.{key}" if where else str(key)
-            if "\x00" in str(key):
-                return path
-            found = _nul_at(inner, path)
-            if found is not None:
-                return found
-    if isinstance(value, list):
-        for index, inner in enumerate(value):
-            found = _nul_at(inner, f"{where}[{index}]")
-            if found is not None:
-                return found
-    return None
 
 
 # ---------------------------------------------------------------- prompt and context

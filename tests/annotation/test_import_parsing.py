@@ -256,6 +256,21 @@ def test_a_nul_character_is_an_error_naming_line_and_field(row, field):
     )
 
 
+@pytest.mark.parametrize(
+    "line,expected",
+    [('{"prompt": "\\ud800", "responses": ["a", "b"]}',
+      "line 2, field 'prompt': contains an unpaired surrogate (such as \\ud800), which is not valid Unicode"),
+     ('{"prompt": "p", "responses": ["a", "b"], "context": [{"role": "user", "content": "x\\udfff"}]}',
+      "line 2, field 'context[0].content': contains an unpaired surrogate"),
+     ('{"prompt": "p", "responses": ["a", "b"], "metadata": {"score": 1e999}}',
+      "line 2, field 'metadata.score': is not a finite number"),
+     ("[" * 100_000, "line 2: malformed JSON: nested too deeply")],
+    ids=["surrogate", "surrogate-in-context", "infinity", "deep"],
+)
+def test_values_no_database_stores_are_errors_naming_line_and_field(line, expected):
+    assert only_error(jsonl(good(1), line)).startswith(expected)
+
+
 def test_parquet_errors_count_rows():
     buffer = io.BytesIO()
     pq.write_table(pa.Table.from_pylist([good(1), {"id": "q2", "prompt": "x", "responses": ["one"]}]), buffer)
