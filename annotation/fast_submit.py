@@ -131,7 +131,7 @@ class FastSubmit:
 
         try:
             serializer = SubmitSerializer(data=json.loads(body))
-        except ValueError:
+        except (ValueError, RecursionError):  # Django's parser answers it with 400
             raise Defer from None
         if not serializer.is_valid():
             raise Defer

@@ -16,6 +16,7 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from annotation.importing.storable import unstorable
 from annotation.markdown import render_markdown
 from annotation.models import (
     MAX_RESPONSES,
@@ -248,6 +249,11 @@ def _validate_entries(entries: list[Any]) -> tuple[list[dict[str, Any] | None], 
     for index, entry in enumerate(entries):
         if not isinstance(entry, dict):
             errors.append({"index": index, "field": "", "message": "expected an object with prompt and responses"})
+            cleaned.append(None)
+            continue
+        problem = unstorable(entry)
+        if problem is not None:
+            errors.append({"index": index, "field": problem[0], "message": problem[1]})
             cleaned.append(None)
             continue
         serializer = ItemInputSerializer(data=entry)

@@ -20,6 +20,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from annotation.importing.storable import unstorable
+
 
 @dataclass(frozen=True)
 class Persona:
@@ -87,7 +89,14 @@ def parse_persona_jsonl(text: str) -> list[Persona]:
         if not line.strip():
             continue
         try:
-            persona = persona_from_row(json.loads(line))
+            row = json.loads(line)
+            problem = unstorable(row)
+            if problem is not None:
+                raise ValueError(f"field {problem[0]!r} {problem[1]}")
+            persona = persona_from_row(row)
+        except RecursionError:
+            errors.append(RowError(line_no, "invalid JSON (nested too deeply)"))
+            continue
         except json.JSONDecodeError as exc:
             errors.append(RowError(line_no, f"invalid JSON ({exc.msg})"))
             continue

@@ -27,6 +27,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import F, Max, QuerySet
 
+from annotation.importing.storable import unstorable
 from annotation.models import AnnotatorProfile, Item, Membership, Project, Ranking
 from annotation.services import delete_rankings
 from jobs import services as jobs_services
@@ -458,9 +459,16 @@ def parse_prompts_jsonl(text: str) -> list[dict[str, str]]:
         except json.JSONDecodeError as exc:
             errors.append(f"line {line_no}: invalid JSON ({exc.msg})")
             continue
+        except RecursionError:
+            errors.append(f"line {line_no}: invalid JSON (nested too deeply)")
+            continue
         prompt = row.get("prompt") if isinstance(row, dict) else None
         if not isinstance(prompt, str) or not prompt.strip():
             errors.append(f"line {line_no}: missing or empty 'prompt'")
+            continue
+        problem = unstorable({"prompt": prompt, "id": str(row.get("id") or "")})
+        if problem is not None:
+            errors.append(f"line {line_no}: field {problem[0]!r} {problem[1]}")
             continue
         rows.append({"id": str(row.get("id") or f"gen-{line_no}"), "prompt": prompt})
     if errors:

@@ -119,6 +119,9 @@ def _jsonl(source: ImportSource) -> Iterator[Row]:
         except json.JSONDecodeError as exc:
             yield number, RowError(f"malformed JSON: {exc.msg} (column {exc.colno})", line=number)
             continue
+        except RecursionError:
+            yield number, RowError("malformed JSON: nested too deeply", line=number)
+            continue
         if not isinstance(row, dict):
             yield number, RowError(f"each line must be a JSON object, got {type(row).__name__}", line=number)
             continue
@@ -200,6 +203,8 @@ def csv_record(cells: dict[str, str]) -> dict[str, Any]:
                     row[name] = json.loads(value)
                 except json.JSONDecodeError as exc:
                     raise FieldError(name, f"is not valid JSON ({exc.msg}, column {exc.colno})") from None
+                except RecursionError:
+                    raise FieldError(name, "is not valid JSON (nested too deeply)") from None
         elif not _numbered(name) and (value != "" or name in ("prompt", "chosen", "rejected")):
             row[name] = value
     columns = _response_columns(list(cells))

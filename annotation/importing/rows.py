@@ -18,6 +18,7 @@ from typing import Any
 
 from annotation.importing import hh_rlhf
 from annotation.importing.errors import FieldError
+from annotation.importing.storable import unstorable
 from annotation.models import MAX_RESPONSES, MIN_RESPONSES
 
 Message = dict[str, str]
@@ -53,6 +54,9 @@ class ParsedItem:
 def parse_row(row: object) -> ParsedItem:
     if not isinstance(row, dict):
         raise FieldError("", f"each item must be an object, got {_type(row)}")
+    problem = unstorable(row)
+    if problem is not None:
+        raise FieldError(*problem)
     if row.get("responses") is not None:
         if row.get("chosen") is not None or row.get("rejected") is not None:
             raise FieldError("responses", "give either 'responses' or 'chosen' and 'rejected', not both")

@@ -71,6 +71,23 @@ def test_a_json_body_of_any_shape_is_never_a_server_error(project, owner, annota
     assert not errors, "\n".join(errors)
 
 
+@pytest.mark.parametrize(
+    "raw",
+    ["[" * 100_000,
+     '[{"prompt": "p", "responses": [{"id": "a", "text": "A"}, {"id": "b", "text": "B"}], "metadata": {"x": 1e999}}]',
+     '{"items": [{"prompt": "p", "responses": ["a", "b"], "metadata": {"\\ud800": 1}}]}'],
+    ids=["nested-too-deeply", "infinity", "surrogate-key"],
+)
+def test_json_no_database_stores_is_a_400(project, owner, raw):
+    client = APIClient()
+    client.force_authenticate(owner)
+    for url in (f"/api/v1/projects/{project.public_id}/items/", f"/api/v1/projects/{project.public_id}/import/",
+                "/api/v1/profile/", "/api/v1/projects/"):
+        response = client.post(url, raw, content_type="application/json")
+        assert 400 <= response.status_code < 500, (url, response.status_code)
+    assert project.items.count() == 3
+
+
 # ---------------------------------------------------------------- schemathesis over the whole schema
 
 # Bounded: every operation gets this many generated requests (about 20 operations); the whole

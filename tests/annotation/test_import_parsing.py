@@ -244,6 +244,33 @@ def test_hh_pair_with_equal_final_answers_names_the_line():
     assert only_error(jsonl(good(1), good(2), {"chosen": same, "rejected": same})).startswith("line 3, field 'rejected'")
 
 
+@pytest.mark.parametrize(
+    "row,field",
+    [({"prompt": "a\x00b", "responses": ["x", "y"]}, "prompt"),
+     ({"prompt": "p", "responses": ["x", {"text": "y\x00"}]}, "responses[1].text"),
+     ({"prompt": "p", "responses": ["x", "y"], "metadata": {"tags": ["ok", "\x00"]}}, "metadata.tags[1]")],
+)
+def test_a_nul_character_is_an_error_naming_line_and_field(row, field):
+    assert only_error(jsonl(good(1), row)) == (
+        f"line 2, field '{field}': contains a NUL character (\\u0000), which cannot be stored"
+    )
+
+
+@pytest.mark.parametrize(
+    "line,expected",
+    [('{"prompt": "\\ud800", "responses": ["a", "b"]}',
+      "line 2, field 'prompt': contains an unpaired surrogate (such as \\ud800), which is not valid Unicode"),
+     ('{"prompt": "p", "responses": ["a", "b"], "context": [{"role": "user", "content": "x\\udfff"}]}',
+      "line 2, field 'context[0].content': contains an unpaired surrogate"),
+     ('{"prompt": "p", "responses": ["a", "b"], "metadata": {"score": 1e999}}',
+      "line 2, field 'metadata.score': is not a finite number"),
+     ("[" * 100_000, "line 2: malformed JSON: nested too deeply")],
+    ids=["surrogate", "surrogate-in-context", "infinity", "deep"],
+)
+def test_values_no_database_stores_are_errors_naming_line_and_field(line, expected):
+    assert only_error(jsonl(good(1), line)).startswith(expected)
+
+
 def test_parquet_errors_count_rows():
     buffer = io.BytesIO()
     pq.write_table(pa.Table.from_pylist([good(1), {"id": "q2", "prompt": "x", "responses": ["one"]}]), buffer)

@@ -95,3 +95,23 @@ def test_posts_with_huge_ids_and_garbage_are_never_a_server_error(world, owner, 
             if response.status_code >= 500:
                 errors.append(f"{user} POST {url} {data} -> {response.status_code}")
     assert not errors, "\n".join(errors)
+
+
+def test_a_nul_character_in_uploaded_text_is_an_error_naming_the_line(client, world, owner):
+    """PostgreSQL stores no NUL: every JSONL a user sends says so by line instead of failing."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    pid = world["project"].public_id
+    client.force_login(owner)
+    nul = '{"prompt": "fine"}\n{"id": "x", "prompt": "bad \\u0000 text"}\n'
+    response = client.post(reverse("synthetic-generation-create", args=[pid]),
+                           {"text": nul, "k": 2, "temperature": 0.8, "top_p": 0.9, "max_new_tokens": 8, "seed": 0,
+                            "engine": "transformers", "model": "/nope", "device": "auto", "batch_size": 8})
+    assert response.status_code == 400 and "line 2: field &#x27;prompt&#x27; contains a NUL character" in response.content.decode()
+    response = client.post(reverse("synthetic-panel-import", args=[pid]),
+                           {"name": "n", "text": '{"persona": "ok"}\n{"persona": "a\\u0000b"}\n'})
+    assert response.status_code == 400 and "line 2" in response.content.decode()
+    assert "NUL character" in response.content.decode()
+    upload = SimpleUploadedFile("items.jsonl", b'{"prompt": "p", "responses": ["a", "b\\u0000"]}\n')
+    response = client.post(reverse("annotation-import-items", args=[pid]), {"file": upload})
+    assert response.status_code == 400 and "NUL character" in response.content.decode()
