@@ -89,7 +89,9 @@ class Collective:
     weight: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     def order(self, i: int) -> list[list[str]]:
-        return socialchoice.profiles.decode_levels(self.ballots.items.alternatives[i], self.levels[i])
+        alternatives = self.ballots.items.alternatives[i]
+        # Rows are padded to the batch's widest item; the padding is not an alternative.
+        return socialchoice.profiles.decode_levels(alternatives, self.levels[i, : len(alternatives)])
 
     def score_map(self, i: int) -> dict[str, float]:
         alts = self.ballots.items.alternatives[i]
