@@ -15,5 +15,5 @@ def check_inference_endpoints(app_configs: Any = None, **kwargs: Any) -> list[ch
     try:
         endpoints.configured()
     except ImproperlyConfigured as exc:
-        return [checks.Error(str(exc), hint="See README, Settings: INFERENCE_ENDPOINTS.", id="synthetic.E001")]
+        return [checks.Error(str(exc), hint="See README.md, Inference endpoints.", id="synthetic.E001")]
     return []
