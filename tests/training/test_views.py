@@ -159,3 +159,11 @@ def test_experiment_form_creates_five_matched_conditions(client, tiny_base):
     assert runs.count() == 4
     assert {json.dumps(r.run.config["hyperparameters"] | {"dataset_file": None}, sort_keys=True) for r in runs} == {
         json.dumps(runs[0].run.config["hyperparameters"] | {"dataset_file": None}, sort_keys=True)}
+
+
+def test_admin_lists_training_objects(client, tiny_base, training, django_user_model):
+    django_user_model.objects.create_superuser("admin", password="admin-pass-123")
+    login(client, "admin")
+    for name in ("registeredmodel", "trainingrun", "experiment"):
+        assert client.get(f"/admin/training/{name}/").status_code == 200, name
+    assert client.get(f"/admin/training/registeredmodel/{tiny_base.pk}/change/").status_code == 200
