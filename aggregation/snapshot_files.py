@@ -160,18 +160,25 @@ class Rows:
 
 
 def collective_rows(ballots: Ballots, levels: np.ndarray, scores: np.ndarray, strategy: str) -> Rows:
-    """Collective pairs of every item by the strategy, in group order, ids in listed order."""
+    """Collective pairs of every item by the strategy, in `socialchoice.pairs.preference_pairs`'
+    order: item, then group pair, then the ids in listed order (vectorised over items)."""
+    group_pairs(1, strategy)  # an unknown strategy fails here, with the known ones named
     sup, total, human = support(ballots)
-    item, a_idx, b_idx = [], [], []
-    for i in range(len(ballots.items)):
-        lv = levels[i, : len(ballots.items.alternatives[i])]
-        for gi, gj in group_pairs(int(lv.max()) + 1 if len(lv) else 0, strategy):
-            for a in np.flatnonzero(lv == gi).tolist():
-                for b in np.flatnonzero(lv == gj).tolist():
-                    item.append(i)
-                    a_idx.append(a)
-                    b_idx.append(b)
-    it, a, b = (np.array(x, dtype=np.int64) for x in (item, a_idx, b_idx))
+    k = ballots.items.k_max
+    valid = np.arange(k)[None, :] < ballots.items.k[:, None]
+    lv = np.where(valid & (levels >= 0), levels, -1)
+    la, lb = lv[:, :, None], lv[:, None, :]
+    top = lv.max(axis=1)[:, None, None]
+    both = (la >= 0) & (lb >= 0)
+    chosen = {
+        "all": la < lb,
+        "best_vs_rest": (la == 0) & (lb > 0),
+        "best_vs_worst": (la == 0) & (lb == top) & (top > 0),
+        "adjacent": lb == la + 1,
+    }[strategy] & both
+    it, a, b = np.nonzero(chosen)
+    order = np.lexsort((b, a, lv[it, b], lv[it, a], it))
+    it, a, b = it[order], a[order], b[order]
     total = np.where(total > 0, total, 1.0)  # items nobody ranked here (a group's chunk) give no pair
     return Rows(it, a, b, scores[it, a] - scores[it, b], sup[it, a, b] / total[it], (human / total)[it])
 

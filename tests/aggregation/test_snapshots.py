@@ -170,3 +170,19 @@ def test_refusals(owner):
         with pytest.raises(AggregationError, match=needle):
             create_snapshot(project=world.project, user=owner, inputs=bad)
     assert not Snapshot.objects.exists()
+
+
+@pytest.mark.parametrize("strategy", ["all", "best_vs_rest", "best_vs_worst", "adjacent"])
+def test_every_pair_strategy_matches_socialchoice(owner, strategy):
+    world = random_world(owner, seed=26, n_items=6, ks=(3, 4, 5))
+    snap, _ = create_snapshot(project=world.project, user=owner,
+                              inputs=SnapshotInputs(rule="copeland", pair_strategy=strategy))
+    pairs = _lines(snap.path / "pairs.jsonl")
+    for item in world.items:
+        orders = list(Ranking.objects.filter(item=item, is_current=True).order_by("pk").values_list("order", flat=True))
+        alts = list(item.responses.values_list("response_id", flat=True))
+        direct = socialchoice.aggregate(socialchoice.Profile.from_weak_orders(alts, orders), "copeland")
+        expected = socialchoice.pairs.preference_pairs(direct, strategy=strategy)
+        mine = [p for p in pairs if p["item"] == item.external_id]
+        assert [(p["chosen_id"], p["rejected_id"]) for p in mine] == [(q.chosen, q.rejected) for q in expected]
+        assert [p["margin"] for p in mine] == pytest.approx([q.margin for q in expected])
