@@ -11,6 +11,7 @@ so no per-group number can show one person's answers.
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -396,7 +397,9 @@ class Scorecard:
     collective against the same halves. ``synthetic_vs_humans``: against all humans.
     ``matched`` / ``baseline``: per human group, the collective of the personas that portray that
     group (same attribute value) against the group, versus one overall synthetic collective that
-    ignores personas against the group; ``persona_gain`` their mean difference."""
+    ignores personas against the group; ``persona_gain`` their mean difference, and
+    ``gain_interval`` a bootstrap interval over items of the per-item difference (mean over
+    groups), which says whether the gain is more than noise."""
 
     ceiling: Interval | None
     synthetic_vs_half: Interval | None
@@ -405,6 +408,7 @@ class Scorecard:
     matched_mean: float | None
     baseline_mean: float | None
     persona_gain: float | None
+    gain_interval: Interval | None = None
 
 
 def split_half(ballots: Ballots, human: np.ndarray, rule: str, *, splits: int = SPLITS,
@@ -445,21 +449,28 @@ def scorecard(ballots: Ballots, human: np.ndarray, rule: str, human_groups: dict
     vs_humans = None
     if overall is not None and len(hum):
         vs_humans = bootstrap_items(tau_b_rows(overall, collective_levels(hum, rule)), N_BOOT, seed=seed)
-    rows = []
+    rows, diffs = [], []
     for group, ids in human_groups.items():
         matched_ids = persona_groups.get(group)
         if matched_ids is None or overall is None:
             continue
         target = collective_levels(ballots.take(np.isin(ballots.rater_ids, ids)), rule)
         matched = collective_levels(ballots.take(np.isin(ballots.rater_ids, matched_ids)), rule)
+        m_tau, b_tau = tau_b_rows(matched, target), tau_b_rows(overall, target)
+        diffs.append(m_tau - b_tau)
         rows.append({"group": group, "humans": len(ids), "personas": len(matched_ids),
-                     "matched": mean_tau(tau_b_rows(matched, target)),
-                     "baseline": mean_tau(tau_b_rows(overall, target))})
+                     "matched": mean_tau(m_tau), "baseline": mean_tau(b_tau)})
     pairs = [(r["matched"], r["baseline"]) for r in rows if r["matched"] is not None and r["baseline"] is not None]
     matched_mean = float(np.mean([m for m, _ in pairs])) if pairs else None
     baseline_mean = float(np.mean([b for _, b in pairs])) if pairs else None
     gain = float(np.mean([m - b for m, b in pairs])) if pairs else None  # type: ignore[operator]
-    return Scorecard(ceiling, versus_half, vs_humans, rows, matched_mean, baseline_mean, gain)
+    interval = None
+    if diffs and np.isfinite(np.stack(diffs)).any():
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # items no group could compare: NaN
+            per_item = np.nanmean(np.stack(diffs), axis=0)
+        interval = bootstrap_items(per_item, N_BOOT, seed=seed)
+    return Scorecard(ceiling, versus_half, vs_humans, rows, matched_mean, baseline_mean, gain, interval)
 
 
 # ---------------------------------------------------------------- one item

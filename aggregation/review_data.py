@@ -306,6 +306,7 @@ def scorecard_chart(data: ProjectData, rule: str) -> tuple[Chart, review.Scoreca
     rows += [[f"group {_group_label(r['group'])}: overall synthetic", _num(r["baseline"]), None, None]
              for r in card.groups]
     rows.append(["persona gain (matched minus overall, mean over groups)", _num(card.persona_gain), None, None])
+    rows.append(["persona gain per item (bootstrap over items)", *_interval_cells(card.gain_interval)])
     return Chart("scorecard", "Synthetic-validity scorecard", figure, ["measure", "tau_b", "low", "high"], rows), card
 
 

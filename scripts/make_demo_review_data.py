@@ -2,7 +2,7 @@
 
     HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 .venv/bin/python scripts/make_demo_review_data.py [--items 24] [--dry-run]
 
-(`OMP_NUM_THREADS=1` only helps on a busy machine; on two shared cores it took about 20 minutes.)
+(`OMP_NUM_THREADS=1` only helps on a busy machine; on two shared cores it took 40 minutes.)
 
 It needs the prepared default model (`manage.py prepare_default_model`) and writes, once, the
 files `manage.py seed_demo` loads (it never runs a model on setup or on page load):

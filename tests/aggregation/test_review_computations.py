@@ -203,3 +203,20 @@ def test_alpha_over_items_of_different_sizes_with_ties_matches_socialchoice():
     expected = krippendorff_alpha([Profile.from_weak_orders(items[i], o) for i, o in per_item.items()], "ordinal")
     assert alpha.estimate == pytest.approx(expected, abs=1e-12)
     assert alpha.low <= alpha.high and alpha.n_boot == 50
+
+
+def test_persona_gain_interval_excludes_zero_only_with_a_real_gain():
+    order, reverse = [["a"], ["b"], ["c"]], [["c"], ["b"], ["a"]]
+    rows = []
+    for item in ("x", "y", "z"):
+        rows += [(item, h, order, True) for h in range(1, 5)] + [(item, h, reverse, True) for h in range(5, 9)]
+        rows += [(item, p, order, False) for p in (11, 12)] + [(item, p, reverse, False) for p in (15, 16, 17)]
+    b = make_ballots({"x": ABC, "y": ABC, "z": ABC}, rows)
+    humans = {("g", "A"): np.arange(1, 5), ("g", "B"): np.arange(5, 9)}
+    personas = {("g", "A"): np.array([11, 12]), ("g", "B"): np.array([15, 16, 17])}
+    card = review.scorecard(b, b.human, "borda", humans, personas)
+    # Per item: group A gains 1 - (-1) = 2, group B gains 1 - 1 = 0; mean 1 on every item.
+    assert card.gain_interval.estimate == pytest.approx(1.0) and card.gain_interval.low == pytest.approx(1.0)
+    swapped = review.scorecard(b, b.human, "borda", humans, {("g", "A"): personas[("g", "B")],
+                                                            ("g", "B"): personas[("g", "A")]})
+    assert swapped.gain_interval.high < 0
