@@ -6,7 +6,7 @@ project's raters before it is stored, so a stored pool always resolves at the ti
 The built-in pool `all` (every rater, equal weights) is not a row: `pools.ALL` builds it.
 
 A `Snapshot` is the record of a frozen preference dataset written under
-`settings.VAR_DIR / "snapshots" / <snapshot_id>`; its files never change after they are written,
+`settings.SNAPSHOTS_DIR / <snapshot_id>`; its files never change after they are written,
 and deleting the row (through `snapshots.delete_snapshot`) is the only way to remove them.
 """
 from __future__ import annotations
@@ -89,7 +89,9 @@ class Snapshot(models.Model):
 
 
 def snapshot_root() -> Path:
-    return Path(settings.VAR_DIR) / "snapshots"
+    """Where snapshots live (settings.SNAPSHOTS_DIR, `RLCHF_SNAPSHOTS_DIR`): training and
+    evaluation read them from here."""
+    return Path(settings.SNAPSHOTS_DIR)
 
 
 class RankingCode(models.Model):

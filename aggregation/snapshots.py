@@ -2,7 +2,7 @@
 
 `create_snapshot` resolves the pool, hashes every input with the source rankings' digest into the
 snapshot id, and, unless that snapshot exists already, streams the files into a temporary
-directory one chunk of items at a time, then renames it to `<VAR_DIR>/snapshots/<id>` and makes
+directory one chunk of items at a time, then renames it to `<SNAPSHOTS_DIR>/<id>` and makes
 the files read-only. If the rankings change while it writes (the digest differs afterwards), it
 starts again, so the files always match the hash in the manifest. Nothing ever rewrites a
 snapshot; `delete_snapshot` is the only removal.

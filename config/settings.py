@@ -232,7 +232,8 @@ LOGGING = {
 
 # Aggregation: demographic groups smaller than this are hidden in every per-group view and export.
 AGGREGATE_MIN_GROUP = env_int("AGGREGATE_MIN_GROUP", 5)
-# Training (training app): snapshots are read from SNAPSHOTS_DIR/<id>; TRAINING_NODE_GPUS is how many
+# Snapshots (aggregation writes them, training and evaluation read them): SNAPSHOTS_DIR/<id>.
+# Training: TRAINING_NODE_GPUS is how many
 # GPUs a gpu-queue worker node has (runs asking for more are refused; 0 = CPU only); TRAINING_LAUNCHER
 # is "local" (accelerate launch on the worker) or "slurm" (submitit; TRAINING_SLURM_* below).
 SNAPSHOTS_DIR = Path(env_str("RLCHF_SNAPSHOTS_DIR", str(VAR_DIR / "snapshots")))

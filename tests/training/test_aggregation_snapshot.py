@@ -25,6 +25,7 @@ def test_a_recipe_trains_on_an_aggregation_snapshot(training_roots, settings, tm
     from training.recipes import common, dpo, reward, sft
 
     settings.VAR_DIR = tmp_path / "var"
+    settings.SNAPSHOTS_DIR = settings.VAR_DIR / "snapshots"
     owner = get_user_model().objects.create_user("agg-owner")
     world = random_world(owner, seed=5, n_items=10, ks=(3, 4))
     snap, _ = create_snapshot(project=world.project, user=owner, inputs=SnapshotInputs(rule="borda", seed=1))
