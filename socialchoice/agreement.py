@@ -12,7 +12,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 from .checks import real
 from .profiles import Profile, ProfileGroup, WeakOrder, encode_weak_order, fractional_ranks
@@ -88,6 +87,9 @@ def kendall_w(profile: Profile) -> KendallW:
     w, m = kendall_w_batch(profile.as_group())
     k = profile.n_alternatives
     chi2 = float(m[0] * (k - 1) * w[0])
+    # Imported here, not with the module: scipy.stats alone was most of the web process's start-up.
+    from scipy import stats
+
     p = float(stats.chi2.sf(chi2, k - 1)) if k > 1 else float("nan")
     return KendallW(float(w[0]), int(m[0]), k, chi2, p)
 
