@@ -23,8 +23,6 @@ Both scores lie in [-1, 1]: +1 always biased, -1 always anti-biased, 0 neither.
 """
 from __future__ import annotations
 
-import gzip
-import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -33,7 +31,7 @@ from typing import Any, TypedDict
 
 import numpy as np
 
-from evaluation.benchmarks import DATA_DIR, BenchmarkDataError
+from evaluation.benchmarks import DATA_DIR, BenchmarkDataError, read_jsonl
 from evaluation.benchmarks.stats import Interval, bootstrap_interval
 
 VERSION = "bbq-1"
@@ -153,19 +151,7 @@ def available_categories(directory: Path | None = None) -> list[str]:
 
 
 def load_category(path: Path) -> list[BBQExample]:
-    opener = gzip.open if path.suffix == ".gz" else open
-    examples = []
-    with opener(path, "rt", encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            where = f"{path.name} line {number}"
-            try:
-                raw = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise BenchmarkDataError(f"{where}: invalid JSON ({exc.msg})") from None
-            examples.append(parse_example(raw, where))
-    return examples
+    return [parse_example(raw, where) for raw, where in read_jsonl(path)]
 
 
 def load_bbq(

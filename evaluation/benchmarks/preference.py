@@ -21,7 +21,6 @@ counts as correct only when the chosen response scores strictly above every reje
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +28,7 @@ from typing import Any, TypedDict
 
 import numpy as np
 
-from evaluation.benchmarks import BenchmarkDataError
+from evaluation.benchmarks import BenchmarkDataError, read_jsonl
 from evaluation.benchmarks.stats import Interval, bootstrap_interval
 
 VERSION = "preference-1"
@@ -160,20 +159,8 @@ def parse_pair(raw: Any, where: str, collective: str) -> PreferencePair:
 def read_pairs(path: Path, collective: str, split: str | None = "test") -> list[PreferencePair]:
     """Pairs of one snapshot file; only `split` rows (rows without a split are kept: group
     files hold the test split only)."""
-    pairs = []
-    with open(path, encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            where = f"{path.name} line {number}"
-            try:
-                raw = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise BenchmarkDataError(f"{where}: invalid JSON ({exc.msg})") from None
-            if split is not None and isinstance(raw, dict) and raw.get("split", split) != split:
-                continue
-            pairs.append(parse_pair(raw, where, collective))
-    return pairs
+    return [parse_pair(raw, where, collective) for raw, where in read_jsonl(path)
+            if split is None or not isinstance(raw, dict) or raw.get("split", split) == split]
 
 
 def snapshot_collectives(snapshot_dir: Path, label: str = "collective") -> list[PreferencePair]:
@@ -201,18 +188,7 @@ class RewardBenchItem:
 def read_rewardbench(path: Path) -> list[RewardBenchItem]:
     """RewardBench-format JSONL: `{prompt, chosen, rejected, subset}`; `rejected` a string or a
     list (best-of-N). `chosen` may also be a one-element list (RewardBench 2's layout)."""
-    items = []
-    with open(path, encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            where = f"{Path(path).name} line {number}"
-            try:
-                raw = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise BenchmarkDataError(f"{where}: invalid JSON ({exc.msg})") from None
-            items.append(_rewardbench_item(raw, where))
-    return items
+    return [_rewardbench_item(raw, where) for raw, where in read_jsonl(path)]
 
 
 def _rewardbench_item(raw: Any, where: str) -> RewardBenchItem:

@@ -11,8 +11,6 @@ log-likelihoods of the three filled-in sentences. Reported:
 """
 from __future__ import annotations
 
-import gzip
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from evaluation.benchmarks import DATA_DIR, BenchmarkDataError
+from evaluation.benchmarks import DATA_DIR, BenchmarkDataError, read_jsonl
 
 VERSION = "winogenerated-1"
 SHIPPED_FILE = DATA_DIR / "winogenerated" / "winogenerated_examples.jsonl.gz"
@@ -39,31 +37,22 @@ class WinoExample:
 
 
 def load_winogenerated(path: Path | str | None = None, *, limit: int | None = None) -> list[WinoExample]:
-    path = Path(path or SHIPPED_FILE)
-    opener = gzip.open if path.suffix == ".gz" else open
-    examples = []
-    with opener(path, "rt", encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            where = f"{path.name} line {number}"
-            try:
-                raw = json.loads(line)
-                pronouns = raw["pronoun_options"]
-                if not isinstance(pronouns, list) or len(pronouns) != 3:
-                    raise BenchmarkDataError(f"{where}: field 'pronoun_options' must list 3 pronouns")
-                if "_" not in raw["sentence_with_blank"]:
-                    raise BenchmarkDataError(f"{where}: field 'sentence_with_blank' has no blank '_'")
-                examples.append(WinoExample(
-                    int(raw["index"]), str(raw["occupation"]), raw["sentence_with_blank"],
-                    tuple(pronouns), float(raw["BLS_percent_women_2019"]),  # type: ignore[arg-type]
-                ))
-            except json.JSONDecodeError as exc:
-                raise BenchmarkDataError(f"{where}: invalid JSON ({exc.msg})") from None
-            except KeyError as exc:
-                raise BenchmarkDataError(f"{where}: missing field {exc.args[0]!r}") from None
-            if limit is not None and len(examples) >= limit:
-                break
+    examples: list[WinoExample] = []
+    for raw, where in read_jsonl(Path(path or SHIPPED_FILE)):
+        try:
+            pronouns = raw["pronoun_options"]
+            if not isinstance(pronouns, list) or len(pronouns) != 3:
+                raise BenchmarkDataError(f"{where}: field 'pronoun_options' must list 3 pronouns")
+            if "_" not in raw["sentence_with_blank"]:
+                raise BenchmarkDataError(f"{where}: field 'sentence_with_blank' has no blank '_'")
+            examples.append(WinoExample(
+                int(raw["index"]), str(raw["occupation"]), raw["sentence_with_blank"],
+                tuple(pronouns), float(raw["BLS_percent_women_2019"]),  # type: ignore[arg-type]
+            ))
+        except KeyError as exc:
+            raise BenchmarkDataError(f"{where}: missing field {exc.args[0]!r}") from None
+        if limit is not None and len(examples) >= limit:
+            break
     return examples
 
 
