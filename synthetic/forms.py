@@ -158,13 +158,13 @@ class SyntheticRunForm(BackendFields):
     reasoning = forms.BooleanField(required=False, help_text="Let the model explain before it ranks.")
     both_orders = forms.BooleanField(required=False, initial=True,
                                      help_text="Pairwise: ask each pair in both orders and average (cancels position bias).")
-    permutations = forms.IntegerField(min_value=1, max_value=MAX_PERMUTATIONS, initial=3,
+    permutations = forms.IntegerField(min_value=1, max_value=MAX_PERMUTATIONS, initial=3, required=False,
                                       help_text="Listwise: orders per judgment, combined by Borda (1 = no debiasing).")
     tie_margin = forms.FloatField(min_value=0, max_value=0.49, initial=0.05)
-    score_margin = forms.FloatField(min_value=0, max_value=4, initial=0.1,
+    score_margin = forms.FloatField(min_value=0, max_value=4, initial=0.1, required=False,
                                     help_text="Pointwise: ratings this close are tied (where ties are allowed).")
     label_mass_threshold = forms.FloatField(
-        min_value=0, max_value=1, initial=0.5, label="Low-confidence below",
+        min_value=0, max_value=1, initial=0.5, required=False, label="Low-confidence below",
         help_text="Share of next-token probability on the allowed answers under which a judgment is low-confidence.",
     )
     temperature = forms.FloatField(min_value=0, max_value=5, initial=0.0)
@@ -173,6 +173,14 @@ class SyntheticRunForm(BackendFields):
     def __init__(self, *args: Any, panels: QuerySet[PersonaPanel], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["panel"].queryset = panels
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        # Left empty: the run settings' defaults (the form predates them; API-like posts omit them).
+        for name in ("permutations", "score_margin", "label_mass_threshold"):
+            if data.get(name) is None:
+                data[name] = self.fields[name].initial
+        return data
 
     def clean_item_ids(self) -> list[str]:
         return [x for x in re.split(r"[\s,]+", self.cleaned_data.get("item_ids", "")) if x]

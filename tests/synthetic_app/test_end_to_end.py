@@ -62,4 +62,26 @@ def test_smollm2_ranks_items_for_three_personas(owner, smollm2_dir):
     assert set(rankings.values_list("rater__kind", flat=True)) == {Rater.Kind.SYNTHETIC}
     assert {r.persona["id"] for r in Rater.objects.filter(rankings__in=rankings)} == {"nurse", "engineer", "student"}
     srun.refresh_from_db()
-    assert srun.parse_failures == 0 and srun.bias_decisions == 6
+    # Three permutations per judgment by default, every one kept raw and counted for position bias.
+    assert srun.parse_failures == 0 and srun.bias_decisions == 18
+    assert all(len(j.permutations) == 3 for j in judgments)
+    assert srun.signal["position_decisions"] == {"3": 18}
+
+
+def test_smollm2_pointwise_puts_its_mass_on_the_ratings(owner, smollm2_dir):
+    """The answer prefix ("Rating: ") is what makes the digits the model's next token: without it
+    SmolLM2 put 3-6% of its probability on them (measured), so every judgment was low-confidence."""
+    project = create_project(owner=owner, name="Pointwise", status="active", overlap_target=3)
+    create_item(project=project, external_id="dog", prompt="How do I stop my neighbour's dog barking at night?",
+                responses=[{"id": "r1", "text": "Talk to your neighbour politely; if that fails, contact the council."},
+                           {"id": "r2", "text": "Poison it."}])
+    panel = import_panel(owner=owner, name="Three", text=PERSONAS)
+    srun = start_synthetic_run(owner=owner, project=project, panel=panel, engine="transformers", method="pointwise",
+                               model=str(smollm2_dir), backend_options={"device": "cpu", "batch_size": 6})
+    run = execute(srun.run.pk)
+    assert run.status == Run.Status.SUCCEEDED, run.log
+    for judgment in Judgment.objects.filter(run=srun):
+        assert judgment.label_mass > 0.5, judgment.raw_output
+        assert set(judgment.scores) == {"r1", "r2"} and all(1 <= v <= 5 for v in judgment.scores.values())
+    srun.refresh_from_db()
+    assert srun.low_confidence == 0 and srun.bias_decisions == 0  # no positions to be biased by

@@ -42,11 +42,13 @@ def test_every_judgment_is_stored_and_rankings_land_as_synthetic_raters(owner, p
     srun.refresh_from_db()
     assert (srun.judgments_done, srun.parse_failures) == (9, 0)
     assert srun.expected_first_rate == pytest.approx(0.25)
-    assert srun.bias_decisions == 9 and srun.first_shown_win_rate is not None
+    # Three permutations per judgment by default: each is a position-bias decision.
+    assert srun.bias_decisions == 27 and srun.first_shown_win_rate is not None
+    assert all(len(j.permutations) == 3 for j in judgments)
 
 
 def test_parse_failures_are_stored_and_counted_never_dropped(owner, project, panel, fake):
-    srun = _start(owner, project, panel, backend_options={"options": {"invalid_every": 2}})
+    srun = _start(owner, project, panel, permutations=1, backend_options={"options": {"invalid_every": 2}})
     run = execute(srun.run.pk)
     assert run.status == Run.Status.SUCCEEDED, run.error
     failures = Judgment.objects.filter(run=srun, parsed_ranking__isnull=True)
@@ -58,7 +60,7 @@ def test_parse_failures_are_stored_and_counted_never_dropped(owner, project, pan
         assert "unparseable ranking" in failure.error
         assert failure.ranking is None
     assert Ranking.objects.filter(rater__kind=Rater.Kind.SYNTHETIC).count() == 9 - failures.count()
-    assert f"{failures.count()} parse failure(s)" in run.log
+    assert f"{failures.count()} failed" in run.log
 
 
 def test_the_position_bias_of_a_first_preferring_rater_is_reported(owner, project, panel, fake):
@@ -71,7 +73,7 @@ def test_the_position_bias_of_a_first_preferring_rater_is_reported(owner, projec
 
 def test_cancel_between_chunks_then_resume_skips_stored_judgments(owner, project, panel, fake, monkeypatch):
     monkeypatch.setattr("jobs.runner.CANCEL_POLL", 0)  # look at the cancel flag on every check
-    srun = _start(owner, project, panel)
+    srun = _start(owner, project, panel, permutations=1)
     srun.sampling = {**srun.sampling, "chunk_size": 4}
     srun.save(update_fields=["sampling"])
     fake.after_call = lambda n: cancel_run(srun.run) if n == 1 else None
