@@ -24,7 +24,9 @@ ITEMS_PER_PAGE = 50
 @require_GET
 def collective_list(request: HttpRequest, public_id: UUID) -> HttpResponse:
     project = researcher_project(request.user, public_id)
-    form = CollectiveForm(request.GET or None, pools=pool_names(project))
+    # Unbound, the form shows what the page computes: the `all` pool and the default rule.
+    form = CollectiveForm(request.GET or None, pools=pool_names(project),
+                          initial={"pool": ALL_POOL, "rule": socialchoice.DEFAULT_RULE})
     pool, rule = ALL_POOL, socialchoice.DEFAULT_RULE
     if form.is_bound and form.is_valid():
         pool = form.cleaned_data["pool"] or pool
@@ -34,7 +36,8 @@ def collective_list(request: HttpRequest, public_id: UUID) -> HttpResponse:
         result = services.collective(project, pool=services.pool_spec(project, pool), rule=rule)
     except (PoolError, services.AggregationError) as exc:
         context["error"] = str(exc)
-        return render(request, "aggregation/collective.html", context, status=400)
+        # A choice the researcher made is refused (400); a project with nothing to aggregate yet is not an error.
+        return render(request, "aggregation/collective.html", context, status=400 if form.is_bound else 200)
     page = Paginator(range(len(result.ballots.items)), ITEMS_PER_PAGE).get_page(request.GET.get("page"))
     rows = result.rows(page.start_index() - 1, page.end_index()) if len(result.ballots.items) else []
     context.update(page=page, rows=rows, summary=result.pool.summary(),

@@ -67,6 +67,16 @@ def test_collective_page(client, owner, world):
     assert client.get(url, {"rule": "nope"}).status_code == 200  # an unknown choice falls back to the default
 
 
+def test_collective_page_shows_the_rule_it_computes_and_an_empty_project_is_no_error(client, owner):
+    import socialchoice
+
+    client.force_login(owner)
+    empty = create_project(owner=owner, name="nothing ranked yet")
+    page = client.get(reverse("aggregation-collective-list", args=[empty.public_id]))
+    assert page.status_code == 200 and b"no rankings" in page.content
+    assert f'<option value="{socialchoice.DEFAULT_RULE}" selected>'.encode() in page.content
+
+
 def test_snapshot_pages(client, owner, world):
     client.force_login(owner)
     p = world.project.public_id
