@@ -183,7 +183,10 @@ def choose_split_seed(project: Project, first: int) -> int:
 
 def base_model(project: Project, options: DemoOptions, log: Any) -> RegisteredModel:
     if options.model_dir:
-        path, name = options.model_dir, Path(options.model_dir).name
+        # A path that exists from here (e.g. var/models/...) is taken as it is; anything else is
+        # read relative to MODELS_DIR, as the training app reads model paths.
+        given = Path(options.model_dir)
+        path, name = str(given.resolve()) if given.exists() else options.model_dir, given.name
     else:
         from training.tiny import build_tiny_model
 
