@@ -26,6 +26,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.utils import timezone
 
+from aggregation.management.commands.seed_review_demo import PROJECT as REVIEW_DEMO_PROJECT
 from aggregation.models import Pool
 from aggregation.pools import ALL_POOL, PoolError
 from aggregation.services import AggregationError, save_pool
@@ -41,7 +42,7 @@ from jobs.services import RunError
 from training import services as training
 from training.models import Experiment, RegisteredModel
 
-DEMO_PROJECT = "Demo: collective review (simulated annotators, SmolLM2 personas)"
+DEMO_PROJECT = REVIEW_DEMO_PROJECT
 DEMO_OWNER = "researcher"
 POOLS = {"humans": ("demo-humans", Pool.Kinds.HUMANS), "synthetic": ("demo-synthetic", Pool.Kinds.SYNTHETIC),
          "both": (ALL_POOL, Pool.Kinds.BOTH)}
@@ -101,7 +102,7 @@ class Step:
 
     def __exit__(self, kind: type | None, exc: BaseException | None, tb: Any) -> bool:
         self.timings[self.name] = time.monotonic() - self.start
-        if isinstance(exc, RunError | PoolError | AggregationError | OSError | ValueError) and not isinstance(exc, DemoError):
+        if isinstance(exc, DemoError | RunError | PoolError | AggregationError | OSError | ValueError):
             raise DemoError(f"{self.name}: {exc}") from exc
         if exc is None:
             self.log(f"   done in {self.timings[self.name]:.1f} s")
