@@ -240,6 +240,7 @@ def evaluate(experiment: Experiment, options: DemoOptions, log: Any) -> Evaluati
     run = execute(erun.run)
     if run.status != Run.Status.SUCCEEDED:
         raise DemoError(failed_run("evaluation", run))
+    erun = EvaluationRun.objects.select_related("run", "project").get(pk=erun.pk)  # the run as it finished
     log(f"   {erun.results.count()} numbers stored")
     return erun
 

@@ -70,6 +70,7 @@ def test_demo_experiment_reproduces_the_loop_on_the_tiny_model(fresh_install, tm
     assert [w["model"] for w in sorted(exported["welfare"], key=lambda w: w["model"])] == sorted(CONDITIONS)
 
     html = report.read_text()
+    assert "status Succeeded" in html
     assert all(name in html for name in CONDITIONS) and "Plotly" in html and '<script src="' not in html
     markdown = report.with_suffix(".md").read_text()
     assert "## Welfare view" in markdown
