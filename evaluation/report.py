@@ -170,6 +170,16 @@ def to_markdown(report: Report) -> str:
     return "\n".join(out) + "\n"
 
 
+def to_html(report: Report) -> str:
+    """The self-contained HTML report (plotly.js inlined, no link back into the app), as the
+    report page's `?format=html` export writes it."""
+    from django.template.loader import render_to_string
+
+    context = {"project": report.erun.project, "erun": report.erun, "report": report, "figures": figures(report),
+               "standalone": True, "plotly_js": plotly_js_path().read_text()}
+    return render_to_string("evaluation/report.html", context)
+
+
 def plotly_js_path() -> Path:
     path = plotly_file()
     if path is None:

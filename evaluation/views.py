@@ -95,14 +95,13 @@ def run_report(request: HttpRequest, public_id: UUID, run_id: int) -> HttpRespon
         response = HttpResponse(render_export(report), content_type=content_type)
         response["Content-Disposition"] = f'attachment; filename="evaluation-{erun.run.public_id}.{ext}"'
         return response
-    context = {
-        "project": project, "erun": erun, "report": report, "figures": reports.figures(report),
-        "standalone": fmt == "html", "plotly_js": reports.plotly_js_path().read_text() if fmt == "html" else "",
-    }
-    response = render(request, "evaluation/report.html", context)
     if fmt == "html":
+        response = HttpResponse(reports.to_html(report))
         response["Content-Disposition"] = f'attachment; filename="evaluation-{erun.run.public_id}.html"'
-    return response
+        return response
+    context = {"project": project, "erun": erun, "report": report, "figures": reports.figures(report),
+               "standalone": False, "plotly_js": ""}
+    return render(request, "evaluation/report.html", context)
 
 
 # ---------------------------------------------------------------- blind human comparisons

@@ -160,19 +160,21 @@ def register_base_model(*, owner: Any, project: Any, name: str, path: str = "", 
 
 
 def register_trained_model(training_run: TrainingRun) -> RegisteredModel:
-    """Register (once) the model a finished run wrote, with the lineage.json the recipe wrote."""
-    existing = RegisteredModel.objects.filter(training_run=training_run).first()
-    if existing:
-        return existing
-    out = Path(training_run.output_dir)
-    lineage = json.loads((out / "lineage.json").read_text())
-    lineage["base_model_id"] = str(training_run.base_model.public_id)
-    run = training_run.run
-    return RegisteredModel.objects.create(
-        owner=run.owner, project=training_run.project, name=run.name or f"{training_run.recipe}-{run.public_id}",
-        kind=RegisteredModel.Kind.TRAINED, path=str(out), lineage=lineage, size_bytes=dir_size(out),
-        training_run=training_run,
-    )
+    """Register (once) the model a finished run wrote, with the lineage.json the recipe wrote; an
+    experiment condition trained by this run gets it as its model (what evaluation compares)."""
+    model = RegisteredModel.objects.filter(training_run=training_run).first()
+    if model is None:
+        out = Path(training_run.output_dir)
+        lineage = json.loads((out / "lineage.json").read_text())
+        lineage["base_model_id"] = str(training_run.base_model.public_id)
+        run = training_run.run
+        model = RegisteredModel.objects.create(
+            owner=run.owner, project=training_run.project, name=run.name or f"{training_run.recipe}-{run.public_id}",
+            kind=RegisteredModel.Kind.TRAINED, path=str(out), lineage=lineage, size_bytes=dir_size(out),
+            training_run=training_run,
+        )
+    ExperimentCondition.objects.filter(training_run=training_run, model__isnull=True).update(model=model)
+    return model
 
 
 # ---------------------------------------------------------------- training runs

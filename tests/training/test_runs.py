@@ -220,3 +220,5 @@ def test_an_experiment_with_five_conditions_runs_to_completion(start_worker, tin
     assert configs[0]["hyperparameters"]["dataset_file"] == "baseline_pairs"
     assert [m.lineage["snapshot"] for m in trained] == [sid("test"), sid("test"), sid("synthetic"), sid("both")]
     assert ExperimentCondition.objects.filter(experiment=experiment).count() == 5
+    # Registration gives each trained condition its model: what evaluating the experiment compares.
+    assert [c.model for c in experiment.conditions.order_by("id")] == [tiny_base, *trained]
