@@ -36,7 +36,7 @@ class PlotlyFinder(BaseFinder):
     def find(self, path: str, find_all: bool = False, **kwargs: Any) -> str | list[str]:
         found = plotly_file()
         if path != PLOTLY_PATH or found is None:
-            return [] if find_all or kwargs.get("all") else ""
+            return []  # as Django's own finders: an empty list, never "" (which reads as a match)
         return [str(found)] if find_all or kwargs.get("all") else str(found)
 
     def list(self, ignore_patterns: Any) -> Iterator[tuple[str, FileSystemStorage]]:
