@@ -175,4 +175,5 @@ def test_plotly_js_is_found_in_the_installed_wheel_for_collectstatic():
     assert found and found.endswith("plotly.min.js")
     [(name, storage)] = list(PlotlyFinder().list(None))
     assert f"{storage.prefix}/{name}" == PLOTLY_PATH and storage.exists(name)
-    assert PlotlyFinder().find("vendor/other.js") == ""
+    assert PlotlyFinder().find("vendor/other.js") == []
+    assert finders.find("vendor/other.js") is None  # no match reads as no match
