@@ -53,8 +53,8 @@ class BackendFields(forms.Form):
     """Engine, model and connection fields shared by both run forms and the panel generator."""
 
     engine = forms.ChoiceField(choices=ENGINE_CHOICES, initial="transformers")
-    model = forms.CharField(max_length=500, help_text="Local model directory or .gguf under the models directory (transformers, vLLM), "
-                                      "or the served model name (OpenAI).")
+    model = forms.CharField(max_length=500, help_text="Local model directory or .gguf under the models directory "
+                                                      "(transformers, vLLM), or the served model name (OpenAI).")
     # Where OpenAI-compatible requests go is the operator's choice (synthetic.endpoints): the
     # researcher picks an endpoint by name; a free URL only where the operator allows it.
     endpoint = forms.ChoiceField(required=False, label="Inference endpoint",
