@@ -10,19 +10,15 @@ Model roots: settings.MODELS_DIR, settings.ARTIFACTS_DIR (trained models and che
 operator's EXTRA_MODEL_DIRS (env RLCHF_EXTRA_MODEL_DIRS, comma-separated). Management commands run
 by the operator may still take free paths; they do not come through here.
 
-jobs is the right-most app, so every app may import this module.
+Hub ids ("owner/name") are not paths: training takes them in their own field and a worker
+fetches them. jobs is the right-most app, so every app may import this module.
 """
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from pathlib import Path
 
 from django.conf import settings
-
-# "owner/name" as the Hugging Face hub spells it: two segments, no dots-only segment, no leading
-# slash. Callers accept it only where their code fetches hub models (a worker does, never the web).
-HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 
 
 class PathNotAllowed(ValueError):
@@ -49,11 +45,6 @@ def _resolved(roots: Iterable[Path]) -> list[Path]:
         if resolved not in out:
             out.append(resolved)
     return out
-
-
-def is_hub_id(value: str) -> bool:
-    """True for "owner/name" that is not also an existing relative path (so "var/models" is a path)."""
-    return bool(HUB_ID.match(value)) and ".." not in value.split("/")
 
 
 def resolve_under(
