@@ -168,6 +168,9 @@ MEDIA_ROOT = VAR_DIR / "media"
 # Where runs write their artifacts (snapshots, checkpoints, logs) and where models are kept.
 ARTIFACTS_DIR = Path(env_str("RLCHF_ARTIFACTS_DIR", str(VAR_DIR / "artifacts")))
 MODELS_DIR = Path(env_str("RLCHF_MODELS_DIR", str(VAR_DIR / "models")))
+# More directories a researcher's model path may name (jobs.paths), comma-separated; a path
+# anywhere else (a secret, another user's files) is refused in every form, service and API.
+EXTRA_MODEL_DIRS = [Path(p) for p in env_list("RLCHF_EXTRA_MODEL_DIRS", [])]
 # Synthetic and generation runs load their engine in a child process, so an engine crash (CUDA,
 # OOM) fails the run but never the worker. Off only for tests and debugging.
 SYNTHETIC_ENGINE_SUBPROCESS = env_bool("SYNTHETIC_ENGINE_SUBPROCESS", True)

@@ -9,8 +9,8 @@ Config (validated by `clean_config`, stored on the `jobs.Run`, hashed into every
                     {"name": "distributional", "min_raters": 4}],
      "chunk_size": 256, "device": "auto"}
 
-Model directories must lie under MODELS_DIR or ARTIFACTS_DIR, data files under the shipped
-`data/` or VAR_DIR/benchmarks: no config names a file elsewhere.
+Model directories must lie under MODELS_DIR, ARTIFACTS_DIR or EXTRA_MODEL_DIRS, data files under the
+shipped `data/` or VAR_DIR/benchmarks (jobs.paths): no config names a file elsewhere.
 
 Execution: each benchmark's requests are scored in chunks of `chunk_size`; every chunk's scores
 are stored (`ScoreChunk`) before the next starts, so a cancelled, crashed or interrupted run
@@ -32,7 +32,7 @@ from django.conf import settings
 from django.db import transaction
 
 from evaluation.models import EvaluationResult, EvaluationRun, ScoreChunk
-from jobs import registry
+from jobs import paths, registry
 from jobs.models import Run
 from jobs.runner import Cancelled, RunContext, SubprocessFailed
 
@@ -54,24 +54,19 @@ def snapshots_dir() -> Path:
     return Path(settings.SNAPSHOTS_DIR)
 
 
-def model_roots() -> list[Path]:
-    return [Path(settings.MODELS_DIR).resolve(), Path(settings.ARTIFACTS_DIR).resolve()]
-
-
-def data_roots() -> list[Path]:
-    return [(Path(settings.BASE_DIR) / "data").resolve(), (Path(settings.VAR_DIR) / "benchmarks").resolve()]
-
-
 def _inside(value: Any, roots: list[Path], where: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"{where} must be a path")
-    path = Path(value)
-    if not path.is_absolute():
-        path = Path(settings.BASE_DIR) / path
-    resolved = path.resolve()
-    if not any(resolved.is_relative_to(root) for root in roots):
-        raise ValueError(f"{where} {value!r} is outside the allowed directories ({', '.join(map(str, roots))})")
-    return str(resolved)
+    """The shared check (jobs.paths): resolved, under one of `roots`, else ValueError naming `where`."""
+    try:
+        return str(paths.resolve_under(value, where, roots))
+    except paths.PathNotAllowed as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _model_path(value: Any, where: str) -> str:
+    try:
+        return str(paths.resolve_model_path(value, where))
+    except paths.PathNotAllowed as exc:
+        raise ValueError(str(exc)) from None
 
 
 def clean_model(raw: Any, n: int) -> dict[str, Any]:
@@ -81,12 +76,12 @@ def clean_model(raw: Any, n: int) -> dict[str, Any]:
     name = raw.get("name")
     if not isinstance(name, str) or not name.strip() or len(name) > 200:
         raise ValueError(f"{where}.name must be a non-empty name of at most 200 characters")
-    path = _inside(raw.get("path"), model_roots(), f"{where}.path")
+    path = _model_path(raw.get("path"), f"{where}.path")
     if not (Path(path) / "config.json").is_file():
         raise ValueError(f"{where}.path {path} is not a model directory (no config.json)")
     reference = raw.get("reference")
     if reference is not None:
-        reference = _inside(reference, model_roots(), f"{where}.reference")
+        reference = _model_path(reference, f"{where}.reference")
     return {"name": name.strip(), "path": path, "reference": reference, **{k: raw[k] for k in ("public_id",) if k in raw}}
 
 
@@ -99,7 +94,7 @@ def _clean_benchmark(raw: Any, n: int) -> dict[str, Any]:
     bench = {k: v for k, v in raw.items() if k != "items"}  # distributional items come from the project at run time
     for key in ("directory", "path"):
         if key in bench:
-            bench[key] = _inside(bench[key], data_roots(), f"{where}.{key}")
+            bench[key] = _inside(bench[key], paths.data_roots(), f"{where}.{key}")
     if bench["name"] == LM_EVAL:
         return _clean_lm_eval(bench, where)
     try:

@@ -8,7 +8,7 @@ from django import forms
 from django.conf import settings
 from django.db.models import QuerySet
 
-from synthetic import endpoints
+from synthetic import endpoints, services
 from synthetic.models import PersonaPanel, SyntheticRun
 from synthetic.services import MAX_DESCRIBED_PANEL_SIZE, MAX_PANEL_SIZE, MAX_PERMUTATIONS
 
@@ -53,7 +53,8 @@ class BackendFields(forms.Form):
     """Engine, model and connection fields shared by both run forms and the panel generator."""
 
     engine = forms.ChoiceField(choices=ENGINE_CHOICES, initial="transformers")
-    model = forms.CharField(max_length=500, help_text="Local model directory or .gguf (transformers, vLLM), or the served model name (OpenAI).")
+    model = forms.CharField(max_length=500, help_text="Local model directory or .gguf under the models directory "
+                                                      "(transformers, vLLM), or the served model name (OpenAI).")
     # Where OpenAI-compatible requests go is the operator's choice (synthetic.endpoints): the
     # researcher picks an endpoint by name; a free URL only where the operator allows it.
     endpoint = forms.ChoiceField(required=False, label="Inference endpoint",
@@ -78,6 +79,12 @@ class BackendFields(forms.Form):
                                  "inference endpoints; choose an endpoint by name.")
         if "base_url" not in self.fields and self.data.get("base_url"):
             self.add_error(None, "This server does not accept free base URLs; choose an inference endpoint.")
+        if data.get("model") and self.uses_backend(data):
+            # The service checks again (a crafted request cannot skip the form); this names the field.
+            try:
+                services.local_model_path(data.get("engine", ""), data["model"])
+            except services.SyntheticRunError as exc:
+                self.add_error("model", str(exc))
         if data.get("engine") == "openai" and self.uses_backend(data) and not data.get("endpoint") \
                 and not data.get("base_url"):
             self.add_error("endpoint", "Choose the endpoint that serves this model.")

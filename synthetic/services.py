@@ -30,6 +30,7 @@ from django.db.models import F, Max, QuerySet
 from annotation.importing.storable import unstorable
 from annotation.models import AnnotatorProfile, Item, Membership, Project, Ranking
 from annotation.services import delete_rankings
+from jobs import paths
 from jobs import services as jobs_services
 from synthetic import endpoints
 from synthetic import personas as pure
@@ -39,6 +40,7 @@ from synthetic.backends import (
     GenerationParams,
     config_problems,
     load_backend,
+    loads_local_model,
     readiness_problems,
 )
 from synthetic.judging.describe import DEFAULT_DESCRIPTION_PROMPT, FALLBACK_KEY, enrich_descriptions
@@ -289,8 +291,24 @@ _BACKEND_FIELDS = (
 ) | endpoints.RUN_OPTIONS
 
 
-def backend_config(engine: str, model: str, options: dict[str, Any] | None = None) -> BackendConfig:
-    """A `BackendConfig`, with SyntheticRunError naming any unknown option or unusable endpoint."""
+def local_model_path(engine: str, model: str, field: str = "model") -> str:
+    """`model` itself for engines that do not open a local path (openai's served name); for
+    transformers and vLLM the resolved path, which must lie under the operator's model roots
+    (jobs.paths: MODELS_DIR, ARTIFACTS_DIR, EXTRA_MODEL_DIRS), else SyntheticRunError naming `field`."""
+    if not loads_local_model(engine):
+        return model
+    try:
+        return str(paths.resolve_model_path(model, field))
+    except paths.PathNotAllowed as exc:
+        raise SyntheticRunError(str(exc)) from None
+
+
+def backend_config(
+    engine: str, model: str, options: dict[str, Any] | None = None, field: str = "model"
+) -> BackendConfig:
+    """A `BackendConfig`, with SyntheticRunError naming any unknown option, unusable endpoint or
+    model path outside the operator's model roots (`field` names the model in that error)."""
+    model = local_model_path(engine, model, field)
     options = dict(options or {})
     try:
         endpoints.check_run_options(options)
@@ -512,9 +530,10 @@ def start_generation_run(
     """Validate the prompts and every model's backend, then store the run and queue it."""
     model_specs = [dict(m) for m in models]
     configs = []
-    for spec in model_specs:
+    for n, spec in enumerate(model_specs):
         options = {k2: v for k2, v in spec.items() if k2 not in ("engine", "model")}
-        configs.append(backend_config(str(spec.get("engine", "")), str(spec.get("model", "")), options))
+        configs.append(backend_config(str(spec.get("engine", "")), str(spec.get("model", "")), options,
+                                      field=f"models[{n}].model"))
     for config in configs:
         check_backend(config)
     _check_generation(project, prompts, configs, k, temperature)

@@ -1,11 +1,14 @@
 """Forms of the training pages. They parse input; `services` checks what a run needs."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.db.models import QuerySet
 
+from jobs import paths
 from training import services
 from training.models import RegisteredModel, TrainingRun
 
@@ -92,6 +95,16 @@ class RegisterModelForm(forms.Form):
     name = forms.CharField(max_length=200)
     path = forms.CharField(max_length=1000, required=False, help_text="A model directory under the models directory.")
     hub_id = forms.CharField(max_length=200, required=False, help_text="Or a hub id; a worker downloads it.")
+
+    def clean_path(self) -> str:
+        # The service checks again (and for config.json); this names the field on the form.
+        value = self.cleaned_data.get("path", "")
+        if value:
+            try:
+                paths.resolve_model_path(value, "path", relative_to=Path(settings.MODELS_DIR))
+            except paths.PathNotAllowed as exc:
+                raise forms.ValidationError(str(exc)) from None
+        return value
 
 
 class ExperimentForm(forms.Form):

@@ -17,6 +17,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
+from jobs import paths
 from jobs.services import RunError, start_run
 from training.models import Experiment, ExperimentCondition, RegisteredModel, TrainingRun
 
@@ -118,11 +119,13 @@ def model_files(model: RegisteredModel) -> list[dict[str, Any]]:
 
 
 def _check_model_dir(path: str, field: str = "path") -> Path:
-    """A model directory must lie under MODELS_DIR (no user value names a file elsewhere) and hold config.json."""
-    root = Path(settings.MODELS_DIR).resolve()
-    resolved = (root / path).resolve() if not Path(path).is_absolute() else Path(path).resolve()
-    if resolved != root and root not in resolved.parents:
-        raise TrainingError(f"{field}: {path!r} is outside the models directory {root}")
+    """A model directory must lie under the operator's model roots (jobs.paths: MODELS_DIR,
+    ARTIFACTS_DIR, EXTRA_MODEL_DIRS; no user value names a file elsewhere) and hold config.json.
+    A relative path is taken from MODELS_DIR."""
+    try:
+        resolved = paths.resolve_model_path(path, field, relative_to=Path(settings.MODELS_DIR))
+    except paths.PathNotAllowed as exc:
+        raise TrainingError(str(exc)) from None
     if not (resolved / "config.json").is_file():
         raise TrainingError(f"{field}: {resolved} is not a model directory (no config.json)")
     return resolved
@@ -130,7 +133,7 @@ def _check_model_dir(path: str, field: str = "path") -> Path:
 
 @transaction.atomic
 def register_base_model(*, owner: Any, project: Any, name: str, path: str = "", hub_id: str = "") -> RegisteredModel:
-    """Register a base model from a directory under MODELS_DIR, or from a hub id that a worker
+    """Register a base model from a directory under the model roots (`_check_model_dir`), or from a hub id that a worker
     fetches (the web process never downloads)."""
     name = name.strip()
     if not name:

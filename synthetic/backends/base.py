@@ -114,6 +114,9 @@ class Backend(ABC):
     """One small interface over several engines."""
 
     engine: str = ""
+    # True where `config.model` is a local path the engine opens: the web side then accepts it
+    # only under the operator's model roots (synthetic.services.backend_config, jobs.paths).
+    loads_local_model: bool = False
 
     def __init__(self, config: BackendConfig) -> None:
         self.config = config
@@ -236,6 +239,13 @@ def load_backend(config: BackendConfig) -> Backend:
     """Validate `config`, then build its engine (this is where heavy imports happen)."""
     validate_config(config)
     return backend_class(config.engine)(config)
+
+
+def loads_local_model(engine: str) -> bool:
+    """Whether `engine`'s model is a local path (False for an unknown engine: config_problems names it)."""
+    if engine not in _REGISTRY:
+        return False
+    return bool(getattr(backend_class(engine), "loads_local_model", False))
 
 
 def local_model_problems(model: str) -> list[str]:

@@ -52,6 +52,7 @@ def truncate_at_stop(text: str, stop: tuple[str, ...]) -> tuple[str, bool]:
 
 class TransformersBackend(Backend):
     engine = "transformers"
+    loads_local_model = True
 
     @classmethod
     def config_problems(cls, config: BackendConfig) -> list[str]:

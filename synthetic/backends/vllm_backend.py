@@ -129,6 +129,7 @@ def validate_ranking_answer(
 
 class VLLMBackend(Backend):
     engine = "vllm"
+    loads_local_model = True
 
     @classmethod
     def config_problems(cls, config: BackendConfig) -> list[str]:

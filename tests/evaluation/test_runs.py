@@ -121,11 +121,11 @@ def test_a_stopped_run_resumes_from_its_stored_chunks(owner, project, tiny_model
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"models": [{"name": "x", "path": "/etc"}]}, "models[0].path '/etc' is outside the allowed directories"),
+        ({"models": [{"name": "x", "path": "/etc"}]}, "models[0].path: '/etc' is outside the allowed directories"),
         ({"models": []}, "models: at least one model"),
         ({"benchmarks": [{"name": "nope"}]}, "benchmarks[0]: benchmark name 'nope' is not one of"),
         ({"benchmarks": [{"name": "bbq", "per_category": 0}]}, "field 'per_category' must be a positive integer"),
-        ({"benchmarks": [{"name": "rewardbench", "path": "/etc/passwd"}]}, "benchmarks[0].path '/etc/passwd' is outside"),
+        ({"benchmarks": [{"name": "rewardbench", "path": "/etc/passwd"}]}, "benchmarks[0].path: '/etc/passwd' is outside"),
         ({"benchmarks": [{"name": "preference", "snapshots": {"human": "../../etc"}}]}, "must be letters and digits"),
         ({"benchmarks": [{"name": "preference", "snapshots": {"human": "0000"}}]}, "snapshot 0000 does not exist"),
         ({"benchmarks": [{"name": "preference", "snapshots": {"human": SNAPSHOT}, "score": "dpo"}]}, "models tiny need a reference"),

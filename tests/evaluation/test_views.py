@@ -65,7 +65,7 @@ def test_bad_config_is_shown_with_where_and_nothing_is_created(client, researche
     response = client.post(_urls(project, erun)[1], {"config": '{"models": [}'})
     assert response.status_code == 400 and "config is not valid JSON: line 1, column 13" in response.content.decode()
     response = client.post(_urls(project, erun)[1], {"config": json.dumps({"models": [{"name": "x", "path": "/etc"}], "benchmarks": []})})
-    assert response.status_code == 400 and "models[0].path &#x27;/etc&#x27; is outside the allowed directories" in response.content.decode()
+    assert response.status_code == 400 and "models[0].path: &#x27;/etc&#x27; is outside the allowed directories" in response.content.decode()
     assert Run.objects.count() == before
 
 

@@ -49,7 +49,11 @@ def test_the_child_process_stores_judgments_and_rankings(child_mode):
     assert srun.judgments_done == 4 and srun.first_shown_win_rate is not None
 
 
-def test_an_engine_crash_in_the_child_fails_the_run_and_the_worker_goes_on(child_mode, tmp_path):
+def test_an_engine_crash_in_the_child_fails_the_run_and_the_worker_goes_on(child_mode, tmp_path, settings,
+                                                                          monkeypatch):
+    # Model paths must lie under the models directory, in this process and in the engine's child.
+    settings.MODELS_DIR = tmp_path
+    monkeypatch.setenv("RLCHF_MODELS_DIR", str(tmp_path))
     owner, project, panel = _project_and_panel()
     broken = tmp_path / "broken-model"
     broken.mkdir()

@@ -106,7 +106,7 @@ def test_a_nul_character_in_uploaded_text_is_an_error_naming_the_line(client, wo
     nul = '{"prompt": "fine"}\n{"id": "x", "prompt": "bad \\u0000 text"}\n'
     response = client.post(reverse("synthetic-generation-create", args=[pid]),
                            {"text": nul, "k": 2, "temperature": 0.8, "top_p": 0.9, "max_new_tokens": 8, "seed": 0,
-                            "engine": "transformers", "model": "/nope", "device": "auto", "batch_size": 8})
+                            "engine": "transformers", "model": "var/models/nope", "device": "auto", "batch_size": 8})
     assert response.status_code == 400 and "line 2: field &#x27;prompt&#x27; contains a NUL character" in response.content.decode()
     response = client.post(reverse("synthetic-panel-import", args=[pid]),
                            {"name": "n", "text": '{"persona": "ok"}\n{"persona": "a\\u0000b"}\n'})

@@ -71,9 +71,11 @@ def test_a_backend_that_cannot_run_is_a_form_error_and_nothing_is_saved(client, 
     client.force_login(owner)
     url = reverse("synthetic-panel-generate", args=[project.public_id])
     form = {"name": "Rich", "size": 4, "seed": 1, "describe_with_model": "on", "engine": "transformers",
-            "model": "/no/such/model", "device": "auto", "batch_size": 8}
+            "model": "var/models/no-such-model", "device": "auto", "batch_size": 8}
     response = client.post(url, form)
     assert response.status_code == 400 and "does not exist" in response.content.decode()
+    response = client.post(url, {**form, "model": "/etc/passwd"})
+    assert response.status_code == 400 and "is outside the allowed directories" in response.content.decode()
     response = client.post(url, {**form, "model": ""})
     assert response.status_code == 400 and "Needed to write descriptions with a model" in response.content.decode()
     response = client.post(url, {**form, "engine": "test-fake", "size": MAX_DESCRIBED_PANEL_SIZE + 1})

@@ -27,7 +27,8 @@ def test_a_valid_run_is_queued_with_its_items_frozen(owner, project, panel, fake
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"engine": "transformers", "model": "/nowhere/model"}, "'/nowhere/model' does not exist"),
+        ({"engine": "transformers", "model": "var/models/no-such-model"}, "no-such-model' does not exist"),
+        ({"engine": "transformers", "model": "/etc/passwd"}, "model: '/etc/passwd' is outside the allowed directories"),
         ({"engine": "nope"}, "Unknown inference engine 'nope'"),
         ({"backend_options": {"batch_sise": 4}}, "unknown backend option(s) batch_sise"),
         ({"items": "list", "item_ids": ["item-0", "ghost"]}, "no item with external id 'ghost'"),
@@ -51,7 +52,7 @@ def test_vllm_missing_is_reported_before_queueing(owner, project, panel, fake):
     if importlib.util.find_spec("vllm") is not None:
         pytest.skip("vllm is installed here")
     with pytest.raises(SyntheticRunError, match="needs vllm"):
-        _start(owner, project, panel, engine="vllm", model="/models/x")
+        _start(owner, project, panel, engine="vllm", model="var/models/x")
     assert not Run.objects.exists()
 
 

@@ -85,10 +85,12 @@ def test_import_shows_line_errors_and_stores_nothing(client, owner, project):
     assert response.status_code == 302 and panel.project == project and panel.owner == owner
 
 
-def test_start_run_form_queues_a_run_and_redirects_to_the_jobs_page(client, owner, project, panel, tmp_path):
+def test_start_run_form_queues_a_run_and_redirects_to_the_jobs_page(client, owner, project, panel, tmp_path,
+                                                                    settings):
+    settings.MODELS_DIR = tmp_path / "models"
     client.force_login(owner)
     url = reverse("synthetic-run-create", args=[project.public_id])
-    form = {"engine": "transformers", "model": "/no/such/model", "device": "auto", "batch_size": 8,
+    form = {"engine": "transformers", "model": str(tmp_path / "models" / "no-such-model"), "device": "auto", "batch_size": 8,
             "panel": panel.pk, "method": "listwise", "items": "list", "item_ids": "item-0, item-2",
             "sample_seed": 0, "tie_margin": 0.05, "temperature": 0, "seed": 3}
     response = client.post(url, form)
@@ -98,8 +100,8 @@ def test_start_run_form_queues_a_run_and_redirects_to_the_jobs_page(client, owne
     page = client.get(url).content.decode()
     assert "smollm2-135m-instruct" in page  # the prepared default model is prefilled
 
-    model_dir = tmp_path / "looks-like-a-model"  # passes the path check; never loaded here
-    model_dir.mkdir()
+    model_dir = tmp_path / "models" / "looks-like-a-model"  # passes the path check; never loaded here
+    model_dir.mkdir(parents=True)
     (model_dir / "config.json").write_text("{}")
     response = client.post(url, {**form, "model": str(model_dir)})
     srun = SyntheticRun.objects.get()

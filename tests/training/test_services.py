@@ -57,9 +57,9 @@ def test_unknown_base_model_directory_is_refused(tiny_base, tmp_path):
 
 def test_register_base_model_only_from_the_models_directory(tiny_base, tmp_path, training_dirs):
     owner, project = tiny_base.owner, tiny_base.project
-    with pytest.raises(services.TrainingError, match="path: .* is outside the models directory"):
+    with pytest.raises(services.TrainingError, match="path: .* is outside the allowed directories"):
         services.register_base_model(owner=owner, project=project, name="x", path=str(tmp_path))
-    with pytest.raises(services.TrainingError, match="path: .* is outside the models directory"):
+    with pytest.raises(services.TrainingError, match="path: .* is outside the allowed directories"):
         services.register_base_model(owner=owner, project=project, name="x", path="../../etc")
     with pytest.raises(services.TrainingError, match="no config.json"):
         services.register_base_model(owner=owner, project=project, name="x", path=str(training_dirs["models"]))

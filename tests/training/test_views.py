@@ -111,7 +111,7 @@ def test_register_a_base_model_from_a_local_directory(client, tiny_base, trainin
     response = client.post(url, {"name": "again", "path": str(training_dirs["tiny"])})
     assert response.status_code == 302
     response = client.post(url, {"name": "bad", "path": "/etc"})
-    assert response.status_code == 400 and "outside the models directory" in response.content.decode()
+    assert response.status_code == 400 and "is outside the allowed directories" in response.content.decode()
 
 
 def test_model_downloads_as_an_hf_directory_zip(client, tiny_base):
