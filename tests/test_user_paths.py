@@ -90,12 +90,14 @@ def test_the_helper_accepts_the_models_dir_and_an_operator_extra_root(roots, set
     assert paths.resolve_model_path(str(roots["outside"] / "m")) == (roots["outside"] / "m").resolve()
 
 
-def test_the_shipped_default_model_is_accepted_with_default_settings():
-    default = Path(django_settings.MODELS_DIR) / "smollm2-135m-instruct"
-    if not default.is_dir():
-        pytest.skip("the default model is not prepared here (manage.py prepare_default_model)")
-    assert paths.resolve_model_path(str(default)) == default.resolve()
-    assert paths.resolve_model_path("var/models/smollm2-135m-instruct") == default.resolve()
+def test_a_model_under_the_default_models_directory_is_accepted_with_default_settings():
+    default = Path(django_settings.MODELS_DIR) / "test-user-paths-model"
+    default.mkdir(parents=True, exist_ok=True)
+    try:
+        assert paths.resolve_model_path(str(default)) == default.resolve()
+        assert paths.resolve_model_path("var/models/test-user-paths-model") == default.resolve()
+    finally:
+        default.rmdir()
 
 
 def test_the_setting_reads_a_comma_separated_list(monkeypatch):

@@ -87,9 +87,12 @@ def test_the_live_page_shows_every_step_from_the_stored_state(child_mode):
 
 
 @pytest.mark.slow
-def test_a_real_model_run_logs_no_library_noise_and_a_broken_one_names_its_cause(child_mode, tmp_path):
+def test_a_real_model_run_logs_no_library_noise_and_a_broken_one_names_its_cause(child_mode, tmp_path, settings,
+                                                                                 monkeypatch):
     from tests.tiny_models import build_tiny_model
 
+    settings.MODELS_DIR = tmp_path  # model paths must lie under the models directory (jobs.paths)
+    monkeypatch.setenv("RLCHF_MODELS_DIR", str(tmp_path))  # for the engine's child process too
     model = build_tiny_model(tmp_path / "tiny")
     owner, project, panel = _project_and_panel(items=2, personas=2)
     srun = start_synthetic_run(owner=owner, project=project, panel=panel, engine="transformers", model=str(model),
