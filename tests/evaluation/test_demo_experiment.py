@@ -40,7 +40,7 @@ def test_demo_experiment_reproduces_the_loop_on_the_tiny_model(fresh_install, tm
     bad = manage(env, "demo_experiment", "--model-dir", "/etc", "--steps", "1", timeout=300)
     assert bad.returncode != 0
     assert "demo_experiment failed at step 3/6 base model" in bad.stderr
-    assert "--model-dir: '/etc' is outside the models directory" in bad.stderr
+    assert "--model-dir: '/etc' is outside the allowed directories" in bad.stderr
 
     report = tmp_path / "out" / "demo.html"
     done = manage(env, "demo_experiment", "--steps", "1", "--bbq-per-category", "1", "--output", str(report))
