@@ -27,10 +27,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from annotation.models import Project
+from annotation.permissions import researched_project as researcher_project
 
 from . import services, snapshots
 from .models import Pool
-from .permissions import researcher_project, researcher_snapshot
+from .permissions import researcher_snapshot
 from .pools import ALL_POOL, PoolError, PoolSpec, RaterInfo, project_raters, resolve
 from .serializers import (
     AggregateQuerySerializer,

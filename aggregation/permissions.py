@@ -6,29 +6,13 @@ exist. HTML views and the API use the same two helpers.
 """
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import QuerySet
 from django.http import Http404
 
-from annotation.models import Membership, Project
+from annotation.permissions import researched_projects as researcher_projects
 
 from .models import Snapshot
-
-
-def researcher_projects(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Project]:
-    return Project.objects.filter(memberships__user=user.pk, memberships__role=Membership.Role.RESEARCHER)
-
-
-def researcher_project(user: AbstractBaseUser | AnonymousUser, public_id: Any) -> Project:
-    """The project if ``user`` is one of its researchers, else 404."""
-    if not user.is_authenticated:
-        raise Http404("No such project.")
-    project = researcher_projects(user).filter(public_id=public_id).first()
-    if project is None:
-        raise Http404("No such project.")
-    return project
 
 
 def researcher_snapshots(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Snapshot]:

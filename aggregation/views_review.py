@@ -20,11 +20,11 @@ from django.views.decorators.http import require_GET
 
 import socialchoice
 from annotation.models import Item, Project, Ranking, Rater
+from annotation.permissions import researched_project as researcher_project
 from socialchoice.agreement import rater_distances
 
 from . import review, review_data
 from .ballots import load_ballots, load_items
-from .permissions import researcher_project
 from .pools import project_raters
 
 FARTHEST = 5

@@ -49,6 +49,17 @@ def member_project(user: AbstractBaseUser | AnonymousUser, public_id: Any) -> Pr
     return get_object_or_404(member_projects(user), public_id=public_id)
 
 
+def researched_projects(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Project]:
+    """Projects where `user` is a researcher."""
+    return Project.objects.filter(pk__in=researcher_project_ids(user))
+
+
+def researched_project(user: AbstractBaseUser | AnonymousUser, public_id: Any) -> Project:
+    """The project if `user` is one of its researchers; 404 for everyone else, members included
+    (the researcher-only apps: aggregation, training, evaluation)."""
+    return get_object_or_404(researched_projects(user), public_id=public_id)
+
+
 def researcher_project(user: AbstractBaseUser | AnonymousUser, public_id: Any) -> Project:
     """The project if `user` is one of its researchers; 404 for outsiders, 403 for other members."""
     project = member_project(user, public_id)

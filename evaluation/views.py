@@ -14,7 +14,8 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from annotation.models import Membership, Project
+from annotation.models import Project
+from annotation.permissions import researched_project
 from evaluation import report as reports
 from evaluation.blind import blind_results
 from evaluation.models import BlindComparison, EvaluationRun
@@ -33,12 +34,7 @@ def researcher_project(request: HttpRequest, public_id: UUID) -> Project:
     """The project if the user is one of its researchers (and may create projects); else 404."""
     if not request.user.has_perm("annotation.add_project"):
         raise Http404("No such project.")
-    membership = Membership.objects.select_related("project").filter(
-        project__public_id=public_id, user=request.user, role=Membership.Role.RESEARCHER
-    ).first()
-    if membership is None:
-        raise Http404("No such project.")
-    return membership.project
+    return researched_project(request.user, public_id)
 
 
 def default_config() -> dict[str, Any]:

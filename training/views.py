@@ -19,7 +19,8 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonRe
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
-from annotation.models import Membership, Project
+from annotation.models import Project
+from annotation.permissions import researched_project
 from training import forms, services
 from training.models import Experiment, RegisteredModel, TrainingRun
 
@@ -29,12 +30,7 @@ CHART_KEYS = ("loss", "rewards/chosen", "rewards/rejected", "rewards/accuracies"
 
 def researcher_project(request: HttpRequest, public_id: UUID) -> Project:
     """The project if the user is one of its researchers; 404 for everyone else."""
-    membership = Membership.objects.select_related("project").filter(
-        project__public_id=public_id, user=request.user.pk, role=Membership.Role.RESEARCHER
-    ).first()
-    if membership is None:
-        raise Http404("No such project.")
-    return membership.project
+    return researched_project(request.user, public_id)
 
 
 def _models(project: Project) -> Any:

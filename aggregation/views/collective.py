@@ -13,9 +13,9 @@ from django.views.decorators.http import require_GET
 import socialchoice
 from aggregation import services
 from aggregation.forms import CollectiveForm
-from aggregation.permissions import researcher_project
 from aggregation.pools import ALL_POOL, PoolError
 from aggregation.views.snapshots import pool_names
+from annotation.permissions import researched_project as researcher_project
 
 ITEMS_PER_PAGE = 50
 

@@ -17,9 +17,9 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from aggregation import services
 from aggregation.forms import PoolForm
 from aggregation.models import Pool
-from aggregation.permissions import researcher_project
 from aggregation.pools import ALL, PoolError, PoolSpec, RaterInfo, project_raters, resolve
 from annotation.models import Project, Rater
+from annotation.permissions import researched_project as researcher_project
 
 
 def _choices(project: Project) -> dict[str, Any]:

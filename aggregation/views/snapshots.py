@@ -16,10 +16,11 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from aggregation import snapshots
 from aggregation.forms import SnapshotForm
 from aggregation.models import Pool
-from aggregation.permissions import researcher_project, researcher_snapshot
+from aggregation.permissions import researcher_snapshot
 from aggregation.pools import ALL_POOL, PoolError
 from aggregation.services import AggregationError
 from annotation.models import Project
+from annotation.permissions import researched_project as researcher_project
 
 
 def pool_names(project: Project) -> list[str]:
