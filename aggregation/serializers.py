@@ -51,6 +51,11 @@ class AggregateQuerySerializer(serializers.Serializer):
         super().__init__(*args, **kwargs)
         self.fields["rule"].choices = sorted(r["name"] for r in socialchoice.describe())
 
+    def validate_params(self, value: Any) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("must be a JSON object of the rule's parameters, e.g. {\"reg\": 0.1}")
+        return value
+
 
 class CollectiveItemSerializer(serializers.Serializer):
     item = serializers.CharField()

@@ -58,6 +58,11 @@ def test_aggregate_and_agreement(world, owner):
     bt = api.get(f"/api/v1/projects/{p}/aggregate/", {"rule": "bradley_terry", "params": json.dumps({"reg": 0.5})})
     assert bt.status_code == 200
     assert api.get(f"/api/v1/projects/{p}/aggregate/", {"rule": "nope"}).status_code == 400
+    # Rule parameters that are not an object, or that the rule refuses, are 400s that say so (the
+    # schema fuzzer found `params=true` answered 500).
+    for params in ("true", "[1]", json.dumps({"reg": -1}), json.dumps({"no_such_parameter": 1})):
+        bad = api.get(f"/api/v1/projects/{p}/aggregate/", {"rule": "bradley_terry", "params": params})
+        assert bad.status_code == 400 and ("params" in bad.json() or "parameters" in bad.content.decode()), params
     assert api.get(f"/api/v1/projects/{p}/aggregate/", {"pool": "missing"}).json()["pool"][0].startswith("no pool")
     agreement = api.get(f"/api/v1/projects/{p}/agreement/").json()
     assert set(agreement) == {"pool", "all", "humans", "synthetic"} and agreement["all"]["items"] == 4
