@@ -184,13 +184,20 @@ def last_checkpoint(args: Any) -> str | None:
     """The checkpoint to resume from: the one the config names, else the newest in output_dir."""
     if args.resume_from_checkpoint:
         return args.resume_from_checkpoint
-    from transformers.trainer_utils import get_last_checkpoint
+    from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-    if os.path.isdir(args.output_dir):
-        found = get_last_checkpoint(args.output_dir)
-        if found:
-            logger.info("resuming from checkpoint %s", found)
-        return found
+    if not os.path.isdir(args.output_dir):
+        return None
+    # Newest first, and only a complete one: a run killed while saving leaves a checkpoint
+    # directory without its trainer_state.json (written last), which cannot be resumed.
+    steps = sorted((int(name.rsplit("-", 1)[1]), name) for name in os.listdir(args.output_dir)
+                   if name.startswith(f"{PREFIX_CHECKPOINT_DIR}-") and name.rsplit("-", 1)[1].isdigit())
+    for _, name in reversed(steps):
+        path = os.path.join(args.output_dir, name)
+        if os.path.isfile(os.path.join(path, "trainer_state.json")):
+            logger.info("resuming from checkpoint %s", path)
+            return path
+        logger.warning("checkpoint %s is incomplete (killed while saving); passing over it", path)
     return None
 
 
