@@ -8,8 +8,8 @@ processes (`daphne --fd`, or uvicorn's and gunicorn's own `--workers`), whicheve
 first takes the connection, and under load one process took 0, 8, 12 or 71 of 50-200 keep-alive
 connections while the other took the rest (issue 14). A worker that dies is started again.
 
-Each worker runs uvicorn with uvloop and httptools (HTTP) and `websockets` (the live pages'
-sockets), and serves `config.asgi:application`, the same ASGI application Daphne served. Proxy
+Each worker runs uvicorn with uvloop and httptools (HTTP) and `websockets` (its sans-I/O
+implementation, for the live pages' sockets), and serves `config.asgi:application`, the same ASGI application Daphne served. Proxy
 headers are left to Django (`SECURE_PROXY_SSL_HEADER`), which trusts `X-Forwarded-Proto` only where
 the deployment says a proxy sets it.
 """
@@ -43,7 +43,7 @@ def run_worker(host: str, port: int, log_level: str) -> None:
     import uvicorn
 
     config = uvicorn.Config(
-        "config.asgi:application", loop="uvloop", http="httptools", ws="websockets", lifespan="off",
+        "config.asgi:application", loop="uvloop", http="httptools", ws="websockets-sansio", lifespan="off",
         proxy_headers=False, server_header=False, access_log=False, log_level=log_level.lower(),
         timeout_keep_alive=75,
     )
