@@ -75,6 +75,26 @@ def test_a_conversation_is_tokenized_with_the_chat_template_ending_the_reply(ran
     assert text == "<|im_start|>user\nWhich answer is better?<|im_end|>\n<|im_start|>assistant\nAnswer: A.<|im_end|>\n"
 
 
+def test_tokens_and_rewards_are_those_of_trls_reward_trainer(reward_models_dir, random_rm, tmp_path) -> None:
+    """What training/recipes/reward.py trained on: TRL's tokenization of a conversational pair and
+    its model's forward on TRL's own right-padded batch."""
+    import torch
+    from datasets import Dataset
+    from trl import RewardConfig, RewardTrainer
+
+    rows = [{"prompt": [{"role": r, "content": c} for r, c in turns], "chosen": [{"role": "assistant", "content": reply}],
+             "rejected": [{"role": "assistant", "content": "no"}]} for turns, reply in CONVERSATIONS]
+    args = RewardConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False, report_to=[], gradient_checkpointing=False)
+    trainer = RewardTrainer(model=str(reward_models_dir / "random"), args=args, train_dataset=Dataset.from_list(rows),
+                            processing_class=random_rm.tokenizer)
+    requests = _requests(random_rm)
+    assert [row["chosen_ids"] for row in trainer.train_dataset] == [random_rm.encode(c, r) for c, r in requests]
+    batch = trainer.data_collator(list(trainer.train_dataset))
+    with torch.inference_mode():
+        trl_rewards = trainer.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:len(rows), 0]
+    np.testing.assert_allclose(random_rm.score(requests), trl_rewards.tolist(), rtol=1e-5, atol=1e-5)
+
+
 def test_the_known_reward(exclaiming_rm) -> None:
     context = exclaiming_rm.render_chat([("user", "Which answer is better?")])
     plain, one, two = exclaiming_rm.score([(context, "A plain answer."), (context, "A great answer!"), (context, "Great! Yes!")])
