@@ -297,7 +297,8 @@ class RewardEngine:
         messages = [*turns, {"role": "assistant", "content": response}]
         tok = self.tokenizer
         if getattr(tok, "chat_template", None):
-            ids = list(tok.apply_chat_template(messages, tokenize=True, return_dict=True)["input_ids"])
+            encoded: Any = tok.apply_chat_template(messages, tokenize=True, return_dict=True)
+            ids = list(encoded["input_ids"])
         else:
             text = "".join(f"{m['role']}: {m['content']}\n\n" for m in messages[:-1]) + f"assistant: {response}"
             ids = tok(text + (tok.eos_token or ""))["input_ids"]
