@@ -22,8 +22,9 @@ class EvaluationRunAdmin(ReadOnlyAdmin):
 
 @admin.register(EvaluationResult)
 class EvaluationResultAdmin(ReadOnlyAdmin):
-    list_display = ["model_name", "benchmark", "metric", "scope", "scope_value", "value", "benchmark_version", "config_hash"]
-    list_filter = ["benchmark", "scope", "source"]
+    list_display = ["model_name", "benchmark", "metric", "scope", "scope_value", "value", "scorer", "benchmark_version",
+                    "config_hash"]
+    list_filter = ["benchmark", "scope", "source", "scorer"]
     search_fields = ["model_name", "metric", "scope_value"]
 
 

@@ -20,7 +20,7 @@ from django.db import transaction
 from annotation.models import Membership, Project, Ranking, Rater
 from annotation.services import add_member, create_item, create_project
 from evaluation.models import BlindComparison
-from evaluation.runs import clean_model
+from evaluation.runs import clean_model, is_reward_model
 from jobs import registry
 from jobs.models import Run
 from jobs.runner import RunContext
@@ -94,6 +94,9 @@ def clean_blind_config(config: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(models, list) or len(models) < 2:
         raise ValueError("models: a blind comparison needs at least two models")
     cleaned = [clean_model(m, n) for n, m in enumerate(models)]
+    for n, model in enumerate(cleaned):
+        if is_reward_model(model):
+            raise ValueError(f"models[{n}].kind: {model['name']} is a reward model, which writes no responses to compare")
     if len({m["name"] for m in cleaned}) != len(cleaned):
         raise ValueError("models: two models have the same name")
     limit = config.get("limit", 20)

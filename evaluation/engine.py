@@ -1,4 +1,5 @@
-"""The scoring engine: log-likelihoods of continuations on a transformers causal LM, batched.
+"""The scoring engines: log-likelihoods of continuations on a transformers causal LM, batched;
+and rewards of conversations on a reward model (`RewardEngine`, at the end of this module).
 
     engine = ScoringEngine("var/models/smollm2-135m-instruct")
     engine.loglikelihood([("Q: 2+2?\\nA:", " 4"), ("Q: 2+2?\\nA:", " 5")])   # [-1.2, -7.9]
@@ -22,6 +23,7 @@ torch and transformers are imported when an engine is built, never at Django sta
 """
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -112,6 +114,10 @@ class ScoringEngine:
         return rows
 
     # ------------------------------------------------------------ batched scoring
+
+    def score(self, requests: Sequence[Request], progress: Progress | None = None) -> list[float]:
+        """The engines' common entry point (evaluation runs call it): here, log-likelihoods."""
+        return self.loglikelihood(requests, progress)
 
     def loglikelihood(self, requests: Sequence[Request], progress: Progress | None = None) -> list[float]:
         """Sum of log-probabilities of each continuation given its context."""
@@ -219,3 +225,124 @@ class ScoringEngine:
             if progress is not None:
                 progress(i + 1, len(requests))
         return results
+
+
+class RewardEngine:
+    """Rewards of (conversation, response) on a local reward model: a Hugging Face
+    sequence-classification directory with one output, as training/recipes/reward.py (TRL's
+    RewardTrainer) writes it.
+
+        engine = RewardEngine("var/models/trained/my-rm")
+        context = engine.render_chat([("user", "2+2?")])
+        engine.score([(context, "4"), (context, "5")])   # [1.3, -0.8]
+
+    A reward model scores a whole conversation, not a continuation of a rendered prompt, so its
+    `render_chat` gives the conversation itself (JSON of the turns) and the request's text is the
+    assistant's reply. Each request is tokenized as TRL tokenized the training pairs: the chat
+    template over prompt turns + the reply (`apply_chat_template(..., tokenize=True)`), or, for a
+    tokenizer without a template, role-prefixed text + the reply + EOS. Rows are sorted by length
+    and batched up to a token budget, right-padded with the pad token, which the model uses to
+    find each row's last token: the reward of a padded row is that of the row alone, up to float
+    rounding (`score_one_at_a_time` is that reference). float32 on CPU, bfloat16 on CUDA.
+    """
+
+    def __init__(self, model_dir: str | Path, *, device: str = "auto", dtype: str = "auto", batch_tokens: int = 8192) -> None:
+        import torch
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        path = Path(model_dir)
+        if not (path / "config.json").is_file():
+            raise EngineError(f"{path} is not a model directory (no config.json)")
+        self.torch = torch
+        self.device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+        if dtype == "auto":
+            dtype = "bfloat16" if self.device.startswith("cuda") else "float32"
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        self.model = AutoModelForSequenceClassification.from_pretrained(path, dtype=getattr(torch, dtype))
+        if self.model.config.num_labels != 1:
+            raise EngineError(f"{path} has {self.model.config.num_labels} outputs: a reward model has one")
+        self.model.to(self.device).eval()
+        self.batch_tokens = batch_tokens
+        self.name = path.name
+        self.pad_id = self._pad_id(path)
+        self.max_tokens = getattr(self.model.config.get_text_config(), "max_position_embeddings", None)
+
+    def _pad_id(self, path: Path) -> int:
+        """The pad token the model looks for (TRL's trainer stored it in the config); else the
+        tokenizer's pad or EOS, set on the config so batches of several rows can be pooled."""
+        text_config = self.model.config.get_text_config()
+        pad = text_config.pad_token_id
+        if pad is None:
+            tok = self.tokenizer
+            pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+            if pad is None:
+                raise EngineError(f"{path}: neither the model nor the tokenizer names a pad or EOS token to pad batches with")
+            text_config.pad_token_id = self.model.config.pad_token_id = pad
+        return int(pad)
+
+    # ------------------------------------------------------------ tokenization
+
+    def render_chat(self, turns: Sequence[Sequence[str]]) -> str:
+        """The conversation before the reply, as JSON: `encode` renders it with the reply."""
+        return json.dumps([{"role": role, "content": content} for role, content in turns], ensure_ascii=False)
+
+    def encode(self, context: str, response: str, index: int = 0) -> list[int]:
+        """Token ids of the conversation `context` (from `render_chat`) ending with `response`."""
+        try:
+            turns = json.loads(context)
+        except ValueError:
+            turns = None
+        if not isinstance(turns, list) or not all(isinstance(t, dict) and {"role", "content"} <= set(t) for t in turns):
+            raise EngineError(f"request {index}: a reward model scores conversations (render_chat's JSON), not plain text")
+        messages = [*turns, {"role": "assistant", "content": response}]
+        tok = self.tokenizer
+        if getattr(tok, "chat_template", None):
+            encoded: Any = tok.apply_chat_template(messages, tokenize=True, return_dict=True)
+            ids = list(encoded["input_ids"])
+        else:
+            text = "".join(f"{m['role']}: {m['content']}\n\n" for m in messages[:-1]) + f"assistant: {response}"
+            ids = tok(text + (tok.eos_token or ""))["input_ids"]
+        if self.max_tokens is not None and len(ids) > self.max_tokens:
+            raise EngineError(f"request {index}: {len(ids)} tokens, more than the model's {self.max_tokens} positions")
+        return ids
+
+    # ------------------------------------------------------------ batched scoring
+
+    def score(self, requests: Sequence[Request], progress: Progress | None = None) -> list[float]:
+        """The reward of each (context, response)."""
+        encoded = [self.encode(context, response, i) for i, (context, response) in enumerate(requests)]
+        order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
+        results = [0.0] * len(encoded)
+        done = 0
+        for batch in self._batches(order, encoded):
+            for index, value in zip(batch, self._forward([encoded[i] for i in batch]), strict=True):
+                results[index] = value
+            done += len(batch)
+            if progress is not None:
+                progress(done, len(encoded))
+        return results
+
+    def _batches(self, order: list[int], encoded: list[list[int]]) -> list[list[int]]:
+        batches: list[list[int]] = []
+        for i in order:  # longest first, so a batch's padded width is its first row's length
+            if batches and (len(batches[-1]) + 1) * len(encoded[batches[-1][0]]) <= self.batch_tokens:
+                batches[-1].append(i)
+            else:
+                batches.append([i])
+        return batches
+
+    def _forward(self, rows: list[list[int]]) -> list[float]:
+        torch = self.torch
+        width = max(len(r) for r in rows)
+        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for b, row in enumerate(rows):
+            ids[b, :len(row)] = torch.tensor(row)
+            mask[b, :len(row)] = 1
+        with torch.inference_mode():
+            logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
+        return [float(v) for v in logits[:, 0].float().tolist()]
+
+    def score_one_at_a_time(self, requests: Sequence[Request]) -> list[float]:
+        """One unpadded forward pass per request: the reference the batched path must equal."""
+        return [self._forward([self.encode(context, response, i)])[0] for i, (context, response) in enumerate(requests)]

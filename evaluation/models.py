@@ -4,8 +4,9 @@ An evaluation run is a `jobs.Run` of kind "evaluation" (its config is the whole 
 models x benchmarks) plus an `EvaluationRun` row that holds the project it belongs to (whose
 researchers may see it) and the hash of the config. Every `EvaluationResult` row is one number:
 a metric of one model on one benchmark in one scope (overall, a category, a demographic group,
-a collective, a subset), with its interval where the scorer gives one, the benchmark's version
-and the run's config hash, so a number can always be traced to what produced it.
+a collective, a subset), with its interval where the scorer gives one, the benchmark's version,
+the run's config hash and the scorer (what turned the model into scores), so a number can always
+be traced to what produced it.
 """
 from __future__ import annotations
 
@@ -57,6 +58,11 @@ class EvaluationResult(models.Model):
         COLLECTIVE = "collective", "Collective"
         SUBSET = "subset", "Subset"
 
+    class Scorer(models.TextChoices):
+        LOGLIK = "loglik", "Log-likelihood"
+        DPO = "dpo", "DPO implicit reward"
+        REWARD = "reward", "Reward model"
+
     evaluation = models.ForeignKey(EvaluationRun, on_delete=models.CASCADE, related_name="results")
     model_name = models.CharField(max_length=200)
     model_path = models.CharField(max_length=1000)
@@ -71,6 +77,9 @@ class EvaluationResult(models.Model):
     ci_high = models.FloatField(null=True, blank=True)
     n = models.PositiveIntegerField(null=True, blank=True)
     source = models.CharField(max_length=20, default="rlchf", help_text="rlchf, or lm-eval for the bridge's numbers.")
+    scorer = models.CharField(max_length=20, blank=True, choices=Scorer.choices, help_text=(
+        "What the model's scores were: log-likelihoods, the DPO implicit reward against a reference, or a reward "
+        "model's rewards; empty for lm-eval's numbers."))
 
     class Meta:
         ordering = ["model_name", "benchmark", "metric", "scope", "scope_value"]

@@ -4,8 +4,8 @@ view, and exports (CSV, JSON, Markdown, self-contained HTML with plotly.js inlin
 The conditions compared are the models of one evaluation run (an experiment's conditions are
 evaluated in one run, so their numbers share the benchmark versions and the config hash). Each
 number carries what produced it: the run, the model's lineage (read from `lineage.json` beside
-the model's files: base, recipe, snapshot, config hash), the benchmark version and the run's
-config hash.
+the model's files: base, recipe, snapshot, config hash), the benchmark version, the run's
+config hash and the scorer (log-likelihood, DPO implicit reward or a reward model's reward).
 """
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ from aggregation.staticfiles import plotly_file
 from evaluation.models import EvaluationResult, EvaluationRun
 
 LINEAGE_FIELDS = ("base", "recipe", "objective", "snapshot", "config_hash", "created_at")
+SCORER_LABELS = {"loglik": "log-likelihood", "dpo": "DPO implicit reward", "reward": "reward model"}
+KIND_LABELS = {"causal_lm": "causal LM", "reward_model": "reward model"}
 
 
 @dataclass
@@ -28,6 +30,11 @@ class Condition:
     path: str
     lineage: dict[str, Any]
     public_id: str = ""  # the registered model's, when the run evaluated registered models
+    kind: str = "causal_lm"  # or reward_model (the run config's model kind)
+
+    @property
+    def kind_label(self) -> str:
+        return KIND_LABELS.get(self.kind, self.kind)
 
 
 @dataclass
@@ -71,12 +78,13 @@ def read_lineage(path: str) -> dict[str, Any]:
 
 def build_report(erun: EvaluationRun) -> Report:
     models = erun.run.config.get("models", [])
-    conditions = [Condition(m["name"], m["path"], read_lineage(m["path"]), m.get("public_id", "")) for m in models]
+    conditions = [Condition(m["name"], m["path"], read_lineage(m["path"]), m.get("public_id", ""), m.get("kind", "causal_lm"))
+                  for m in models]
     lines: dict[tuple[str, ...], MetricLine] = {}
     for r in EvaluationResult.objects.filter(evaluation=erun).order_by("benchmark", "scope", "metric", "scope_value"):
         key = (r.benchmark, r.metric, r.scope, r.scope_value, r.source)
         line = lines.setdefault(key, MetricLine(r.benchmark, r.benchmark_version, r.metric, r.scope, r.scope_value, r.source))
-        line.cells[r.model_name] = {"value": r.value, "ci_low": r.ci_low, "ci_high": r.ci_high, "n": r.n}
+        line.cells[r.model_name] = {"value": r.value, "ci_low": r.ci_low, "ci_high": r.ci_high, "n": r.n, "scorer": r.scorer}
     ordered = sorted(lines.values(), key=lambda x: (x.benchmark, x.scope != "overall", x.scope, x.metric, x.scope_value))
     for line in ordered:
         line.ordered = [line.cells.get(c.name) for c in conditions]
@@ -89,12 +97,14 @@ def welfare(lines: list[MetricLine], models: list[str]) -> list[dict[str, Any]]:
     groups = [x for x in lines if x.benchmark == "preference" and x.scope == "group" and x.metric == "accuracy"]
     rows = []
     for model in models:
-        values = {x.scope_value: x.cells[model]["value"] for x in groups if x.cells.get(model, {}).get("value") is not None}
-        if not values:
+        cells = {x.scope_value: x.cells[model] for x in groups if x.cells.get(model, {}).get("value") is not None}
+        if not cells:
             continue
+        values = {g: c["value"] for g, c in cells.items()}
         worst = min(sorted(values), key=lambda g: values[g])
+        scorers = sorted({c.get("scorer") or "" for c in cells.values()} - {""})
         rows.append({"model": model, "mean": sum(values.values()) / len(values), "worst": values[worst],
-                     "worst_group": worst, "groups": len(values)})
+                     "worst_group": worst, "groups": len(values), "scorer": ", ".join(scorers)})
     by_mean = sorted(rows, key=lambda r: -r["mean"])
     by_worst = sorted(rows, key=lambda r: -r["worst"])
     for r in rows:
@@ -114,7 +124,7 @@ def long_rows(report: Report) -> list[dict[str, Any]]:
             cond = lineage.get(model)
             rows.append({
                 "run": str(report.erun.run.public_id), "config_hash": report.config_hash, "model": model,
-                "model_path": cond.path if cond else "", "snapshot": (cond.lineage.get("snapshot") if cond else None) or "",
+                "model_path": cond.path if cond else "", "model_kind": cond.kind if cond else "", "snapshot": (cond.lineage.get("snapshot") if cond else None) or "",
                 "model_config_hash": (cond.lineage.get("config_hash") if cond else None) or "",
                 "benchmark": line.benchmark, "benchmark_version": line.version, "source": line.source,
                 "metric": line.metric, "scope": line.scope, "scope_value": line.scope_value, **cell,
@@ -135,7 +145,7 @@ def to_csv(report: Report) -> str:
 def to_json(report: Report) -> str:
     return json.dumps({
         "run": str(report.erun.run.public_id), "config_hash": report.config_hash, "config": report.erun.run.config,
-        "conditions": [{"name": c.name, "path": c.path, "lineage": c.lineage} for c in report.conditions],
+        "conditions": [{"name": c.name, "path": c.path, "kind": c.kind, "lineage": c.lineage} for c in report.conditions],
         "welfare": report.welfare, "results": long_rows(report),
     }, indent=1)
 
@@ -146,15 +156,18 @@ def fmt(cell: dict[str, Any] | None) -> str:
     text = f"{cell['value']:.3f}"
     if cell.get("ci_low") is not None:
         text += f" [{cell['ci_low']:.3f}, {cell['ci_high']:.3f}]"
+    if cell.get("scorer") in ("dpo", "reward"):  # log-likelihood is the default, left unmarked
+        text += f" ({cell['scorer']})"
     return text
 
 
 def to_markdown(report: Report) -> str:
     names = [c.name for c in report.conditions]
     out = [f"# Evaluation report {report.erun.run.public_id}", "",
-           f"Config hash `{report.config_hash}`. Intervals are 95 % bootstrap intervals.", "",
-           "| condition | path | base | recipe | snapshot | model config hash |", "|---|---|---|---|---|---|"]
-    out += [f"| {c.name} | `{c.path}` | {c.lineage.get('base', '')} | {c.lineage.get('recipe', '')} | "
+           f"Config hash `{report.config_hash}`. Intervals are 95 % bootstrap intervals. Numbers come from the models' "
+           "log-likelihoods unless marked (dpo): the DPO implicit reward against the reference, or (reward): a reward model's reward.", "",
+           "| condition | kind | path | base | recipe | snapshot | model config hash |", "|---|---|---|---|---|---|---|"]
+    out += [f"| {c.name} | {c.kind_label} | `{c.path}` | {c.lineage.get('base', '')} | {c.lineage.get('recipe', '')} | "
             f"{c.lineage.get('snapshot') or ''} | {c.lineage.get('config_hash', '')} |" for c in report.conditions]
     out += ["", "| benchmark (version) | metric | scope | " + " | ".join(names) + " |",
             "|---|---|---|" + "---|" * len(names)]
@@ -164,9 +177,10 @@ def to_markdown(report: Report) -> str:
                    + " | ".join(fmt(line.cells.get(n)) for n in names) + " |")
     if report.welfare:
         out += ["", "## Welfare view (held-out preference accuracy over demographic groups)", "",
-                "| model | mean group accuracy | rank | worst-group accuracy | worst group | rank |", "|---|---|---|---|---|---|"]
-        out += [f"| {w['model']} | {w['mean']:.3f} | {w['rank_mean']} | {w['worst']:.3f} | {w['worst_group']} | {w['rank_worst']} |"
-                for w in report.welfare]
+                "| model | scored by | mean group accuracy | rank | worst-group accuracy | worst group | rank |",
+                "|---|---|---|---|---|---|---|"]
+        out += [f"| {w['model']} | {w['scorer']} | {w['mean']:.3f} | {w['rank_mean']} | {w['worst']:.3f} | {w['worst_group']} | "
+                f"{w['rank_worst']} |" for w in report.welfare]
     return "\n".join(out) + "\n"
 
 

@@ -2,12 +2,19 @@
 
 Config (validated by `clean_config`, stored on the `jobs.Run`, hashed into every result):
 
-    {"models": [{"name": "base", "path": "<model dir>", "reference": "<model dir>" | null}],
+    {"models": [{"name": "base", "path": "<model dir>", "reference": "<model dir>" | null},
+                {"name": "rm", "path": "<reward model dir>", "kind": "reward_model"}],
      "benchmarks": [{"name": "bbq", "per_category": 50}, {"name": "crows_pairs"},
                     {"name": "winogenerated"}, {"name": "preference", "snapshots": {"human": "<id>"}},
                     {"name": "rewardbench", "path": "<jsonl>"}, {"name": "lm_eval", "tasks": ["..."]},
                     {"name": "distributional", "min_raters": 4}],
      "chunk_size": 256, "device": "auto"}
+
+A model is a causal LM (the default), scored by its log-likelihoods (or, with a reference and a
+preference benchmark's `"score": "dpo"`, by the DPO implicit reward), or a `"kind":
+"reward_model"`: a sequence-classification directory with one output (training/recipes/reward.py),
+scored by its reward of each (prompt, response) and usable only on the benchmarks built from such
+pairs (preference, rewardbench, distributional). Every result stores its scorer.
 
 Model directories must lie under MODELS_DIR, ARTIFACTS_DIR or EXTRA_MODEL_DIRS, data files under the
 shipped `data/` or VAR_DIR/benchmarks (jobs.paths): no config names a file elsewhere.
@@ -40,6 +47,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_CHUNK = 256
 LM_EVAL = "lm_eval"
+CAUSAL_LM, REWARD_MODEL = "causal_lm", "reward_model"
 
 
 # ---------------------------------------------------------------- config
@@ -69,6 +77,42 @@ def _model_path(value: Any, where: str) -> str:
         raise ValueError(str(exc)) from None
 
 
+def is_reward_model(model: dict[str, Any]) -> bool:
+    return model.get("kind") == REWARD_MODEL
+
+
+def sequence_classifier(path: str | Path) -> tuple[bool, int | None] | None:
+    """(whether config.json names a sequence-classification architecture, its number of outputs
+    where the file says), or None when the file cannot tell (unreadable, no architectures listed)."""
+    try:
+        config = json.loads((Path(path) / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    architectures = config.get("architectures") if isinstance(config, dict) else None
+    if not isinstance(architectures, list) or not architectures:
+        return None
+    labels, count = config.get("id2label"), config.get("num_labels")
+    outputs = len(labels) if isinstance(labels, dict) else count if isinstance(count, int) else None
+    return all(str(a).endswith("ForSequenceClassification") for a in architectures), outputs
+
+
+def _clean_kind(raw: dict[str, Any], path: str, where: str) -> str:
+    kind = raw.get("kind", CAUSAL_LM)
+    if kind not in (CAUSAL_LM, REWARD_MODEL):
+        raise ValueError(f"{where}.kind must be {CAUSAL_LM} or {REWARD_MODEL}, not {kind!r}")
+    found = sequence_classifier(path)
+    if kind == REWARD_MODEL:
+        if raw.get("reference") is not None:
+            raise ValueError(f"{where}.reference: a reward model is scored by its own reward and takes no reference")
+        if found is not None and not found[0]:
+            raise ValueError(f"{where}.kind: {path} is not a sequence-classification model, so not a reward model")
+        if found is not None and found[1] not in (None, 1):
+            raise ValueError(f"{where}.kind: {path} has {found[1]} outputs; a reward model has one")
+    elif found is not None and found[0]:
+        raise ValueError(f'{where}.kind: {path} is a sequence-classification model: declare "kind": "{REWARD_MODEL}" to score with its reward')
+    return kind
+
+
 def clean_model(raw: Any, n: int) -> dict[str, Any]:
     where = f"models[{n}]"
     if not isinstance(raw, dict):
@@ -79,10 +123,13 @@ def clean_model(raw: Any, n: int) -> dict[str, Any]:
     path = _model_path(raw.get("path"), f"{where}.path")
     if not (Path(path) / "config.json").is_file():
         raise ValueError(f"{where}.path {path} is not a model directory (no config.json)")
+    kind = _clean_kind(raw, path, where)
     reference = raw.get("reference")
     if reference is not None:
         reference = _model_path(reference, f"{where}.reference")
-    return {"name": name.strip(), "path": path, "reference": reference, **{k: raw[k] for k in ("public_id",) if k in raw}}
+    extra = {"kind": kind} if kind == REWARD_MODEL else {}  # a causal LM's entry stays as it was (and hashes the same)
+    return {"name": name.strip(), "path": path, "reference": reference, **extra,
+            **{k: raw[k] for k in ("public_id",) if k in raw}}
 
 
 def _clean_benchmark(raw: Any, n: int) -> dict[str, Any]:
@@ -92,6 +139,8 @@ def _clean_benchmark(raw: Any, n: int) -> dict[str, Any]:
     if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
         raise ValueError(f"{where} must be an object with a name")
     bench = {k: v for k, v in raw.items() if k != "items"}  # distributional items come from the project at run time
+    if bench.get("score") == "reward":
+        raise ValueError(f'{where}.score: reward is not chosen per benchmark; a model with "kind": "{REWARD_MODEL}" is scored by its reward')
     for key in ("directory", "path"):
         if key in bench:
             bench[key] = _inside(bench[key], paths.data_roots(), f"{where}.{key}")
@@ -118,6 +167,24 @@ def _clean_lm_eval(bench: dict[str, Any], where: str) -> dict[str, Any]:
     return bench
 
 
+def _check_reward_benchmarks(models: list[dict[str, Any]], benchmarks: list[Any]) -> None:
+    """A reward model scores (prompt, response) pairs: the benchmarks that need a causal LM's
+    log-likelihoods of other texts (BBQ's answers, CrowS-Pairs' sentences, lm-eval's tasks) are refused."""
+    from evaluation.benchmarks import suite
+
+    usable = suite.reward_benchmarks()
+    for i, model in enumerate(models):
+        if not is_reward_model(model):
+            continue
+        for n, bench in enumerate(benchmarks):
+            name = bench.get("name") if isinstance(bench, dict) else None
+            if isinstance(name, str) and (name == LM_EVAL or name in suite.names()) and name not in usable:
+                raise ValueError(
+                    f"models[{i}].kind: {model['name']} is a reward model, which cannot score benchmarks[{n}] ({name}): "
+                    f"that needs a causal LM's log-likelihoods; reward models score {', '.join(usable)}"
+                )
+
+
 def clean_config(config: dict[str, Any]) -> dict[str, Any]:
     models = config.get("models")
     if not isinstance(models, list) or not models:
@@ -129,10 +196,11 @@ def clean_config(config: dict[str, Any]) -> dict[str, Any]:
     benchmarks = config.get("benchmarks")
     if not isinstance(benchmarks, list) or not benchmarks:
         raise ValueError("benchmarks: at least one benchmark is needed")
+    _check_reward_benchmarks(cleaned_models, benchmarks)
     cleaned_benchmarks = [_clean_benchmark(b, n) for n, b in enumerate(benchmarks)]
     for n, bench in enumerate(cleaned_benchmarks):
         if bench.pop("_needs_reference", False):
-            missing = [m["name"] for m in cleaned_models if not m["reference"]]
+            missing = [m["name"] for m in cleaned_models if not m["reference"] and not is_reward_model(m)]
             if missing:
                 raise ValueError(f"benchmarks[{n}] scores with the DPO implicit reward: models {', '.join(missing)} need a reference")
     chunk = config.get("chunk_size", DEFAULT_CHUNK)
@@ -174,7 +242,7 @@ def write_results_file(erun: EvaluationRun) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     rows = list(erun.results.values(
         "model_name", "model_path", "benchmark", "benchmark_version", "config_hash", "metric", "scope",
-        "scope_value", "value", "ci_low", "ci_high", "n", "source",
+        "scope_value", "value", "ci_low", "ci_high", "n", "source", "scorer",
     ))
     path.write_text(json.dumps({"run": str(erun.run.public_id), "config": erun.run.config,
                                 "config_hash": erun.config_hash, "results": rows}, indent=1))
@@ -208,7 +276,8 @@ def _total(config: dict[str, Any], project: Any) -> int:
         if bench["name"] == "distributional":
             bench = {**bench, "items": project_rating_items(project)}
         task = suite.build(bench, lambda turns: "", snapshots_dir())
-        total += len(task.requests) * len(config["models"]) * (2 if task.needs_reference else 1)
+        passes = sum(1 if is_reward_model(m) or not task.needs_reference else 2 for m in config["models"])
+        total += len(task.requests) * passes
     return total
 
 
@@ -230,11 +299,13 @@ def evaluate_run(erun: EvaluationRun, report: Any) -> None:
 
 
 def _engine(engines: dict[str, Any], role: str, path: str, config: dict[str, Any], report: Any) -> Any:
-    from evaluation.engine import ScoringEngine
+    """The model of `role` (policy, reference: a causal LM; reward: a reward model), loaded once."""
+    from evaluation.engine import RewardEngine, ScoringEngine
 
     if role not in engines:
         report.log(f"loading {role} model {path}")
-        engines[role] = ScoringEngine(path, device=config["device"])
+        engine_class = RewardEngine if role == "reward" else ScoringEngine
+        engines[role] = engine_class(path, device=config["device"])
     return engines[role]
 
 
@@ -243,18 +314,21 @@ def _evaluate_benchmark(erun: EvaluationRun, model: dict[str, Any], bench: dict[
     from evaluation.benchmarks import suite
 
     config = erun.run.config
-    policy = _engine(engines, "policy", model["path"], config, report)
+    main = "reward" if is_reward_model(model) else "policy"
+    scorer = _engine(engines, main, model["path"], config, report)
     if bench["name"] == "distributional":
         bench = {**bench, "items": project_rating_items(erun.project)}
-    task = suite.build(bench, policy.render_chat, snapshots_dir())
-    roles = [("policy", model["path"])] + ([("reference", model["reference"])] if task.needs_reference else [])
+    if main == "reward":
+        bench = {**bench, "score": "reward"}
+    task = suite.build(bench, scorer.render_chat, snapshots_dir())
+    roles = [(main, model["path"])] + ([("reference", model["reference"])] if task.needs_reference else [])
     scores: dict[str, list[float]] = {}
     for role, path in roles:
         engine = _engine(engines, role, path, config, report)
         scores[role] = _score_chunks(erun, model["name"], task, role, engine, state, report)
-    rows = task.evaluate(scores["policy"], scores.get("reference"))
+    rows = task.evaluate(scores[main], scores.get("reference"))
     _store_results(erun, model, task, rows)
-    report.log(f"{model['name']} / {task.name}: {len(rows)} numbers stored")
+    report.log(f"{model['name']} / {task.name} ({task.scorer}): {len(rows)} numbers stored")
 
 
 def _score_chunks(erun: EvaluationRun, model_name: str, task: Any, role: str, engine: Any,
@@ -268,7 +342,7 @@ def _score_chunks(erun: EvaluationRun, model_name: str, task: Any, role: str, en
         chunk = stored.get(index)
         if chunk is None or len(chunk) != len(requests):
             report.check_cancelled()
-            chunk = engine.loglikelihood(requests)
+            chunk = engine.score(requests)
             ScoreChunk.objects.update_or_create(
                 evaluation=erun, model_name=model_name, benchmark=task.name, role=role, index=index,
                 defaults={"scores": chunk},
@@ -282,10 +356,11 @@ def _score_chunks(erun: EvaluationRun, model_name: str, task: Any, role: str, en
 @transaction.atomic
 def _store_results(erun: EvaluationRun, model: dict[str, Any], task: Any, rows: list[dict[str, Any]], source: str = "rlchf") -> None:
     EvaluationResult.objects.filter(evaluation=erun, model_name=model["name"], benchmark=task.name, source=source).delete()
+    scorer = getattr(task, "scorer", "")  # our tasks have one; lm-eval's numbers have none of ours
     EvaluationResult.objects.bulk_create([
         EvaluationResult(
             evaluation=erun, model_name=model["name"], model_path=model["path"], benchmark=task.name,
-            benchmark_version=task.version, config_hash=erun.config_hash, source=source, **r,
+            benchmark_version=task.version, config_hash=erun.config_hash, source=source, scorer=scorer, **r,
         )
         for r in rows
     ])

@@ -1,5 +1,5 @@
 """Evaluation workflows: start an evaluation run (models x benchmarks) as a job, for any models
-or for every condition of a training experiment."""
+or for every condition of a training experiment; offer the project's registered reward models."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,9 +11,9 @@ from django.db import transaction
 
 from annotation.models import Project
 from evaluation.models import EvaluationRun
-from evaluation.runs import config_hash
+from evaluation.runs import REWARD_MODEL, config_hash, sequence_classifier
 from jobs.services import RunError, start_run
-from training.models import Experiment
+from training.models import Experiment, RegisteredModel, TrainingRun
 
 
 @transaction.atomic
@@ -47,3 +47,44 @@ def evaluate_experiment(*, owner: AbstractBaseUser, experiment: Experiment, per_
     config = experiment_config(experiment, per_category=per_category)
     return start_evaluation(owner=owner, project=experiment.project, config=config, name=f"Experiment {experiment.name}",
                             experiment=experiment)
+
+
+# ---------------------------------------------------------------- reward models
+
+
+def is_reward_model(model: RegisteredModel) -> bool:
+    """Trained by the reward recipe (its lineage or its run says so), or a directory whose
+    config.json names a sequence-classification architecture with one output (an external one)."""
+    if model.lineage.get("recipe") == TrainingRun.Recipe.REWARD:
+        return True
+    if model.training_run is not None and model.training_run.recipe == TrainingRun.Recipe.REWARD:
+        return True
+    found = sequence_classifier(model.path)
+    return found is not None and found[0] and found[1] in (None, 1)
+
+
+def reward_models(project: Project) -> list[RegisteredModel]:
+    """The project's ready registered reward models, newest first."""
+    ready = RegisteredModel.objects.filter(project=project, status=RegisteredModel.Status.READY).exclude(path="")
+    return [m for m in ready.select_related("training_run") if is_reward_model(m)]
+
+
+def with_reward_model(config: dict[str, Any], model: RegisteredModel) -> tuple[dict[str, Any], list[str]]:
+    """`config` with the reward model appended to its models (named uniquely), and notes on its
+    benchmarks that a reward model cannot score (the researcher decides what to do with them)."""
+    from evaluation.benchmarks import suite
+
+    models = config.get("models") if isinstance(config.get("models"), list) else []
+    names = {m.get("name") for m in models if isinstance(m, dict)}
+    name, n = model.name, 2
+    while name in names:
+        name, n = f"{model.name}-{n}", n + 1
+    entry = {"name": name, "path": model.path, "kind": REWARD_MODEL, "public_id": str(model.public_id)}
+    benchmarks = config.get("benchmarks") if isinstance(config.get("benchmarks"), list) else []
+    usable = suite.reward_benchmarks()
+    refused = [b["name"] for b in benchmarks if isinstance(b, dict) and isinstance(b.get("name"), str) and b["name"] not in usable]
+    notes = []
+    if refused:
+        notes.append(f"A reward model cannot score {', '.join(refused)}: remove them, or evaluate the reward model in a run "
+                     f"of its own, on {', '.join(usable)}.")
+    return {**config, "models": [*models, entry]}, notes

@@ -19,7 +19,12 @@ from annotation.permissions import researched_project
 from evaluation import report as reports
 from evaluation.blind import blind_results
 from evaluation.models import BlindComparison, EvaluationRun
-from evaluation.services import evaluate_experiment, start_evaluation
+from evaluation.services import (
+    evaluate_experiment,
+    reward_models,
+    start_evaluation,
+    with_reward_model,
+)
 from jobs.services import RunError, start_run
 from training.models import Experiment
 
@@ -56,19 +61,36 @@ def run_list(request: HttpRequest, public_id: UUID) -> HttpResponse:
     return render(request, "evaluation/run_list.html", context)
 
 
+def _parse_config(text: str) -> tuple[dict[str, Any] | None, str | None]:
+    try:
+        config = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return None, f"config is not valid JSON: line {exc.lineno}, column {exc.colno}: {exc.msg}"
+    if not isinstance(config, dict):
+        return None, "config must be a JSON object with models and benchmarks"
+    return config, None
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def run_create(request: HttpRequest, public_id: UUID) -> HttpResponse:
+    """The run's config as JSON; "Add to the config" appends a registered reward model to it
+    (and re-renders the form), "Queue the run" validates and queues it."""
     project = researcher_project(request, public_id)
     text = request.POST.get("config") or json.dumps(default_config(), indent=2)
     name = request.POST.get("name", "")
-    error = None
+    offered = reward_models(project)
+    error, notes = None, []
     if request.method == "POST":
-        try:
-            config = json.loads(text)
-        except json.JSONDecodeError as exc:
-            error = f"config is not valid JSON: line {exc.lineno}, column {exc.colno}: {exc.msg}"
-        else:
+        config, error = _parse_config(text)
+        if config is not None and "add_reward_model" in request.POST:
+            chosen = next((m for m in offered if str(m.public_id) == request.POST.get("reward_model", "")), None)
+            if chosen is None:
+                error = "reward_model: choose one of this project's registered reward models"
+            else:
+                config, notes = with_reward_model(config, chosen)
+                text = json.dumps(config, indent=2)
+        elif config is not None:
             try:
                 erun = start_evaluation(owner=request.user, project=project, config=config, name=name)
             except RunError as exc:
@@ -76,7 +98,7 @@ def run_create(request: HttpRequest, public_id: UUID) -> HttpResponse:
             else:
                 messages.success(request, "Evaluation run queued.")
                 return redirect("jobs-run-detail", public_id=erun.run.public_id)
-    context = {"project": project, "config": text, "name": name, "error": error}
+    context = {"project": project, "config": text, "name": name, "error": error, "notes": notes, "reward_models": offered}
     return render(request, "evaluation/run_form.html", context, status=400 if error else 200)
 
 

@@ -6,6 +6,15 @@ lists its requests `(context, continuation)` in a fixed order (so a run can stor
 by chunk and resume), and turns one score per request into flat metric rows:
 `{metric, scope, scope_value, value, ci_low, ci_high, n}` with scope one of overall, category,
 group, collective, subset, direction.
+
+Every task has a `scorer`, what its scores are (stored with every result):
+- `loglik`: the model's log-likelihood of the continuation after the rendered context (every task);
+- `dpo`: log-likelihoods of the policy and of a reference model, compared as the DPO implicit
+  reward (preference);
+- `reward`: a reward model's score of the conversation ending with the continuation (preference,
+  rewardbench, distributional: the tasks whose requests are (prompt, response) pairs; the
+  context is whatever the reward engine's `render_chat` made of the prompt turns).
+A config chooses it with `score`; `SCORERS` says which scorers each benchmark accepts.
 """
 from __future__ import annotations
 
@@ -50,19 +59,27 @@ class Task:
     config: dict[str, Any]
     requests: list[Request] = field(default_factory=list)
     needs_reference: bool = False
+    scorer: str = "loglik"
 
     def evaluate(self, scores: Sequence[float], reference: Sequence[float] | None = None) -> list[MetricRow]:
         raise NotImplementedError
 
 
 _TASKS: dict[str, Callable[[dict[str, Any], ChatRenderer, Path], Task]] = {}
+SCORERS: dict[str, tuple[str, ...]] = {}
 
 
-def register(name: str) -> Callable:
+def register(name: str, scorers: tuple[str, ...] = ("loglik",)) -> Callable:
     def decorator(factory: Callable) -> Callable:
         _TASKS[name] = factory
+        SCORERS[name] = scorers
         return factory
     return decorator
+
+
+def reward_benchmarks() -> list[str]:
+    """The benchmarks a reward model can score."""
+    return sorted(name for name, scorers in SCORERS.items() if "reward" in scorers)
 
 
 def names() -> list[str]:
@@ -74,7 +91,14 @@ def build(config: dict[str, Any], render_chat: ChatRenderer, snapshots_dir: Path
     name = config.get("name")
     if name not in _TASKS:
         raise ValueError(f"benchmark name {name!r} is not one of {', '.join(names())}")
-    return _TASKS[name](config, render_chat, snapshots_dir)
+    scorer = config.get("score", "loglik")
+    if scorer not in SCORERS[name]:
+        allowed = SCORERS[name]
+        listed = " or ".join([", ".join(allowed[:-1]), allowed[-1]] if len(allowed) > 1 else allowed)
+        raise ValueError(f"benchmark {name}: field 'score' must be {listed}, not {scorer!r}")
+    task = _TASKS[name](config, render_chat, snapshots_dir)
+    task.scorer = scorer
+    return task
 
 
 def _int_option(config: dict[str, Any], key: str, default: int | None) -> int | None:
@@ -198,16 +222,14 @@ def _snapshot_dir(snapshots_dir: Path, snapshot_id: Any) -> Path:
     return path
 
 
-@register("preference")
+@register("preference", scorers=("loglik", "dpo", "reward"))
 def _preference(config: dict[str, Any], render_chat: ChatRenderer, snapshots_dir: Path) -> Task:
-    """`{"name": "preference", "snapshots": {"human": id, "synthetic": id}, "score": "loglik" | "dpo"}`:
+    """`{"name": "preference", "snapshots": {"human": id, "synthetic": id}, "score": "loglik" | "dpo" | "reward"}`:
     each snapshot's collective test pairs under its label; groups from the first snapshot."""
     snapshots = config.get("snapshots")
     if not isinstance(snapshots, dict) or not snapshots:
         raise ValueError("benchmark preference: field 'snapshots' must map labels to snapshot ids")
     kind = config.get("score", "loglik")
-    if kind not in ("loglik", "dpo"):
-        raise ValueError("benchmark preference: field 'score' must be loglik or dpo")
     pairs: list[preference.PreferencePair] = []
     for n, (label, snapshot_id) in enumerate(snapshots.items()):
         found = preference.snapshot_collectives(_snapshot_dir(snapshots_dir, snapshot_id), label=str(label))
@@ -235,9 +257,10 @@ class RewardBenchTask(Task):
         return rows
 
 
-@register("rewardbench")
+@register("rewardbench", scorers=("loglik", "reward"))
 def _rewardbench(config: dict[str, Any], render_chat: ChatRenderer, snapshots_dir: Path) -> Task:
-    """`{"name": "rewardbench", "path": "<local JSONL>"}` scored by the policy's log-likelihood."""
+    """`{"name": "rewardbench", "path": "<local JSONL>"}` scored by the policy's log-likelihood,
+    or with `"score": "reward"` by a reward model."""
     path = config.get("path")
     if not isinstance(path, str):
         raise ValueError("benchmark rewardbench: field 'path' must name a local JSONL file")
@@ -259,21 +282,25 @@ class DistributionalTask(Task):
         scale = float(self.config.get("scale", 100.0))
         for item in self.items:
             k = len(item["responses"])
-            per_char = [scale * s / max(1, len(r["text"])) for s, r in zip(scores[at:at + k], item["responses"], strict=True)]
-            rows.append(([r["id"] for r in item["responses"]], item["rankings"], per_char))
+            if self.scorer == "reward":  # softmax of rewards: the Bradley-Terry model the reward model was trained as
+                model = [float(s) for s in scores[at:at + k]]
+            else:
+                model = [scale * s / max(1, len(r["text"])) for s, r in zip(scores[at:at + k], item["responses"], strict=True)]
+            rows.append(([r["id"] for r in item["responses"]], item["rankings"], model))
             at += k
         result = distributional.alignment(rows, min_raters=int(self.config.get("min_raters", 4)))
         n = result["n_items"]
         return [row(m, result[m], n=n) for m in ("alignment", "split_half_ceiling", "uniform_baseline")]
 
 
-@register("distributional")
+@register("distributional", scorers=("loglik", "reward"))
 def _distributional(config: dict[str, Any], render_chat: ChatRenderer, snapshots_dir: Path) -> Task:
     """`{"name": "distributional", "min_raters": 4}`: items with many raters, given at run time
     as `items` ([{prompt: [(role, content)], responses: [{id, text}], rankings: [weak orders]}]).
     The model's preference over an item's responses is the softmax of their log-likelihood per
     `scale` (default 100) characters: a plain sum would favour short responses. This is a choice,
-    which is why the split-half ceiling and the uniform baseline are reported beside it."""
+    which is why the split-half ceiling and the uniform baseline are reported beside it. With
+    `"score": "reward"`, the softmax of a reward model's rewards (Bradley-Terry probabilities)."""
     _int_option(config, "min_raters", 4)
     items = [i for i in config.get("items", []) if len(i["rankings"]) >= int(config.get("min_raters", 4))]
     task = DistributionalTask("distributional", distributional.VERSION, config)
