@@ -3,6 +3,11 @@
 Nothing is cached: every page load reads the current rankings (a revision shows at once). Each
 chart is a `Chart`: a Plotly figure (plain JSON, drawn by static/js/review_charts.js) and the
 table behind it, which the page offers as CSV. Groups below ``min_group()`` raters never appear.
+
+Everything is computed for one resolved pool: its ballots (its raters, its weights, its
+"cannot judge" setting) are the ones `services.collective` aggregates for the same pool, so the
+review shows what a snapshot of that pool would freeze. Groups are counted among the pool's
+raters, so a group that the pool thins below the threshold is hidden too.
 """
 from __future__ import annotations
 
@@ -17,9 +22,9 @@ from annotation.models import Project, Ranking, Rater
 
 from . import review
 from .ballots import Ballots, load_ballots
-from .pools import project_raters
+from .pools import RaterInfo, ResolvedPool
 
-HUMAN, SYNTHETIC = "humans", "synthetic raters"
+HUMAN, SYNTHETIC, EVERYONE = "humans", "synthetic raters", "everyone"
 
 
 def min_group() -> int:
@@ -40,8 +45,9 @@ class Chart:
 
 @dataclass
 class ProjectData:
-    """Everything the project review page needs, for one rule."""
+    """Everything the project review page needs for one pool (any rule)."""
 
+    pool: ResolvedPool
     ballots: Ballots
     human_groups: dict[review.Group, np.ndarray]
     persona_groups: dict[review.Group, np.ndarray]
@@ -74,15 +80,25 @@ def rater_labels(project: Project) -> tuple[dict[int, str], dict[int, int]]:
     return labels, twins
 
 
-def project_data(project: Project) -> ProjectData:
-    ballots = load_ballots(project, drop_cannot_judge=True).ranked_items()
-    infos = project_raters(project)
+def pool_ballots(project: Project, pool: ResolvedPool, items: Any = None) -> Ballots:
+    """The pool's current rankings with their weights, as `services.collective` loads them (only
+    rankings of positive weight; ``items``: only these items, else every ranked item)."""
+    ballots = load_ballots(project, items=items, raters=pool.raters, drop_cannot_judge=pool.spec.drop_cannot_judge)
+    return ballots.take(ballots.weights > 0) if items is not None else ballots.ranked_items()
+
+
+def project_data(project: Project, pool: ResolvedPool, raters: list[RaterInfo]) -> ProjectData:
+    """The pool's ballots and its raters' groups (``raters``: `pools.project_raters(project)`)."""
+    ballots = pool_ballots(project, pool)
+    counted = set(np.unique(ballots.rater_ids).tolist())
+    infos = [r for r in raters if r.pk in counted]
     human_attrs = {r.pk: r.demographics for r in infos if r.human}
     persona_attrs = {r.pk: r.attributes for r in infos if not r.human}
     labels, twins = rater_labels(project)
+    twins = {h: t for h, t in twins.items() if h in counted and t in counted}
     limit = min_group()
     return ProjectData(
-        ballots, review.group_members(human_attrs, limit), review.group_members(persona_attrs, limit),
+        pool, ballots, review.group_members(human_attrs, limit), review.group_members(persona_attrs, limit),
         review.hidden_groups(human_attrs, limit) + review.hidden_groups(persona_attrs, limit),
         labels, twins, sorted(persona_attrs),
     )
@@ -137,7 +153,7 @@ def _interval_cells(interval: Any) -> list[float | None]:
 def agreement_rows(data: ProjectData) -> list[review.Agreement]:
     b = data.ballots
     return [review.agreement(b.take(b.human), HUMAN), review.agreement(b.take(~b.human), SYNTHETIC),
-            review.agreement(b, "everyone")]
+            review.agreement(b, EVERYONE)]
 
 
 def agreement_chart(data: ProjectData, rows: list[review.Agreement], between: dict[str, Any]) -> Chart:
@@ -240,17 +256,20 @@ def twin_chart(data: ProjectData) -> Chart:
                  ["annotator", "twin_tau_b", "twin_items", "random_persona_tau_b", "random_persona_items"], table)
 
 
-def position_sources(project: Project) -> dict[str, tuple[list[list[str]], list[Any]]]:
-    """Shown orders and orders of current rankings, by source: humans, then each synthetic run
-    (rankings from a judgment) or model (rankings stored otherwise)."""
+def position_sources(project: Project, ranking_ids: np.ndarray) -> dict[str, tuple[list[list[str]], list[Any]]]:
+    """Shown orders and orders of the current rankings ``ranking_ids`` (a pool's), by source:
+    humans, then each synthetic run (rankings from a judgment) or model (rankings stored otherwise)."""
     from synthetic.models import Judgment
 
     run_of = dict(Judgment.objects.filter(item__project=project, ranking__isnull=False)
                   .values_list("ranking_id", "run_id"))
+    counted = set(ranking_ids.tolist())
     sources: dict[str, tuple[list[list[str]], list[Any]]] = {}
     rows = Ranking.objects.filter(item__project=project, is_current=True).values_list(
         "pk", "rater__kind", "rater__model", "shown_order", "order")
     for pk, kind, model, shown, order in rows.iterator(chunk_size=5000):
+        if pk not in counted:
+            continue
         if kind == Rater.Kind.HUMAN:
             label = "humans"
         elif pk in run_of:
@@ -263,9 +282,9 @@ def position_sources(project: Project) -> dict[str, tuple[list[list[str]], list[
     return sources
 
 
-def position_chart(project: Project, k_max: int) -> Chart:
-    biases = [review.position_bias(label, shown, orders, k_max)
-              for label, (shown, orders) in sorted(position_sources(project).items())]
+def position_chart(project: Project, ballots: Ballots) -> Chart:
+    biases = [review.position_bias(label, shown, orders, ballots.items.k_max)
+              for label, (shown, orders) in sorted(position_sources(project, ballots.ranking_ids).items())]
     traces = [{"type": "scatter", "mode": "lines+markers", "name": f"{b.label} ({b.rankings})",
                "x": list(range(1, len(b.top_rate) + 1)), "y": [_num(v) for v in b.top_rate]} for b in biases]
     if biases:
