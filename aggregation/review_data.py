@@ -123,8 +123,10 @@ def rule_chart(data: ProjectData) -> Chart:
     figure = {
         "data": [{"type": "heatmap", "z": z, "x": matrix.rules, "y": matrix.rules, "zmin": 0, "zmax": 1,
                   "colorscale": [[0, "#f7fbff"], [1, "#08306b"]], "hovertemplate": "%{y} vs %{x}: %{z:.0%} of items<extra></extra>"}],
+        # One row per rule, each labelled (dtick 1): Plotly thins the labels of a short heatmap.
         "layout": {"title": {"text": f"Share of {matrix.n_items} items where two rules pick different winners"},
-                   "margin": {"l": 110, "b": 110}, "yaxis": {"autorange": "reversed"}},
+                   "margin": {"l": 110, "b": 110}, "height": 220 + 26 * len(matrix.rules),
+                   "xaxis": {"dtick": 1}, "yaxis": {"autorange": "reversed", "dtick": 1}},
     }
     rows = [[a, b, z[i][j]] for i, a in enumerate(matrix.rules) for j, b in enumerate(matrix.rules) if i < j]
     chart = Chart("rules", "Rules that pick different winners", figure, ["rule_a", "rule_b", "share_of_items_differ"], rows)
@@ -159,20 +161,18 @@ def agreement_rows(data: ProjectData) -> list[review.Agreement]:
 def agreement_chart(data: ProjectData, rows: list[review.Agreement], between: dict[str, Any]) -> Chart:
     metrics = (("alpha", "Krippendorff's alpha"), ("tau_b", "mean Kendall tau-b"), ("kendall_w", "Kendall's W"))
     traces = []
+    shown = [a for a in rows if a.n_items]  # a kind the pool has none of gets no empty slot
     for key, name in metrics:
-        values = [getattr(a, key) for a in rows]
+        values = [getattr(a, key) for a in shown]
         traces.append({
-            "type": "bar", "name": name, "x": [a.label for a in rows],
+            "type": "bar", "name": name, "x": [a.label for a in shown],
             "y": [_num(v.estimate) if v else None for v in values],
             "error_y": {"type": "data", "symmetric": False,
                         "array": [_num(v.high - v.estimate) if v else None for v in values],
                         "arrayminus": [_num(v.estimate - v.low) if v else None for v in values]},
         })
-    traces.append({"type": "bar", "name": "tau-b, human x synthetic pairs", "x": ["between"],
-                   "y": [between["cross"][0]],
-                   "error_y": {"type": "data", "symmetric": False,
-                               "array": [_diff(between["cross"][2], between["cross"][0])],
-                               "arrayminus": [_diff(between["cross"][0], between["cross"][1])]}})
+    if between["items"]:
+        traces.append(_between_trace(between))
     figure = {"data": traces, "layout": {"barmode": "group", "yaxis": {"range": [-1, 1]},
                                           "title": {"text": "Agreement with 95% bootstrap intervals over items"}}}
     columns = ["raters", "n_raters", "n_items", "alpha", "alpha_low", "alpha_high", "tau_b", "tau_b_low",
@@ -182,6 +182,13 @@ def agreement_chart(data: ProjectData, rows: list[review.Agreement], between: di
     table.append(["between: human x synthetic rater pairs (tau-b)", None, between["items"], None, None, None,
                   *between["cross"], None, None, None, None, None, None])
     return Chart("agreement", "Agreement within and between rater kinds", figure, columns, table)
+
+
+def _between_trace(between: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "bar", "name": "tau-b, human x synthetic pairs", "x": ["between"], "y": [between["cross"][0]],
+            "error_y": {"type": "data", "symmetric": False,
+                        "array": [_diff(between["cross"][2], between["cross"][0])],
+                        "arrayminus": [_diff(between["cross"][0], between["cross"][1])]}}
 
 
 def _diff(a: float | None, b: float | None) -> float | None:
@@ -310,7 +317,9 @@ def scorecard_chart(data: ProjectData, rule: str) -> tuple[Chart, review.Scoreca
     card = review.scorecard(b, b.human, rule, data.human_groups, data.persona_groups)
     bars = [("human split-half ceiling", card.ceiling), ("synthetic vs a human half", card.synthetic_vs_half),
             ("synthetic vs all humans", card.synthetic_vs_humans)]
-    labels = [name for name, _ in bars] + ["personas of the group vs the group", "overall synthetic vs the group"]
+    # Two-line tick labels: five long one-line labels run into each other below 1,000 px.
+    labels = ["human split-half<br>ceiling", "synthetic vs<br>a human half", "synthetic vs<br>all humans",
+              "personas of the group<br>vs the group", "overall synthetic<br>vs the group"]
     values = [_num(v.estimate) if v else None for _, v in bars] + [_num(card.matched_mean), _num(card.baseline_mean)]
     figure = {"data": [{"type": "bar", "x": labels, "y": values,
                         "marker": {"color": ["#5d6678", "#3454d1", "#3454d1", "#1f8a4c", "#b3261e"]},

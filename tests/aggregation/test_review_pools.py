@@ -154,6 +154,18 @@ def test_htmx_switch_answers_the_body_for_the_chosen_pool(client, world, owner):
     assert html.lstrip().startswith('<div id="review-body">')
     assert '<option value="humans" selected>' in html and 'value="copeland" selected' in html
     assert "Pool <strong>humans</strong>" in html and "0 synthetic raters" in html
+    assert "pool humans has no synthetic raters" in html and 'id="chart-scorecard"' not in html
+
+
+def test_charts_leave_out_what_the_pool_has_none_of(client, world, owner):
+    _pool(world, "humans", kinds="humans")
+    client.force_login(owner)
+    charts = client.get(url(world, pool="humans")).context["charts"]
+    assert {tuple(t["x"]) for t in charts["agreement"].figure["data"]} == {("humans", "everyone")}
+    assert [r[0] for r in charts["agreement"].rows][:3] == ["humans", "synthetic raters", "everyone"]  # CSV: all
+    everyone = client.get(url(world)).context["charts"]
+    assert {tuple(t["x"]) for t in everyone["agreement"].figure["data"]} == \
+        {("humans", "synthetic raters", "everyone"), ("between",)}
 
 
 def test_a_pool_of_another_project_is_404(client, world, owner):
