@@ -259,3 +259,10 @@ def test_refused_downloads_are_plain_text_so_the_request_is_never_read_as_html(c
                    {"csv": "<img>"}):
         response = client.get(reverse("aggregation-project-review", args=[world.project.public_id]), params)
         assert response.status_code == 400 and response["Content-Type"].startswith("text/plain"), params
+
+
+def test_the_selector_does_not_pretend_an_unknown_pool_is_all(client, world, owner):
+    client.force_login(owner)
+    html = client.get(url(world, pool="nobody")).content.decode()
+    assert '<option value="" selected disabled>nobody (not a pool here)</option>' in html
+    assert '<option value="all">' in html  # choosing `all` is a change, so the page reloads
