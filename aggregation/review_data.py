@@ -3,6 +3,11 @@
 Nothing is cached: every page load reads the current rankings (a revision shows at once). Each
 chart is a `Chart`: a Plotly figure (plain JSON, drawn by static/js/review_charts.js) and the
 table behind it, which the page offers as CSV. Groups below ``min_group()`` raters never appear.
+
+Everything is computed for one resolved pool: its ballots (its raters, its weights, its
+"cannot judge" setting) are the ones `services.collective` aggregates for the same pool, so the
+review shows what a snapshot of that pool would freeze. Groups are counted among the pool's
+raters, so a group that the pool thins below the threshold is hidden too.
 """
 from __future__ import annotations
 
@@ -17,9 +22,9 @@ from annotation.models import Project, Ranking, Rater
 
 from . import review
 from .ballots import Ballots, load_ballots
-from .pools import project_raters
+from .pools import RaterInfo, ResolvedPool
 
-HUMAN, SYNTHETIC = "humans", "synthetic raters"
+HUMAN, SYNTHETIC, EVERYONE = "humans", "synthetic raters", "everyone"
 
 
 def min_group() -> int:
@@ -40,8 +45,9 @@ class Chart:
 
 @dataclass
 class ProjectData:
-    """Everything the project review page needs, for one rule."""
+    """Everything the project review page needs for one pool (any rule)."""
 
+    pool: ResolvedPool
     ballots: Ballots
     human_groups: dict[review.Group, np.ndarray]
     persona_groups: dict[review.Group, np.ndarray]
@@ -74,15 +80,25 @@ def rater_labels(project: Project) -> tuple[dict[int, str], dict[int, int]]:
     return labels, twins
 
 
-def project_data(project: Project) -> ProjectData:
-    ballots = load_ballots(project, drop_cannot_judge=True).ranked_items()
-    infos = project_raters(project)
+def pool_ballots(project: Project, pool: ResolvedPool, items: Any = None) -> Ballots:
+    """The pool's current rankings with their weights, as `services.collective` loads them (only
+    rankings of positive weight; ``items``: only these items, else every ranked item)."""
+    ballots = load_ballots(project, items=items, raters=pool.raters, drop_cannot_judge=pool.spec.drop_cannot_judge)
+    return ballots.take(ballots.weights > 0) if items is not None else ballots.ranked_items()
+
+
+def project_data(project: Project, pool: ResolvedPool, raters: list[RaterInfo]) -> ProjectData:
+    """The pool's ballots and its raters' groups (``raters``: `pools.project_raters(project)`)."""
+    ballots = pool_ballots(project, pool)
+    counted = set(np.unique(ballots.rater_ids).tolist())
+    infos = [r for r in raters if r.pk in counted]
     human_attrs = {r.pk: r.demographics for r in infos if r.human}
     persona_attrs = {r.pk: r.attributes for r in infos if not r.human}
     labels, twins = rater_labels(project)
+    twins = {h: t for h, t in twins.items() if h in counted and t in counted}
     limit = min_group()
     return ProjectData(
-        ballots, review.group_members(human_attrs, limit), review.group_members(persona_attrs, limit),
+        pool, ballots, review.group_members(human_attrs, limit), review.group_members(persona_attrs, limit),
         review.hidden_groups(human_attrs, limit) + review.hidden_groups(persona_attrs, limit),
         labels, twins, sorted(persona_attrs),
     )
@@ -107,8 +123,10 @@ def rule_chart(data: ProjectData) -> Chart:
     figure = {
         "data": [{"type": "heatmap", "z": z, "x": matrix.rules, "y": matrix.rules, "zmin": 0, "zmax": 1,
                   "colorscale": [[0, "#f7fbff"], [1, "#08306b"]], "hovertemplate": "%{y} vs %{x}: %{z:.0%} of items<extra></extra>"}],
+        # One row per rule, each labelled (dtick 1): Plotly thins the labels of a short heatmap.
         "layout": {"title": {"text": f"Share of {matrix.n_items} items where two rules pick different winners"},
-                   "margin": {"l": 110, "b": 110}, "yaxis": {"autorange": "reversed"}},
+                   "margin": {"l": 110, "b": 110}, "height": 220 + 26 * len(matrix.rules),
+                   "xaxis": {"dtick": 1}, "yaxis": {"autorange": "reversed", "dtick": 1}},
     }
     rows = [[a, b, z[i][j]] for i, a in enumerate(matrix.rules) for j, b in enumerate(matrix.rules) if i < j]
     chart = Chart("rules", "Rules that pick different winners", figure, ["rule_a", "rule_b", "share_of_items_differ"], rows)
@@ -137,26 +155,24 @@ def _interval_cells(interval: Any) -> list[float | None]:
 def agreement_rows(data: ProjectData) -> list[review.Agreement]:
     b = data.ballots
     return [review.agreement(b.take(b.human), HUMAN), review.agreement(b.take(~b.human), SYNTHETIC),
-            review.agreement(b, "everyone")]
+            review.agreement(b, EVERYONE)]
 
 
 def agreement_chart(data: ProjectData, rows: list[review.Agreement], between: dict[str, Any]) -> Chart:
     metrics = (("alpha", "Krippendorff's alpha"), ("tau_b", "mean Kendall tau-b"), ("kendall_w", "Kendall's W"))
     traces = []
+    shown = [a for a in rows if a.n_items]  # a kind the pool has none of gets no empty slot
     for key, name in metrics:
-        values = [getattr(a, key) for a in rows]
+        values = [getattr(a, key) for a in shown]
         traces.append({
-            "type": "bar", "name": name, "x": [a.label for a in rows],
+            "type": "bar", "name": name, "x": [a.label for a in shown],
             "y": [_num(v.estimate) if v else None for v in values],
             "error_y": {"type": "data", "symmetric": False,
                         "array": [_num(v.high - v.estimate) if v else None for v in values],
                         "arrayminus": [_num(v.estimate - v.low) if v else None for v in values]},
         })
-    traces.append({"type": "bar", "name": "tau-b, human x synthetic pairs", "x": ["between"],
-                   "y": [between["cross"][0]],
-                   "error_y": {"type": "data", "symmetric": False,
-                               "array": [_diff(between["cross"][2], between["cross"][0])],
-                               "arrayminus": [_diff(between["cross"][0], between["cross"][1])]}})
+    if between["items"]:
+        traces.append(_between_trace(between))
     figure = {"data": traces, "layout": {"barmode": "group", "yaxis": {"range": [-1, 1]},
                                           "title": {"text": "Agreement with 95% bootstrap intervals over items"}}}
     columns = ["raters", "n_raters", "n_items", "alpha", "alpha_low", "alpha_high", "tau_b", "tau_b_low",
@@ -166,6 +182,13 @@ def agreement_chart(data: ProjectData, rows: list[review.Agreement], between: di
     table.append(["between: human x synthetic rater pairs (tau-b)", None, between["items"], None, None, None,
                   *between["cross"], None, None, None, None, None, None])
     return Chart("agreement", "Agreement within and between rater kinds", figure, columns, table)
+
+
+def _between_trace(between: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "bar", "name": "tau-b, human x synthetic pairs", "x": ["between"], "y": [between["cross"][0]],
+            "error_y": {"type": "data", "symmetric": False,
+                        "array": [_diff(between["cross"][2], between["cross"][0])],
+                        "arrayminus": [_diff(between["cross"][0], between["cross"][1])]}}
 
 
 def _diff(a: float | None, b: float | None) -> float | None:
@@ -240,17 +263,20 @@ def twin_chart(data: ProjectData) -> Chart:
                  ["annotator", "twin_tau_b", "twin_items", "random_persona_tau_b", "random_persona_items"], table)
 
 
-def position_sources(project: Project) -> dict[str, tuple[list[list[str]], list[Any]]]:
-    """Shown orders and orders of current rankings, by source: humans, then each synthetic run
-    (rankings from a judgment) or model (rankings stored otherwise)."""
+def position_sources(project: Project, ranking_ids: np.ndarray) -> dict[str, tuple[list[list[str]], list[Any]]]:
+    """Shown orders and orders of the current rankings ``ranking_ids`` (a pool's), by source:
+    humans, then each synthetic run (rankings from a judgment) or model (rankings stored otherwise)."""
     from synthetic.models import Judgment
 
     run_of = dict(Judgment.objects.filter(item__project=project, ranking__isnull=False)
                   .values_list("ranking_id", "run_id"))
+    counted = set(ranking_ids.tolist())
     sources: dict[str, tuple[list[list[str]], list[Any]]] = {}
     rows = Ranking.objects.filter(item__project=project, is_current=True).values_list(
         "pk", "rater__kind", "rater__model", "shown_order", "order")
     for pk, kind, model, shown, order in rows.iterator(chunk_size=5000):
+        if pk not in counted:
+            continue
         if kind == Rater.Kind.HUMAN:
             label = "humans"
         elif pk in run_of:
@@ -263,9 +289,9 @@ def position_sources(project: Project) -> dict[str, tuple[list[list[str]], list[
     return sources
 
 
-def position_chart(project: Project, k_max: int) -> Chart:
-    biases = [review.position_bias(label, shown, orders, k_max)
-              for label, (shown, orders) in sorted(position_sources(project).items())]
+def position_chart(project: Project, ballots: Ballots) -> Chart:
+    biases = [review.position_bias(label, shown, orders, ballots.items.k_max)
+              for label, (shown, orders) in sorted(position_sources(project, ballots.ranking_ids).items())]
     traces = [{"type": "scatter", "mode": "lines+markers", "name": f"{b.label} ({b.rankings})",
                "x": list(range(1, len(b.top_rate) + 1)), "y": [_num(v) for v in b.top_rate]} for b in biases]
     if biases:
@@ -291,7 +317,9 @@ def scorecard_chart(data: ProjectData, rule: str) -> tuple[Chart, review.Scoreca
     card = review.scorecard(b, b.human, rule, data.human_groups, data.persona_groups)
     bars = [("human split-half ceiling", card.ceiling), ("synthetic vs a human half", card.synthetic_vs_half),
             ("synthetic vs all humans", card.synthetic_vs_humans)]
-    labels = [name for name, _ in bars] + ["personas of the group vs the group", "overall synthetic vs the group"]
+    # Two-line tick labels: five long one-line labels run into each other below 1,000 px.
+    labels = ["human split-half<br>ceiling", "synthetic vs<br>a human half", "synthetic vs<br>all humans",
+              "personas of the group<br>vs the group", "overall synthetic<br>vs the group"]
     values = [_num(v.estimate) if v else None for _, v in bars] + [_num(card.matched_mean), _num(card.baseline_mean)]
     figure = {"data": [{"type": "bar", "x": labels, "y": values,
                         "marker": {"color": ["#5d6678", "#3454d1", "#3454d1", "#1f8a4c", "#b3261e"]},

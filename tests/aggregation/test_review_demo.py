@@ -10,7 +10,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.urls import reverse
 
-from aggregation.management.commands.seed_review_demo import PROJECT, simulate_ranking
+from aggregation.management.commands.seed_review_demo import DEMO_POOLS, PROJECT, simulate_ranking
 from annotation.models import Project, Ranking, Rater
 from synthetic.models import Judgment, SyntheticRun
 
@@ -56,6 +56,14 @@ def test_review_demo_has_simulated_humans_and_stored_model_judgments(client, cap
     assert "political_leaning = left" in html and "gender = female" in html
     assert "country = India" not in html  # 3 simulated annotators: below the threshold of 5
     assert "demo-sim-01" in html  # the twin chart names the annotator (researchers only)
+
+    # Pools to review under, made once (the second seed above added none).
+    assert sorted(project.pools.values_list("name", flat=True)) == sorted(DEMO_POOLS)
+    review = reverse("aggregation-project-review", args=[project.public_id])
+    humans = client.get(review, {"pool": "humans", "csv": "agreement"}).content.decode()
+    assert "synthetic raters,0,0" in humans and "everyone,12," in humans
+    raked = client.get(review, {"pool": "humans raked by age"})
+    assert raked.status_code == 200 and "effective sample size" in raked.content.decode()
 
 
 def test_simulated_rankings_are_seeded_and_complete():

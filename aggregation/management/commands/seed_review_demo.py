@@ -10,7 +10,9 @@ Called by `manage.py seed_demo` after the annotation demo. What it stores:
 * the persona panel of `data/demo/review_personas.jsonl` (twins of the simulated annotators and a
   small stratified panel) and one finished synthetic run whose judgments are
   `data/demo/review_judgments.jsonl`: real SmolLM2-135M-Instruct outputs made once by the script,
-  stored through the same code a live synthetic run uses.
+  stored through the same code a live synthetic run uses;
+* three pools to review under (`DEMO_POOLS`): the simulated annotators only, the personas only,
+  and the annotators raked to age-band targets.
 
 The simulation: each response gets a utility (hh-rlhf's chosen answer 1, its rejected answer 0,
 the model's answer a seeded per-item value), plus a group taste (raters aged 18-29 like the model
@@ -33,6 +35,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from aggregation.management.commands._demo_synthetic import store_demo_run
+from aggregation.models import Pool
+from aggregation.services import save_pool
 from annotation.models import AnnotatorProfile, Item, Membership, Project, Ranking
 from annotation.services import (
     add_member,
@@ -51,6 +55,14 @@ DESCRIPTION = (
 )
 POSITION_BONUS = 0.35
 TASTES = {("age_band", "18-29"): {"r3": 0.6}, ("political_leaning", "right"): {"r2": 0.4}}
+DEMO_POOLS: dict[str, dict[str, Any]] = {
+    "humans": {"description": "The simulated demo annotators only.", "kinds": "humans"},
+    "personas": {"description": "The SmolLM2 personas only.", "kinds": "synthetic"},
+    "humans raked by age": {
+        "description": "The simulated annotators, raked so the age bands weigh 40/35/25 %.",
+        "kinds": "humans", "raking_targets": {"age_band": {"18-29": 0.4, "30-44": 0.35, "45-59": 0.25}},
+    },
+}
 
 
 def _demo_file(name: str) -> Path:
@@ -99,6 +111,7 @@ class Command(BaseCommand):
             humans = self._annotators(project)
             added = self._human_rankings(items, humans)
             judged = self._synthetic(project, researcher, items, humans)
+            self._pools(project, researcher)
         self.stdout.write(self.style.SUCCESS(
             f"Review demo {project.name!r}: {len(items)} items, {len(humans)} simulated annotators "
             f"({added} rankings added), {judged} persona judgments added"))
@@ -158,3 +171,9 @@ class Command(BaseCommand):
                    humans: dict[str, tuple[Any, dict[str, str]]]) -> int:
         return store_demo_run(project, owner, items, {name: user for name, (user, _) in humans.items()},
                               _jsonl("review_personas.jsonl"), _jsonl("review_judgments.jsonl"), PANEL)
+
+    def _pools(self, project: Project, owner: Any) -> None:
+        existing = set(Pool.objects.filter(project=project).values_list("name", flat=True))
+        for name, data in DEMO_POOLS.items():
+            if name not in existing:
+                save_pool(project=project, user=owner, data={"name": name, **data})
