@@ -16,9 +16,12 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q, QuerySet
+from django.urls import reverse
 
 from jobs import paths
 from jobs.services import RunError, start_run
+from synthetic.model_choices import ModelChoice
 from training.models import Experiment, ExperimentCondition, RegisteredModel, TrainingRun
 
 SNAPSHOT_ID = re.compile(r"^[0-9a-f]{16}$")
@@ -178,6 +181,35 @@ def register_trained_model(training_run: TrainingRun) -> RegisteredModel:
         )
     ExperimentCondition.objects.filter(training_run=training_run, model__isnull=True).update(model=model)
     return model
+
+
+def usable_models(project: Any, user: Any) -> QuerySet[RegisteredModel]:
+    """Registered models `user` may use in `project`: the project's own, and the user's models that
+    belong to no project (a project of None: only those)."""
+    mine = Q(owner=user, project__isnull=True)
+    return RegisteredModel.objects.filter(mine | Q(project=project) if project is not None else mine)
+
+
+def model_choices(project: Any, user: Any) -> list[ModelChoice]:
+    """The ready registered models as choices of the synthetic forms (a rater's, a generation run's
+    or the panel generator's model); TrainingConfig.ready() registers this with synthetic.model_choices."""
+    models = usable_models(project, user).filter(status=RegisteredModel.Status.READY).exclude(path="")
+    return [ModelChoice(key=f"registry:{m.public_id}", label=_choice_label(m), path=m.path, record=model_record(m))
+            for m in models.select_related("project")]
+
+
+def _choice_label(model: RegisteredModel) -> str:
+    lineage = model.lineage or {}
+    if model.kind == RegisteredModel.Kind.TRAINED:
+        return f"{model.name} (trained: {lineage.get('recipe', '?')} on snapshot {lineage.get('snapshot') or '?'})"
+    return f"{model.name} (base model)"
+
+
+def model_record(model: RegisteredModel) -> dict[str, Any]:
+    """What a run that used `model` keeps about it: which model, where, and its lineage."""
+    url = reverse("training-model-detail", args=[model.project.public_id, model.public_id]) if model.project else ""
+    return {"provider": "training", "id": str(model.public_id), "name": model.name, "kind": model.kind,
+            "path": model.path, "lineage": model.lineage, "url": url}
 
 
 # ---------------------------------------------------------------- training runs
