@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from django import forms
-from django.conf import settings
 from django.db.models import QuerySet
 
 from synthetic import endpoints, services
+from synthetic.backends import loads_local_model
+from synthetic.model_choices import ModelChoice, default_model_dir
 from synthetic.models import PersonaPanel, SyntheticRun
 from synthetic.services import MAX_DESCRIBED_PANEL_SIZE, MAX_PANEL_SIZE, MAX_PERMUTATIONS
 
@@ -18,10 +20,6 @@ ENGINE_CHOICES = [
     ("vllm", "vLLM (GPU machines)"),
 ]
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
-
-
-def default_model_dir() -> str:
-    return str(settings.MODELS_DIR / "smollm2-135m-instruct")
 
 
 def _read_upload(upload: Any, label: str) -> str:
@@ -49,12 +47,40 @@ class PanelImportForm(forms.Form):
         return data
 
 
+class ModelChoiceSelect(forms.Select):
+    """A select whose options carry their model's directory (`data-path`): static/js/model_choice.js
+    copies it into the path field, so the page shows the path that will be used."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.paths: dict[str, str] = {}
+
+    def create_option(self, name: str, value: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        option = super().create_option(name, value, *args, **kwargs)
+        if value in self.paths:
+            option["attrs"]["data-path"] = self.paths[value]
+        return option
+
+
 class BackendFields(forms.Form):
-    """Engine, model and connection fields shared by both run forms and the panel generator."""
+    """Engine, model and connection fields shared by both run forms and the panel generator.
+
+    `model_choices` (synthetic.model_choices: the default model, the registry's models of this
+    project and user) fill the `registered_model` select; a choice wins over the typed path and is
+    validated as that path would be. `model_spec()` passes the choice's key on, so the service
+    can record which model the run used."""
+
+    needs_model = True
 
     engine = forms.ChoiceField(choices=ENGINE_CHOICES, initial="transformers")
-    model = forms.CharField(max_length=500, help_text="Local model directory or .gguf under the models directory "
-                                                      "(transformers, vLLM), or the served model name (OpenAI).")
+    registered_model = forms.ChoiceField(
+        required=False, label="Registered model", widget=ModelChoiceSelect,
+        help_text="The default model or one from this project's model registry (transformers, vLLM); "
+                  "when chosen, the path below is not used.",
+    )
+    model = forms.CharField(max_length=500, required=False, widget=forms.TextInput(attrs={"size": 80}),
+                            help_text="Local model directory or .gguf under the models directory "
+                                      "(transformers, vLLM), or the served model name (OpenAI).")
     # Where OpenAI-compatible requests go is the operator's choice (synthetic.endpoints): the
     # researcher picks an endpoint by name; a free URL only where the operator allows it.
     endpoint = forms.ChoiceField(required=False, label="Inference endpoint",
@@ -64,12 +90,20 @@ class BackendFields(forms.Form):
     device = forms.CharField(initial="auto", max_length=20)
     batch_size = forms.IntegerField(min_value=1, max_value=4096, initial=8)
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, model_choices: Sequence[ModelChoice] = (), **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["model"].initial = default_model_dir()
         self.fields["endpoint"].choices = [("", "(none)"), *endpoints.choices()]
         if not endpoints.free_urls_allowed():
             del self.fields["base_url"]
+        self.model_choices = {c.key: c for c in model_choices}
+        if self.model_choices:
+            field = self.fields["registered_model"]
+            field.choices = [("", "(the path typed below)"), *((c.key, c.label) for c in model_choices)]
+            field.widget.paths = {c.key: c.path for c in model_choices}
+            field.widget.attrs["data-model-path-for"] = self["model"].auto_id
+        else:
+            del self.fields["registered_model"]
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -79,6 +113,9 @@ class BackendFields(forms.Form):
                                  "inference endpoints; choose an endpoint by name.")
         if "base_url" not in self.fields and self.data.get("base_url"):
             self.add_error(None, "This server does not accept free base URLs; choose an inference endpoint.")
+        self._apply_model_choice(data)
+        if self.needs_model and not data.get("model") and "model" not in self.errors:
+            self.add_error("model", "Give a model: its path (the served name for OpenAI), or a registered model above.")
         if data.get("model") and self.uses_backend(data):
             # The service checks again (a crafted request cannot skip the form); this names the field.
             try:
@@ -90,8 +127,28 @@ class BackendFields(forms.Form):
             self.add_error("endpoint", "Choose the endpoint that serves this model.")
         return data
 
+    def _apply_model_choice(self, data: dict[str, Any]) -> None:
+        """A chosen model's directory becomes data["model"] (the service checks it like a typed path)."""
+        engine = data.get("engine", "")
+        choice = self.model_choices.get(data.get("registered_model") or "")
+        if choice is None or not self.uses_backend(data):
+            data["registered_model"] = ""
+        elif not loads_local_model(engine):
+            self.add_error("registered_model", f"A registered model is a directory on this server: the {engine} "
+                                               "engine cannot load it; use transformers or vLLM.")
+        else:
+            data["model"] = choice.path
+
     def uses_backend(self, data: dict[str, Any]) -> bool:
         return True
+
+    def model_spec(self) -> dict[str, Any]:
+        """{"engine", "model"} and, where one was chosen, "registered_model" (the choice's key)."""
+        data = self.cleaned_data
+        spec = {"engine": data["engine"], "model": data["model"]}
+        if data.get("registered_model"):
+            spec["registered_model"] = data["registered_model"]
+        return spec
 
     def backend_options(self) -> dict[str, Any]:
         data = self.cleaned_data
@@ -106,6 +163,7 @@ class BackendFields(forms.Form):
 class PanelGenerateForm(BackendFields):
     """The generator; the engine fields are used only when a model writes the descriptions."""
 
+    needs_model = False  # only with describe_with_model (clean says so)
     name = forms.CharField(max_length=200)
     description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
     size = forms.IntegerField(min_value=1, max_value=MAX_PANEL_SIZE, initial=20)
@@ -144,7 +202,7 @@ class PanelGenerateForm(BackendFields):
         data = self.cleaned_data
         if not data["describe_with_model"]:
             return None
-        return {"engine": data["engine"], "model": data["model"], **self.backend_options()}
+        return {**self.model_spec(), **self.backend_options()}
 
 
 class TwinPanelForm(forms.Form):

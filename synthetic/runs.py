@@ -388,8 +388,7 @@ def generate_run(grun: GenerationRun, report: Reporter) -> None:
     backends = []
     try:
         for spec in grun.models_config:
-            options = {k: v for k, v in spec.items() if k not in ("engine", "model")}
-            config = services.backend_config(spec["engine"], spec["model"], options)
+            config = services.backend_config(spec["engine"], spec["model"], services.spec_backend_options(spec))
             report.log(f"loading {config.label}")
             backends.append(load_engine(config))
         for start in range(0, len(pending), GENERATION_CHUNK):

@@ -20,6 +20,7 @@ import logging
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import fields as dataclass_fields
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -32,7 +33,7 @@ from annotation.models import AnnotatorProfile, Item, Membership, Project, Ranki
 from annotation.services import delete_rankings
 from jobs import paths
 from jobs import services as jobs_services
-from synthetic import endpoints
+from synthetic import endpoints, model_choices
 from synthetic import personas as pure
 from synthetic.backends import (
     BackendConfig,
@@ -191,7 +192,9 @@ def generate_panel(
     """
     if not 1 <= size <= MAX_PANEL_SIZE:
         raise PanelError(f"panel size must be between 1 and {MAX_PANEL_SIZE}, got {size}")
-    config = _description_backend(describe_with, size) if describe_with is not None else None
+    config, source = (
+        _description_backend(describe_with, size, project, owner) if describe_with is not None else (None, None)
+    )
     quotas = dict(quotas or {})
     if match_annotators:
         if project is None:
@@ -213,26 +216,30 @@ def generate_panel(
             "model": config.label, "prompt_version": DEFAULT_DESCRIPTION_PROMPT,
             "fallbacks": sum(1 for p in personas if FALLBACK_KEY in p.attributes),
         }
+        if source:
+            recipe["descriptions"]["model_source"] = source
     return create_panel(
         owner=owner, name=name, personas=personas, source=PersonaPanel.Source.GENERATED,
         project=project, description=description, recipe=recipe,
     )
 
 
-def _description_backend(describe_with: dict[str, Any], size: int) -> BackendConfig:
+def _description_backend(
+    describe_with: dict[str, Any], size: int, project: Project | None, owner: AbstractBaseUser
+) -> tuple[BackendConfig, dict[str, Any] | None]:
     if size > MAX_DESCRIBED_PANEL_SIZE:
         raise PanelError(
             f"a model writes descriptions for at most {MAX_DESCRIBED_PANEL_SIZE} personas (inside this "
             f"request), got {size}: generate a smaller panel, or keep the template descriptions"
         )
     spec = dict(describe_with)
-    options = {k: v for k, v in spec.items() if k not in ("engine", "model")}
     try:
-        config = backend_config(str(spec.get("engine", "")), str(spec.get("model", "")), options)
+        config = backend_config(str(spec.get("engine", "")), str(spec.get("model", "")), spec_backend_options(spec))
+        source = model_source(project, owner, config, str(spec.get("registered_model") or ""))
         check_backend(config)
     except SyntheticRunError as exc:
         raise PanelError(str(exc)) from None
-    return config
+    return config, source
 
 
 def _describe(config: BackendConfig, personas: list[pure.Persona], seed: int) -> list[pure.Persona]:
@@ -289,6 +296,40 @@ def twin_panel(*, owner: AbstractBaseUser, project: Project, name: str, descript
 _BACKEND_FIELDS = (
     {f.name for f in dataclass_fields(BackendConfig)} - {"engine", "model", "base_urls", "api_key"}
 ) | endpoints.RUN_OPTIONS
+
+
+# The keys of a model spec ({"engine", "model", "registered_model", **backend options}) that are not options.
+MODEL_SPEC_KEYS = ("engine", "model", "registered_model")
+
+
+def spec_backend_options(spec: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in spec.items() if k not in MODEL_SPEC_KEYS}
+
+
+def model_source(
+    project: Project | None, owner: AbstractBaseUser, config: BackendConfig, key: str = "",
+    field: str = "registered_model",
+) -> dict[str, Any] | None:
+    """What a run records about its model, from synthetic.model_choices (the default model, the
+    registry's models): the record of the choice `key`, which must be one `owner` may use in
+    `project` and name config's directory; without a key, of the choice whose directory config's
+    model is; None for any other model. SyntheticRunError naming `field` for a bad key."""
+    local = loads_local_model(config.engine)
+    if not key and not local:
+        return None
+    if not local:
+        raise SyntheticRunError(f"{field}: a registered model is a directory on this server; the {config.engine} "
+                                "engine cannot load it")
+    resolved = Path(config.model).resolve()
+    choices = model_choices.model_choices(project, owner)
+    if not key:
+        return next((c.record for c in choices if Path(c.path).resolve() == resolved), None)
+    choice = next((c for c in choices if c.key == key), None)
+    if choice is None:
+        raise SyntheticRunError(f"{field}: {key!r} is not a model you can use in this project")
+    if Path(choice.path).resolve() != resolved:
+        raise SyntheticRunError(f"{field}: {choice.label} is {choice.path}, not {config.model}")
+    return choice.record
 
 
 def local_model_path(engine: str, model: str, field: str = "model") -> str:
@@ -417,9 +458,12 @@ def start_synthetic_run(
     permutations: int = 3,
     score_margin: float = 0.1,
     label_mass_threshold: float = 0.5,
+    registered_model: str = "",
 ) -> SyntheticRun:
-    """Validate everything (backend first), then store the run and queue it on commit."""
+    """Validate everything (backend first), then store the run and queue it on commit.
+    `registered_model` is the key of the synthetic.model_choices choice `model` came from."""
     config = backend_config(engine, model, backend_options)
+    source = model_source(project, owner, config, registered_model)
     check_backend(config)
     if method not in SyntheticRun.Method.values:
         raise SyntheticRunError(f"method: unknown method {method!r}; use {', '.join(SyntheticRun.Method.values)}")
@@ -435,6 +479,8 @@ def start_synthetic_run(
         "engine": engine, "model": model, "method": method, "panel": f"{panel.name} v{panel.version}",
         "items": len(chosen), "personas": panel.personas.count(), "seed": seed, "prompt_version": prompt_version,
     }
+    if source:
+        summary["model_source"] = source
     run = jobs_services.start_run("synthetic", owner, project, summary, name=name or f"{panel.name} × {config.label}")
     return SyntheticRun.objects.create(
         run=run, project=project, panel=panel, items=items, item_ids=[i.external_id for i in chosen],
@@ -527,17 +573,22 @@ def start_generation_run(
     seed: int = 0,
     name: str = "",
 ) -> GenerationRun:
-    """Validate the prompts and every model's backend, then store the run and queue it."""
+    """Validate the prompts and every model's backend, then store the run and queue it. A model
+    spec is {"engine", "model", "registered_model" (a synthetic.model_choices key, optional), **options}."""
     model_specs = [dict(m) for m in models]
-    configs = []
+    configs, sources = [], []
     for n, spec in enumerate(model_specs):
-        options = {k2: v for k2, v in spec.items() if k2 not in ("engine", "model")}
-        configs.append(backend_config(str(spec.get("engine", "")), str(spec.get("model", "")), options,
-                                      field=f"models[{n}].model"))
+        config = backend_config(str(spec.get("engine", "")), str(spec.get("model", "")), spec_backend_options(spec),
+                                field=f"models[{n}].model")
+        configs.append(config)
+        sources.append(model_source(project, owner, config, str(spec.get("registered_model") or ""),
+                                    field=f"models[{n}].registered_model"))
     for config in configs:
         check_backend(config)
     _check_generation(project, prompts, configs, k, temperature)
     summary = {"prompts": len(prompts), "models": [c.label for c in configs], "k": k, "seed": seed}
+    if any(sources):
+        summary["model_sources"] = sources
     run = jobs_services.start_run("generation", owner, project, summary, name=name or f"generate {k} × {len(prompts)}")
     return GenerationRun.objects.create(
         run=run, project=project, prompts=prompts, models_config=model_specs, k=k, seed=seed,

@@ -21,6 +21,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from annotation.models import Membership, Project, Ranking
 from synthetic import forms, services
+from synthetic.model_choices import model_choices
 from synthetic.models import GenerationRun, PersonaPanel, SyntheticRun
 
 JUDGMENTS_PER_PAGE = 50
@@ -97,7 +98,7 @@ def panel_import(request: HttpRequest, public_id: UUID) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def panel_generate(request: HttpRequest, public_id: UUID) -> HttpResponse:
     project = researcher_project(request, public_id)
-    form = forms.PanelGenerateForm(request.POST or None)
+    form = forms.PanelGenerateForm(request.POST or None, model_choices=model_choices(project, request.user))
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
@@ -160,7 +161,8 @@ def run_list(request: HttpRequest, public_id: UUID) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def run_create(request: HttpRequest, public_id: UUID) -> HttpResponse:
     project = researcher_project(request, public_id)
-    form = forms.SyntheticRunForm(request.POST or None, panels=project_panels(project, request.user))
+    form = forms.SyntheticRunForm(request.POST or None, panels=project_panels(project, request.user),
+                                  model_choices=model_choices(project, request.user))
     if request.method == "POST" and form.is_valid():
         try:
             srun = _start_synthetic(request, project, form)
@@ -183,7 +185,7 @@ def _start_synthetic(request: HttpRequest, project: Project, form: forms.Synthet
         allow_ties=data["allow_ties"], reasoning=data["reasoning"], both_orders=data["both_orders"],
         tie_margin=data["tie_margin"], temperature=data["temperature"], seed=data["seed"], name=data["name"],
         permutations=data["permutations"], score_margin=data["score_margin"],
-        label_mass_threshold=data["label_mass_threshold"],
+        label_mass_threshold=data["label_mass_threshold"], registered_model=data["registered_model"],
     )
 
 
@@ -191,13 +193,14 @@ def _start_synthetic(request: HttpRequest, project: Project, form: forms.Synthet
 @require_http_methods(["GET", "POST"])
 def generation_create(request: HttpRequest, public_id: UUID) -> HttpResponse:
     project = researcher_project(request, public_id)
-    form = forms.GenerationRunForm(request.POST or None, request.FILES or None)
+    form = forms.GenerationRunForm(request.POST or None, request.FILES or None,
+                                   model_choices=model_choices(project, request.user))
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
             grun = services.start_generation_run(
                 owner=request.user, project=project, prompts=services.parse_prompts_jsonl(data["jsonl"]),
-                models=[{"engine": data["engine"], "model": data["model"], **form.backend_options()}],
+                models=[{**form.model_spec(), **form.backend_options()}],
                 k=data["k"], temperature=data["temperature"], top_p=data["top_p"],
                 max_new_tokens=data["max_new_tokens"], seed=data["seed"], name=data["name"],
             )

@@ -11,14 +11,18 @@ import hashlib
 import json
 import re
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q, QuerySet
+from django.urls import reverse
 
 from jobs import paths
 from jobs.services import RunError, start_run
+from synthetic.model_choices import ModelChoice
 from training.models import Experiment, ExperimentCondition, RegisteredModel, TrainingRun
 
 SNAPSHOT_ID = re.compile(r"^[0-9a-f]{16}$")
@@ -131,6 +135,12 @@ def _check_model_dir(path: str, field: str = "path") -> Path:
     return resolved
 
 
+def external_lineage(name: str, base: str) -> dict[str, Any]:
+    """The lineage (ARCHITECTURE.md, every key) of a model we did not train: its base is where it came from."""
+    return {"model": name, "base": base, "recipe": "external", "objective": "", "snapshot": None, "config_hash": "",
+            "code_version": code_version(), "created_at": datetime.now(UTC).isoformat()}
+
+
 @transaction.atomic
 def register_base_model(*, owner: Any, project: Any, name: str, path: str = "", hub_id: str = "") -> RegisteredModel:
     """Register a base model from a directory under the model roots (`_check_model_dir`), or from a hub id that a worker
@@ -142,18 +152,15 @@ def register_base_model(*, owner: Any, project: Any, name: str, path: str = "", 
         raise TrainingError("path: give either a local directory or a hub id, not both")
     if path:
         resolved = _check_model_dir(path)
-        lineage = {"model": name, "base": str(resolved), "recipe": "external", "objective": "", "snapshot": None,
-                   "config_hash": "", "code_version": "", "created_at": ""}
         return RegisteredModel.objects.create(
             owner=owner, project=project, name=name, kind=RegisteredModel.Kind.BASE, path=str(resolved),
-            lineage=lineage, size_bytes=dir_size(resolved),
+            lineage=external_lineage(name, str(resolved)), size_bytes=dir_size(resolved),
         )
     if not HUB_ID.match(hub_id):
         raise TrainingError(f"hub_id: {hub_id!r} is not a hub id (owner/name)")
     model = RegisteredModel.objects.create(
         owner=owner, project=project, name=name, kind=RegisteredModel.Kind.BASE, hub_id=hub_id,
-        status=RegisteredModel.Status.FETCHING,
-        lineage={"model": name, "base": hub_id, "recipe": "external", "snapshot": None},
+        status=RegisteredModel.Status.FETCHING, lineage=external_lineage(name, hub_id),
     )
     run = start_run("model-fetch", owner, project, {"model": str(model.public_id), "hub_id": hub_id},
                     name=f"fetch {hub_id}")
@@ -178,6 +185,40 @@ def register_trained_model(training_run: TrainingRun) -> RegisteredModel:
         )
     ExperimentCondition.objects.filter(training_run=training_run, model__isnull=True).update(model=model)
     return model
+
+
+def usable_models(project: Any, user: Any) -> QuerySet[RegisteredModel]:
+    """Registered models `user` may use in `project`: the project's own, and the user's models that
+    belong to no project (a project of None: only those)."""
+    mine = Q(owner=user, project__isnull=True)
+    return RegisteredModel.objects.filter(mine | Q(project=project) if project is not None else mine)
+
+
+def check_usable(field: str, model: RegisteredModel, project: Any, owner: Any) -> None:
+    if not usable_models(project, owner).filter(pk=model.pk).exists():
+        raise TrainingError(f"{field}: model {model.name} is not one of this project's models")
+
+
+def model_choices(project: Any, user: Any) -> list[ModelChoice]:
+    """The ready registered models as choices of the synthetic forms (a rater's, a generation run's
+    or the panel generator's model); TrainingConfig.ready() registers this with synthetic.model_choices."""
+    models = usable_models(project, user).filter(status=RegisteredModel.Status.READY).exclude(path="")
+    return [ModelChoice(key=f"registry:{m.public_id}", label=_choice_label(m), path=m.path, record=model_record(m))
+            for m in models.select_related("project")]
+
+
+def _choice_label(model: RegisteredModel) -> str:
+    lineage = model.lineage or {}
+    if model.kind == RegisteredModel.Kind.TRAINED:
+        return f"{model.name} (trained: {lineage.get('recipe', '?')} on snapshot {lineage.get('snapshot') or '?'})"
+    return f"{model.name} (base model)"
+
+
+def model_record(model: RegisteredModel) -> dict[str, Any]:
+    """What a run that used `model` keeps about it: which model, where, and its lineage."""
+    url = reverse("training-model-detail", args=[model.project.public_id, model.public_id]) if model.project else ""
+    return {"provider": "training", "id": str(model.public_id), "name": model.name, "kind": model.kind,
+            "path": model.path, "lineage": model.lineage, "url": url}
 
 
 # ---------------------------------------------------------------- training runs
@@ -304,8 +345,10 @@ def start_training(
 ) -> TrainingRun:
     """Check the config, store the run and its TrainingRun, queue it on the gpu queue."""
     for field, model in (("base_model", base_model), ("ref_model", ref_model), *(("reward_models", m) for m in reward_models or [])):
-        if model is not None and not model.is_ready:
-            raise TrainingError(f"{field}: model {model.name} is not ready ({model.get_status_display()})")
+        if model is not None:
+            check_usable(field, model, project, owner)
+            if not model.is_ready:
+                raise TrainingError(f"{field}: model {model.name} is not ready ({model.get_status_display()})")
     check_project_snapshot(project, snapshot_id)
     launcher = launcher or settings.TRAINING_LAUNCHER
     output_dir = Path(settings.MODELS_DIR) / "trained" / str(uuid.uuid4())
@@ -334,18 +377,25 @@ def start_training(
 
 
 def code_version() -> str:
-    """The git commit of the code (read from .git without running git)."""
-    head = Path(settings.BASE_DIR) / ".git"
+    """The git commit of the code, read from .git without running git: a worktree's .git file names
+    its git dir, whose `commondir` holds the branches; a branch may also be in packed-refs."""
+    git = Path(settings.BASE_DIR) / ".git"
     try:
-        if head.is_file():  # a worktree: .git names the real git dir
-            head = Path(head.read_text().split(":", 1)[1].strip())
-        ref = (head / "HEAD").read_text().strip()
-        if ref.startswith("ref:"):
-            target = head / ref.split(" ", 1)[1]
-            if target.is_file():
-                return target.read_text().strip()[:12]
-            return ref.split("/")[-1]
-        return ref[:12]
+        if git.is_file():
+            git = (Path(settings.BASE_DIR) / git.read_text().split(":", 1)[1].strip()).resolve()
+        common = (git / (git / "commondir").read_text().strip()).resolve() if (git / "commondir").is_file() else git
+        head = (git / "HEAD").read_text().strip()
+        if not head.startswith("ref:"):
+            return head[:12]
+        ref = head.split(" ", 1)[1].strip()
+        for root in (git, common):
+            if (root / ref).is_file():
+                return (root / ref).read_text().strip()[:12]
+        packed = common / "packed-refs"
+        for line in packed.read_text().splitlines() if packed.is_file() else []:
+            if line.endswith(" " + ref):
+                return line.split(" ", 1)[0][:12]
+        return ref.split("/")[-1]
     except (OSError, IndexError):
         return "unknown"
 
@@ -399,6 +449,7 @@ def create_experiment(
     objective on the `both` snapshot."""
     if not name.strip():
         raise TrainingError("name: an experiment needs a name")
+    check_usable("base_model", base_model, project, owner)
     for pool in ("humans", "synthetic", "both"):
         if pool not in snapshots:
             raise TrainingError(f"snapshots.{pool}: the experiment needs a {pool} snapshot")

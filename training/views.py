@@ -6,17 +6,19 @@ app's websocket fragment; the charts poll `run_metrics` (the recipe's metrics.js
 """
 from __future__ import annotations
 
-import io
 import json
+import re
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_GET, require_http_methods
 
 from annotation.models import Project
@@ -96,19 +98,68 @@ def model_detail(request: HttpRequest, public_id: UUID, model_id: UUID) -> HttpR
 @login_required
 @require_GET
 def model_download(request: HttpRequest, public_id: UUID, model_id: UUID) -> HttpResponse:
-    """The model's HF directory as a zip (checkpoints left out)."""
+    """The model's HF directory as a zip (checkpoints left out; lineage.json added where the
+    directory has none), streamed: a real model is gigabytes and is never held in memory."""
     project = researcher_project(request, public_id)
     model = get_object_or_404(_models(project), public_id=model_id)
     files = services.model_files(model)
     if not files:
         raise Http404("This model has no files on this server.")
-    buffer = io.BytesIO()
-    folder = Path(model.path)
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for entry in files:
-            archive.write(folder / entry["name"], arcname=f"{model.name}/{entry['name']}")
-    buffer.seek(0)
-    return FileResponse(buffer, as_attachment=True, filename=f"{model.name}.zip", content_type="application/zip")
+    folder = _archive_folder(model.name)
+    entries = [(Path(model.path) / f["name"], f"{folder}/{f['name']}") for f in files]
+    extra = {} if any(f["name"] == "lineage.json" for f in files) else {
+        f"{folder}/lineage.json": json.dumps(model.lineage, indent=2).encode()}
+    response = StreamingHttpResponse(_zip_chunks(entries, extra), content_type="application/zip")
+    response["Content-Disposition"] = content_disposition_header(as_attachment=True, filename=f"{folder}.zip")
+    return response
+
+
+def _archive_folder(name: str) -> str:
+    """The zip's top folder: the model's name with nothing that could leave the folder (no `/`, `..`)."""
+    return re.sub(r"[^\w.-]+", "-", name).strip(".-") or "model"
+
+
+class _ZipStream:
+    """A write-only file for zipfile that hands on what was written so far (it cannot seek, so
+    zipfile writes each entry's sizes after its data)."""
+
+    def __init__(self) -> None:
+        self._chunks: list[bytes] = []
+
+    def write(self, data: bytes) -> int:
+        self._chunks.append(bytes(data))
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def take(self) -> bytes:
+        out = b"".join(self._chunks)
+        self._chunks.clear()
+        return out
+
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth")  # incompressible: stored as they are
+CHUNK_BYTES = 1 << 20
+
+
+def _zip_chunks(entries: list[tuple[Path, str]], extra: dict[str, bytes]) -> Iterator[bytes]:
+    return (chunk for chunk in _zip_parts(entries, extra) if chunk)
+
+
+def _zip_parts(entries: list[tuple[Path, str]], extra: dict[str, bytes]) -> Iterator[bytes]:
+    stream = _ZipStream()
+    with zipfile.ZipFile(stream, "w", zipfile.ZIP_DEFLATED) as archive:
+        for source, arcname in entries:
+            info = zipfile.ZipInfo.from_file(source, arcname)
+            info.compress_type = zipfile.ZIP_STORED if source.suffix in WEIGHT_SUFFIXES else zipfile.ZIP_DEFLATED
+            with open(source, "rb") as src, archive.open(info, "w") as dst:
+                while chunk := src.read(CHUNK_BYTES):
+                    dst.write(chunk)
+                    yield stream.take()
+        for arcname, data in extra.items():
+            archive.writestr(arcname, data)
+    yield stream.take()
 
 
 # ---------------------------------------------------------------- runs
