@@ -37,6 +37,8 @@ MAX_TASKS = 50
 # lm-eval bootstraps the standard error of metrics that are not means (F1, BLEU, ...); its
 # default of 100,000 resamples costs minutes on CPU for intervals that 1,000 give as well.
 BOOTSTRAP_ITERS = 1000
+# lm-eval's metrics that are shares of examples, whose intervals are clipped to [0, 1].
+PROPORTIONS = {"acc", "acc_norm", "acc_mutual_info", "exact_match", "em"}
 
 
 class HarnessFailure(RunFailure):
@@ -279,8 +281,9 @@ def _first_line(exc: BaseException) -> str:
 def metric_rows(output: dict[str, Any]) -> list[dict[str, Any]]:
     """lm-eval's results (`{"task": {"acc,none": 0.5, "acc_stderr,none": 0.2, ...}}`) as our
     metric rows: one per task and metric (its filter named unless "none"), category = the task,
-    a normal 95% interval from the standard error where it has a finite one, n = the samples
-    scored. NaN (lm-eval's "undefined") is stored as no value."""
+    a normal 95% interval (1.96 standard errors; clipped to [0, 1] for shares) where lm-eval
+    gives a finite standard error, n = the samples scored. NaN (lm-eval's "undefined") is
+    stored as no value."""
     counts = output.get("n-samples", {})
     rows = []
     for task, metrics in sorted(output.get("results", {}).items()):
@@ -289,13 +292,15 @@ def metric_rows(output: dict[str, Any]) -> list[dict[str, Any]]:
             metric, _, filter_name = key.partition(",")
             if not filter_name or metric.endswith("_stderr") or _number(value) is None and not _is_nan(value):
                 continue
-            stderr = _number(metrics.get(f"{metric}_stderr,{filter_name}"))
-            value = _number(value)
-            has_ci = value is not None and stderr is not None
+            value, stderr = _number(value), _number(metrics.get(f"{metric}_stderr,{filter_name}"))
+            low = high = None
+            if value is not None and stderr is not None:
+                low, high = value - 1.96 * stderr, value + 1.96 * stderr
+                if metric in PROPORTIONS:  # the normal interval of a share of 6 runs past 0 and 1
+                    low, high = max(low, 0.0), min(high, 1.0)
             rows.append({
                 "metric": metric if filter_name == "none" else f"{metric} ({filter_name})",
-                "scope": "category", "scope_value": task, "value": value,
-                "ci_low": value - 1.96 * stderr if has_ci else None, "ci_high": value + 1.96 * stderr if has_ci else None,
+                "scope": "category", "scope_value": task, "value": value, "ci_low": low, "ci_high": high,
                 "n": n if isinstance(n, int) else None,
             })
     return rows

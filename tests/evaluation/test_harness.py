@@ -18,6 +18,7 @@ from evaluation.services import start_evaluation
 from jobs.models import Run
 from jobs.runner import execute
 from jobs.services import RunError
+from tests.jobs.conftest import _migrated_sqlite_template, shared_db  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 REPO = Path(__file__).resolve().parents[2]
@@ -73,6 +74,13 @@ def test_metric_rows_turn_lm_eval_results_into_ours() -> None:
                            "ci_low": pytest.approx(0.5 - 0.196), "ci_high": pytest.approx(0.5 + 0.196), "n": 4}
     assert rows["acc_norm"]["ci_low"] is None and rows["acc_norm"]["value"] == 0.75
     assert rows["exact_match (strict)"]["ci_low"] == rows["exact_match (strict)"]["ci_high"] == 1.0
+
+
+def test_intervals_of_shares_stay_within_0_and_1_and_others_do_not() -> None:
+    output = {"results": {"t": {"acc,none": 0.95, "acc_stderr,none": 0.1, "perplexity,none": 3.0, "perplexity_stderr,none": 2.0}}}
+    rows = {r["metric"]: r for r in harness.metric_rows(output)}
+    assert (rows["acc"]["ci_low"], rows["acc"]["ci_high"]) == (pytest.approx(0.754), 1.0)
+    assert (rows["perplexity"]["ci_low"], rows["perplexity"]["ci_high"]) == (pytest.approx(3.0 - 3.92), pytest.approx(3.0 + 3.92))
 
 
 def test_metric_rows_keep_no_nan() -> None:
@@ -189,3 +197,57 @@ def test_a_built_in_task_whose_data_cannot_be_fetched_fails_with_one_line(owner,
     cause = run.error.splitlines()[0]
     assert cause.startswith("lm-eval task hellaswag: its data could not be loaded ("), cause
     assert not EvaluationResult.objects.filter(evaluation=erun).exists()
+
+
+# ---------------------------------------------------------------- the default mode: an engine child process
+
+
+@pytest.fixture
+def child_mode(settings, shared_db, monkeypatch, tmp_path):  # noqa: F811
+    settings.EVALUATION_ENGINE_SUBPROCESS = True
+    monkeypatch.setenv("DATABASE_URL", shared_db)  # the child opens the test's database
+    for name, value in (("RLCHF_MODELS_DIR", settings.MODELS_DIR), ("RLCHF_ARTIFACTS_DIR", settings.ARTIFACTS_DIR),
+                        ("RLCHF_VAR_DIR", settings.VAR_DIR)):
+        monkeypatch.setenv(name, str(value))
+
+
+def _researcher_and_project():
+    from django.contrib.auth import get_user_model
+
+    from annotation.services import create_project
+
+    owner = get_user_model().objects.create_user("res", password="x")
+    return owner, create_project(owner=owner, name="Eval", status="active")
+
+
+def test_in_the_child_a_task_without_its_data_fails_the_run_with_one_line(child_mode, settings, tiny_model_dir):
+    include = settings.VAR_DIR / "benchmarks" / "lm-eval"
+    _local_task(include, "rlchf_missing", "nowhere.jsonl")
+    owner, project = _researcher_and_project()
+    erun = start_evaluation(owner=owner, project=project,
+                            config=_config(tiny_model_dir, tasks=["rlchf_missing"], include_path=str(include)))
+    run = execute(erun.run.pk)
+    assert run.status == Run.Status.FAILED
+    cause = run.error.splitlines()[0]
+    assert cause.startswith("lm-eval task rlchf_missing: its data could not be loaded (") and "nowhere.jsonl" in cause, cause
+    assert cause.endswith("exited with code 1)")
+
+
+@pytest.mark.slow
+def test_smollm2_in_the_child_equals_our_own_scoring(child_mode, settings, monkeypatch):
+    from evaluation.engine import ScoringEngine
+    from synthetic.model_store import prepare_default_model
+
+    model_dir = prepare_default_model(REPO / "var" / "models" / "smollm2-135m-instruct")
+    settings.MODELS_DIR = model_dir.parent
+    monkeypatch.setenv("RLCHF_MODELS_DIR", str(model_dir.parent))
+    owner, project = _researcher_and_project()
+    erun = start_evaluation(owner=owner, project=project, config=_config(model_dir))
+    run = execute(erun.run.pk)
+    assert run.status == Run.Status.SUCCEEDED, run.error
+    assert "evaluation_engine" in run.log
+    results = _results(erun)
+    expected = _expected(ScoringEngine(model_dir, device="cpu"))
+    assert results["acc"].value == pytest.approx(expected["acc"]) and results["acc"].n == 6
+    assert results["acc_norm"].value == pytest.approx(expected["acc_norm"])
+    assert expected["acc"] > 0.25  # a real model beats chance on capitals; the tiny random one need not
