@@ -28,7 +28,6 @@ evaluation_engine <id>`, so a CUDA or out-of-memory crash fails the run, never t
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import logging
 import sys
@@ -156,15 +155,9 @@ def _clean_benchmark(raw: Any, n: int) -> dict[str, Any]:
 
 
 def _clean_lm_eval(bench: dict[str, Any], where: str) -> dict[str, Any]:
-    if importlib.util.find_spec("lm_eval") is None:
-        raise ValueError(
-            f"{where}: lm-evaluation-harness is not installed in this environment "
-            "(pip install lm-eval), so its tasks cannot run; our own benchmarks can"
-        )
-    tasks = bench.get("tasks")
-    if not isinstance(tasks, list) or not tasks or not all(isinstance(t, str) and t for t in tasks):
-        raise ValueError(f"{where}.tasks must list lm-evaluation-harness task names")
-    return bench
+    from evaluation import harness
+
+    return harness.clean(bench, where)
 
 
 def _check_reward_benchmarks(models: list[dict[str, Any]], benchmarks: list[Any]) -> None:
@@ -371,32 +364,12 @@ def _store_results(erun: EvaluationRun, model: dict[str, Any], task: Any, rows: 
 
 def run_lm_eval(erun: EvaluationRun, model: dict[str, Any], bench: dict[str, Any], config: dict[str, Any], report: Any) -> None:
     """Run lm-evaluation-harness's tasks on the model directory and store its numbers beside
-    ours (source "lm-eval"; version "lm-eval <its version>")."""
-    if importlib.util.find_spec("lm_eval") is None:
-        raise RuntimeError("lm-evaluation-harness (lm-eval) is not installed: the lm_eval benchmark cannot run")
-    import lm_eval
-    from lm_eval import simple_evaluate
+    ours (evaluation.harness: source "lm-eval", version "lm-eval <its version>")."""
+    from types import SimpleNamespace
+
+    from evaluation import harness
 
     report.check_cancelled()
-    device = config["device"] if config["device"] != "auto" else "cpu"
-    output = simple_evaluate(
-        model="hf", model_args=f"pretrained={model['path']}", tasks=bench["tasks"],
-        limit=bench.get("limit"), device=device, batch_size=bench.get("batch_size", 8),
-    )
-    rows = []
-    for task_name, metrics in (output or {}).get("results", {}).items():
-        for key, value in metrics.items():
-            if not isinstance(value, (int, float)) or key.endswith("_stderr") or "," not in key:
-                continue
-            metric = key.split(",")[0]
-            stderr = metrics.get(f"{metric}_stderr,{key.split(',', 1)[1]}")
-            ci = {"low": value - 1.96 * stderr, "high": value + 1.96 * stderr} if isinstance(stderr, (int, float)) else None
-            rows.append({"metric": metric, "scope": "category", "scope_value": task_name, "value": float(value),
-                         "ci_low": ci["low"] if ci else None, "ci_high": ci["high"] if ci else None, "n": None})
-
-    class _Bridge:
-        name = LM_EVAL
-        version = f"lm-eval {getattr(lm_eval, '__version__', '?')}"
-
-    _store_results(erun, model, _Bridge(), rows, source="lm-eval")
+    version, rows = harness.evaluate(model["path"], bench, config["device"], report.log)
+    _store_results(erun, model, SimpleNamespace(name=harness.BENCHMARK, version=version), rows, source="lm-eval")
     report.log(f"{model['name']} / lm-eval {', '.join(bench['tasks'])}: {len(rows)} numbers stored")

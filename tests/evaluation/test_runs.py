@@ -129,7 +129,7 @@ def test_a_stopped_run_resumes_from_its_stored_chunks(owner, project, tiny_model
         ({"benchmarks": [{"name": "preference", "snapshots": {"human": "../../etc"}}]}, "must be letters and digits"),
         ({"benchmarks": [{"name": "preference", "snapshots": {"human": "0000"}}]}, "snapshot 0000 does not exist"),
         ({"benchmarks": [{"name": "preference", "snapshots": {"human": SNAPSHOT}, "score": "dpo"}]}, "models tiny need a reference"),
-        ({"benchmarks": [{"name": "lm_eval", "tasks": ["hellaswag"]}]}, "lm-evaluation-harness is not installed"),
+        ({"benchmarks": [{"name": "lm_eval", "tasks": ["no_such_task"]}]}, "has no task, group or tag named 'no_such_task'"),
         ({"chunk_size": 0}, "chunk_size must be an integer"),
     ],
 )

@@ -3,17 +3,20 @@
     manage.py evaluation_engine <EvaluationRun id>
 
 Scores the pending chunks and stores them one by one; exits 3 when the run was cancelled,
-non-zero on any failure (the worker that started it then fails the run).
+1 on any failure after printing the traceback and one `run failed: <cause>` line, which the
+worker that started it puts first in the failed run's error.
 """
 from __future__ import annotations
 
+import sys
+import traceback
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from evaluation.models import EvaluationRun
 from evaluation.runs import evaluate_run
-from jobs.runner import Cancelled
+from jobs.runner import CAUSE_PREFIX, Cancelled, cause_line
 from synthetic.runs import ChildReporter
 
 CANCELLED_EXIT = 3
@@ -34,3 +37,8 @@ class Command(BaseCommand):
             evaluate_run(erun, ChildReporter(erun.run))
         except Cancelled:
             raise SystemExit(CANCELLED_EXIT) from None
+        except Exception as exc:
+            traceback.print_exc(file=sys.stdout)
+            sys.stdout.write(f"{CAUSE_PREFIX}{cause_line(exc)}\n")
+            sys.stdout.flush()
+            raise SystemExit(1) from None
