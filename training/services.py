@@ -8,14 +8,17 @@ node has, a hyperparameter we do not pass through) raises `TrainingError` naming
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import re
 import uuid
+import zipfile
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import QuerySet
 
 from jobs import paths
 from jobs.services import RunError, start_run
@@ -55,8 +58,19 @@ ONLY_FOR: dict[str, tuple[str, ...]] = {
 DEFAULT_LEARNING_RATE = {"sft": 2e-5, "dpo": 5e-7, "reward": 1e-5, "rl": 1e-6}
 
 
+# Metrics the run page charts (and the API returns), besides every group_weight/* and rewards/*.
+CHART_KEYS = ("loss", "rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins", "learning_rate",
+              "worst_group_loss", "accuracy", "margin", "reward", "mean_token_accuracy")
+
+
 class TrainingError(RunError):
     """A training run, model or experiment cannot be created as asked; the message names the field."""
+
+
+def error_field(exc: RunError) -> tuple[str, str]:
+    """The field a refusal names ("field: ...", "hyperparameters.field: ..."; its last part) and the message."""
+    message = str(exc).removeprefix("invalid config for a training run: ")
+    return message.split(":", 1)[0].split(".")[-1].strip(), message
 
 
 # ---------------------------------------------------------------- snapshots
@@ -106,6 +120,11 @@ def list_snapshots(project: Any) -> list[str]:
 # ---------------------------------------------------------------- models
 
 
+def project_models(project: Any) -> QuerySet[RegisteredModel]:
+    """The models a project's pages list and its runs may use."""
+    return RegisteredModel.objects.filter(project=project)
+
+
 def dir_size(path: Path) -> int:
     return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
 
@@ -116,6 +135,20 @@ def model_files(model: RegisteredModel) -> list[dict[str, Any]]:
         return []
     return [{"name": str(f.relative_to(root)), "size": f.stat().st_size}
             for f in sorted(root.rglob("*")) if f.is_file() and "checkpoint-" not in str(f.relative_to(root))]
+
+
+def model_zip(model: RegisteredModel) -> io.BytesIO | None:
+    """The model's HF directory as a zip (checkpoints left out), or None when it has no files here."""
+    files = model_files(model)
+    if not files:
+        return None
+    buffer = io.BytesIO()
+    folder = Path(model.path)
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for entry in files:
+            archive.write(folder / entry["name"], arcname=f"{model.name}/{entry['name']}")
+    buffer.seek(0)
+    return buffer
 
 
 def _check_model_dir(path: str, field: str = "path") -> Path:
@@ -331,6 +364,42 @@ def start_training(
     if reward_models:
         training.reward_models.set(reward_models)
     return training
+
+
+def run_summary(training: TrainingRun) -> dict[str, Any] | None:
+    """The recipe's rlchf_run.json (rows given / kept / dropped, precision, steps), once written."""
+    path = Path(training.output_dir) / "rlchf_run.json"
+    try:
+        return json.loads(path.read_text()) if path.is_file() else None
+    except ValueError:
+        return None  # being written right now
+
+
+def metric_series(training: TrainingRun) -> dict[str, dict[str, list[float]]]:
+    """Logged metrics by name, {"loss": {"step": [...], "value": [...]}, ...}, group weights included,
+    from the recipe's metrics.jsonl."""
+    series: dict[str, dict[str, list[float]]] = {}
+    path = Path(training.output_dir) / "metrics.jsonl"
+    if not path.is_file():
+        return series
+    seen: dict[tuple[str, int], int] = {}
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line being written right now
+        for key, value in row.items():
+            if (key in CHART_KEYS or key.startswith(("group_weight/", "rewards/"))) and isinstance(value, int | float):
+                entry = series.setdefault(key, {"step": [], "value": []})
+                # A resumed run logs its last steps again: keep the newest value per step.
+                index = seen.get((key, row["step"]))
+                if index is None:
+                    seen[(key, row["step"])] = len(entry["step"])
+                    entry["step"].append(row["step"])
+                    entry["value"].append(value)
+                else:
+                    entry["value"][index] = value
+    return series
 
 
 def code_version() -> str:

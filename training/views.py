@@ -6,10 +6,7 @@ app's websocket fragment; the charts poll `run_metrics` (the recipe's metrics.js
 """
 from __future__ import annotations
 
-import io
 import json
-import zipfile
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -24,9 +21,6 @@ from annotation.permissions import researched_project
 from training import forms, services
 from training.models import Experiment, RegisteredModel, TrainingRun
 
-CHART_KEYS = ("loss", "rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins", "learning_rate",
-              "worst_group_loss", "accuracy", "margin", "reward", "mean_token_accuracy")
-
 
 def researcher_project(request: HttpRequest, public_id: UUID) -> Project:
     """The project if the user is one of its researchers; 404 for everyone else."""
@@ -34,19 +28,12 @@ def researcher_project(request: HttpRequest, public_id: UUID) -> Project:
 
 
 def _models(project: Project) -> Any:
-    return RegisteredModel.objects.filter(project=project)
+    return services.project_models(project)
 
 
 def _run(project: Project, run_id: UUID) -> TrainingRun:
     return get_object_or_404(TrainingRun.objects.select_related("run", "base_model"), project=project,
                              run__public_id=run_id)
-
-
-def _apply_error(form: Any, exc: services.TrainingError) -> None:
-    """Put the service's message on the field it names ("field: ..."), else on the form."""
-    message = str(exc).removeprefix("invalid config for a training run: ")
-    field = message.split(":", 1)[0].split(".")[-1].strip()
-    form.add_error(field if field in form.fields else None, message)
 
 
 # ---------------------------------------------------------------- overview and models
@@ -71,14 +58,9 @@ def project_training(request: HttpRequest, public_id: UUID) -> HttpResponse:
 def model_register(request: HttpRequest, public_id: UUID) -> HttpResponse:
     project = researcher_project(request, public_id)
     form = forms.RegisterModelForm(request.POST)
-    if form.is_valid():
-        try:
-            model = services.register_base_model(owner=request.user, project=project, **form.cleaned_data)
-        except services.TrainingError as exc:
-            _apply_error(form, exc)
-        else:
-            messages.success(request, f"Model {model.name} registered.")
-            return redirect("training-model-detail", public_id=project.public_id, model_id=model.public_id)
+    if form.is_valid() and (model := form.register(owner=request.user, project=project)) is not None:
+        messages.success(request, f"Model {model.name} registered.")
+        return redirect("training-model-detail", public_id=project.public_id, model_id=model.public_id)
     context = {"project": project, "models": _models(project)[:50], "runs": [], "experiments": [], "form": form}
     return render(request, "training/project.html", context, status=400)
 
@@ -99,15 +81,9 @@ def model_download(request: HttpRequest, public_id: UUID, model_id: UUID) -> Htt
     """The model's HF directory as a zip (checkpoints left out)."""
     project = researcher_project(request, public_id)
     model = get_object_or_404(_models(project), public_id=model_id)
-    files = services.model_files(model)
-    if not files:
+    buffer = services.model_zip(model)
+    if buffer is None:
         raise Http404("This model has no files on this server.")
-    buffer = io.BytesIO()
-    folder = Path(model.path)
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for entry in files:
-            archive.write(folder / entry["name"], arcname=f"{model.name}/{entry['name']}")
-    buffer.seek(0)
     return FileResponse(buffer, as_attachment=True, filename=f"{model.name}.zip", content_type="application/zip")
 
 
@@ -120,17 +96,8 @@ def run_create(request: HttpRequest, public_id: UUID) -> HttpResponse:
     project = researcher_project(request, public_id)
     form = forms.TrainingRunForm(request.POST or None, models=_models(project), project=project)
     if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
-        try:
-            training = services.start_training(
-                owner=request.user, project=project, recipe=data["recipe"], objective=data["objective"],
-                base_model=data["base_model"], snapshot_id=data["snapshot_id"], hyperparameters=form.hyperparameters(),
-                ref_model=data["ref_model"], reward_models=list(data["reward_models"]), gpus=data["gpus"],
-                preset=data["preset"] or "", launcher=data["launcher"], name=data["name"],
-            )
-        except services.TrainingError as exc:
-            _apply_error(form, exc)
-        else:
+        training = form.start(owner=request.user, project=project)
+        if training is not None:
             return redirect("training-run-detail", public_id=project.public_id, run_id=training.run.public_id)
     status = 400 if form.errors else 200
     return render(request, "training/run_form.html", {"project": project, "form": form}, status=status)
@@ -143,13 +110,8 @@ def run_detail(request: HttpRequest, public_id: UUID, run_id: UUID) -> HttpRespo
     training = _run(project, run_id)
     model = RegisteredModel.objects.filter(training_run=training).first()
     context = {"project": project, "training": training, "run": training.run, "model": model,
-               "summary": _summary(training)}
+               "summary": services.run_summary(training)}
     return render(request, "training/run_detail.html", context)
-
-
-def _summary(training: TrainingRun) -> dict[str, Any] | None:
-    path = Path(training.output_dir) / "rlchf_run.json"
-    return json.loads(path.read_text()) if path.is_file() else None
 
 
 @login_required
@@ -158,27 +120,7 @@ def run_metrics(request: HttpRequest, public_id: UUID, run_id: UUID) -> JsonResp
     """Logged metrics by name: {"loss": {"step": [...], "value": [...]}, ...}; group weights included."""
     project = researcher_project(request, public_id)
     training = _run(project, run_id)
-    series: dict[str, dict[str, list[float]]] = {}
-    path = Path(training.output_dir) / "metrics.jsonl"
-    seen: dict[tuple[str, int], int] = {}
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line being written right now
-            for key, value in row.items():
-                if (key in CHART_KEYS or key.startswith(("group_weight/", "rewards/"))) and isinstance(value, int | float):
-                    entry = series.setdefault(key, {"step": [], "value": []})
-                    # A resumed run logs its last steps again: keep the newest value per step.
-                    index = seen.get((key, row["step"]))
-                    if index is None:
-                        seen[(key, row["step"])] = len(entry["step"])
-                        entry["step"].append(row["step"])
-                        entry["value"].append(value)
-                    else:
-                        entry["value"][index] = value
-    return JsonResponse({"status": training.run.status, "series": series})
+    return JsonResponse({"status": training.run.status, "series": services.metric_series(training)})
 
 
 # ---------------------------------------------------------------- experiments
@@ -190,18 +132,8 @@ def experiment_create(request: HttpRequest, public_id: UUID) -> HttpResponse:
     project = researcher_project(request, public_id)
     form = forms.ExperimentForm(request.POST or None, models=_models(project), project=project)
     if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
-        try:
-            experiment = services.create_experiment(
-                owner=request.user, project=project, name=data["name"], base_model=data["base_model"],
-                snapshots={"humans": data["snapshot_humans"], "synthetic": data["snapshot_synthetic"],
-                           "both": data["snapshot_both"]},
-                hyperparameters=form.hyperparameters(), seed=data["seed"], objective=data["objective"],
-                extra_objectives=[o for o in data["extra_objectives"] if o != data["objective"]],
-            )
-        except services.TrainingError as exc:
-            _apply_error(form, exc)
-        else:
+        experiment = form.create(owner=request.user, project=project)
+        if experiment is not None:
             return redirect("training-experiment-detail", public_id=project.public_id, experiment_id=experiment.public_id)
     status = 400 if form.errors else 200
     return render(request, "training/experiment_form.html", {"project": project, "form": form}, status=status)
