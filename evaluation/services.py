@@ -1,5 +1,5 @@
 """Evaluation workflows: start an evaluation run (models x benchmarks) as a job, for any models
-or for every condition of a training experiment."""
+or for every condition of a training experiment; start a blind comparison's generation run."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,8 +12,11 @@ from django.db import transaction
 from annotation.models import Project
 from evaluation.models import EvaluationRun
 from evaluation.runs import config_hash
+from jobs.models import Run
 from jobs.services import RunError, start_run
 from training.models import Experiment
+
+MAX_PER_CATEGORY = 100_000
 
 
 @transaction.atomic
@@ -44,6 +47,14 @@ def experiment_config(experiment: Experiment, *, per_category: int = 50, chunk_s
 
 
 def evaluate_experiment(*, owner: AbstractBaseUser, experiment: Experiment, per_category: int = 50) -> EvaluationRun:
+    if isinstance(per_category, bool) or not isinstance(per_category, int) or not 1 <= per_category <= MAX_PER_CATEGORY:
+        raise RunError(f"per_category: examples per BBQ category must be a whole number from 1 to {MAX_PER_CATEGORY}")
     config = experiment_config(experiment, per_category=per_category)
     return start_evaluation(owner=owner, project=experiment.project, config=config, name=f"Experiment {experiment.name}",
                             experiment=experiment)
+
+
+def start_blind_comparison(*, owner: AbstractBaseUser, project: Project, config: dict[str, Any]) -> Run:
+    """Queue the generation run of a blind comparison (evaluation.blind.clean_blind_config checks
+    `config`; RunError naming the problem otherwise); it creates the comparison when it is done."""
+    return start_run("blind-generation", owner, project, config, name="Blind comparison")
