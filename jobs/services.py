@@ -58,7 +58,7 @@ def clean_config(kind: str, config: Any) -> dict[str, Any]:
     if spec.validate is not None:
         try:
             config = spec.validate(config)
-        except (ValueError, TypeError, KeyError) as exc:
+        except (ValueError, TypeError, KeyError, OSError) as exc:  # OSError: a path the filesystem cannot hold
             raise RunError(f"invalid config for a {kind} run: {exc}") from None
         except ValidationError as exc:
             raise RunError(f"invalid config for a {kind} run: {'; '.join(exc.messages)}") from None

@@ -159,7 +159,11 @@ def _check_model_dir(path: str, field: str = "path") -> Path:
         resolved = paths.resolve_model_path(path, field, relative_to=Path(settings.MODELS_DIR))
     except paths.PathNotAllowed as exc:
         raise TrainingError(str(exc)) from None
-    if not (resolved / "config.json").is_file():
+    try:
+        is_model = (resolved / "config.json").is_file()
+    except OSError:  # a name longer than the filesystem allows (ENAMETOOLONG was a 500)
+        is_model = False
+    if not is_model:
         raise TrainingError(f"{field}: {resolved} is not a model directory (no config.json)")
     return resolved
 

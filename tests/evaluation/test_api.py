@@ -151,6 +151,14 @@ def test_unknown_benchmark_and_chunk_size_are_named_inside_config(world, owner):
         assert response.status_code == 400 and message in response.json()["config"][0], response.json()
 
 
+def test_a_path_longer_than_the_filesystem_allows_is_refused(world, owner):
+    config = eval_config(world["tiny"], models=[{"name": "t", "path": str(world["tiny"].parent / ("a" * 300))}])
+    before = _state()
+    response = api(owner).post(f"/api/v1/projects/{world['p']}/evaluation-runs/", {"config": config}, format="json")
+    assert response.status_code == 400 and "File name too long" in response.json()["config"][0]
+    assert _state() == before
+
+
 def test_a_number_json_cannot_carry_is_refused(world, owner):
     """1e999 parses as infinity: the BBQ seed's int() raised OverflowError, a server error."""
     config = '{"models": [{"name": "t", "path": "%s"}], "benchmarks": [{"name": "bbq", "seed": 1e999}]}'

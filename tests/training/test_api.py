@@ -135,6 +135,7 @@ def test_register_from_a_directory_and_from_a_hub_id(world, django_capture_on_co
         ({"name": ["a", "b"], "path": "tiny"}, "name", "single value"),
         ({"name": "typo", "pth": "tiny"}, "pth", "unknown field"),
         ({"name": "x" * 201, "path": "tiny"}, "name", "at most 200"),
+        ({"name": "long", "path": "a" * 300}, "path", "is not a model directory"),  # ENAMETOOLONG was a 500
     ],
 )
 def test_register_refuses_with_the_field_named(world, body, field, message):
