@@ -26,6 +26,7 @@ OBJECTIVE_CHOICES = [
     ("egalitarian", "RL: egalitarian welfare (min, MaxMin-RLHF)"),
     ("nash", "RL: Nash welfare (product of group utilities)"),
 ]
+DPO_OBJECTIVE_CHOICES = OBJECTIVE_CHOICES[:4]
 PRESET_CHOICES = [(p, p or "none (one process per GPU, plain DDP)") for p in services.PRESETS]
 HYPER_FIELDS = ("learning_rate", "max_steps", "per_device_train_batch_size", "gradient_accumulation_steps",
                 "max_length", "seed", "beta", "loss_type", "use_peft", "lora_r", "lora_alpha", "group_by",
@@ -154,8 +155,8 @@ class ExperimentForm(forms.Form):
     snapshot_humans = forms.ChoiceField(choices=[], label="Snapshot: humans")
     snapshot_synthetic = forms.ChoiceField(choices=[], label="Snapshot: synthetic raters")
     snapshot_both = forms.ChoiceField(choices=[], label="Snapshot: both")
-    objective = forms.ChoiceField(choices=OBJECTIVE_CHOICES[:4], initial="trl")
-    extra_objectives = forms.MultipleChoiceField(choices=OBJECTIVE_CHOICES[:4], required=False,
+    objective = forms.ChoiceField(choices=DPO_OBJECTIVE_CHOICES, initial="trl")
+    extra_objectives = forms.MultipleChoiceField(choices=DPO_OBJECTIVE_CHOICES, required=False,
                                                  widget=forms.CheckboxSelectMultiple,
                                                  help_text="One more condition per objective, on the 'both' snapshot.")
     learning_rate = forms.FloatField(initial=5e-7)
