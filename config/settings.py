@@ -208,6 +208,17 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
+    # Choice sets sharing a field name (status, kind, objective) across the apps' APIs: named here,
+    # or drf-spectacular gives them hashed names (and renamed the annotation API's StatusEnum and KindEnum).
+    "ENUM_NAME_OVERRIDES": {
+        "StatusEnum": "annotation.models.Project.Status",
+        "KindEnum": "annotation.models.Rater.Kind",
+        "RunStatusEnum": "jobs.models.Run.Status",
+        "ModelStatusEnum": "training.models.RegisteredModel.Status",
+        "ModelKindEnum": "training.models.RegisteredModel.Kind",
+        "TrainingObjectiveEnum": "training.forms.OBJECTIVE_CHOICES",
+        "DpoObjectiveEnum": "training.forms.DPO_OBJECTIVE_CHOICES",
+    },
 }
 
 # Assignment leases: an item handed to an annotator is held this long, then returns to the pool.

@@ -15,6 +15,7 @@ urlpatterns = [
     path("api/v1/", include("aggregation.api_urls")),
     path("api/v1/", include("training.api_urls")),
     path("api/v1/", include("evaluation.api_urls")),
+    path("api/v1/", include("jobs.api_urls")),
     path("jobs/", include("jobs.urls")),
     path("synthetic/", include("synthetic.urls")),
     path("aggregation/", include("aggregation.urls")),

@@ -142,12 +142,18 @@ def to_csv(report: Report) -> str:
     return out.getvalue()
 
 
-def to_json(report: Report) -> str:
-    return json.dumps({
+def report_data(report: Report) -> dict[str, Any]:
+    """The report as JSON data: the run, its conditions with their lineage, the welfare view and
+    one row per number (`long_rows`); the JSON export and the API's report."""
+    return {
         "run": str(report.erun.run.public_id), "config_hash": report.config_hash, "config": report.erun.run.config,
         "conditions": [{"name": c.name, "path": c.path, "kind": c.kind, "lineage": c.lineage} for c in report.conditions],
         "welfare": report.welfare, "results": long_rows(report),
-    }, indent=1)
+    }
+
+
+def to_json(report: Report) -> str:
+    return json.dumps(report_data(report), indent=1)
 
 
 def fmt(cell: dict[str, Any] | None) -> str:

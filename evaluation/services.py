@@ -1,5 +1,6 @@
 """Evaluation workflows: start an evaluation run (models x benchmarks) as a job, for any models
-or for every condition of a training experiment; offer the project's registered reward models."""
+or for every condition of a training experiment; start a blind comparison's generation run; offer the
+project's registered reward models."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,8 +13,11 @@ from django.db import transaction
 from annotation.models import Project
 from evaluation.models import EvaluationRun
 from evaluation.runs import REWARD_MODEL, config_hash, sequence_classifier
+from jobs.models import Run
 from jobs.services import RunError, start_run
 from training.models import Experiment, RegisteredModel, TrainingRun
+
+MAX_PER_CATEGORY = 100_000
 
 
 @transaction.atomic
@@ -44,6 +48,8 @@ def experiment_config(experiment: Experiment, *, per_category: int = 50, chunk_s
 
 
 def evaluate_experiment(*, owner: AbstractBaseUser, experiment: Experiment, per_category: int = 50) -> EvaluationRun:
+    if isinstance(per_category, bool) or not isinstance(per_category, int) or not 1 <= per_category <= MAX_PER_CATEGORY:
+        raise RunError(f"per_category: examples per BBQ category must be a whole number from 1 to {MAX_PER_CATEGORY}")
     config = experiment_config(experiment, per_category=per_category)
     return start_evaluation(owner=owner, project=experiment.project, config=config, name=f"Experiment {experiment.name}",
                             experiment=experiment)
@@ -88,3 +94,9 @@ def with_reward_model(config: dict[str, Any], model: RegisteredModel) -> tuple[d
         notes.append(f"A reward model cannot score {', '.join(refused)}: remove them, or evaluate the reward model in a run "
                      f"of its own, on {', '.join(usable)}.")
     return {**config, "models": [*models, entry]}, notes
+
+
+def start_blind_comparison(*, owner: AbstractBaseUser, project: Project, config: dict[str, Any]) -> Run:
+    """Queue the generation run of a blind comparison (evaluation.blind.clean_blind_config checks
+    `config`; RunError naming the problem otherwise); it creates the comparison when it is done."""
+    return start_run("blind-generation", owner, project, config, name="Blind comparison")

@@ -10,22 +10,24 @@ from uuid import UUID
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from annotation.models import Project
-from annotation.permissions import researched_project
 from evaluation import report as reports
 from evaluation.blind import blind_results
 from evaluation.models import BlindComparison, EvaluationRun
+from evaluation.permissions import evaluation_project
 from evaluation.services import (
+    MAX_PER_CATEGORY,
     evaluate_experiment,
     reward_models,
+    start_blind_comparison,
     start_evaluation,
     with_reward_model,
 )
-from jobs.services import RunError, start_run
+from jobs.services import RunError
 from training.models import Experiment
 
 EXPORTS = {
@@ -37,9 +39,7 @@ EXPORTS = {
 
 def researcher_project(request: HttpRequest, public_id: UUID) -> Project:
     """The project if the user is one of its researchers (and may create projects); else 404."""
-    if not request.user.has_perm("annotation.add_project"):
-        raise Http404("No such project.")
-    return researched_project(request.user, public_id)
+    return evaluation_project(request.user, public_id)
 
 
 def default_config() -> dict[str, Any]:
@@ -144,7 +144,7 @@ def blind_create(request: HttpRequest, public_id: UUID) -> HttpResponse:
             error = f"config is not valid JSON: line {exc.lineno}, column {exc.colno}: {exc.msg}"
         else:
             try:
-                run = start_run("blind-generation", request.user, project, config, name="Blind comparison")
+                run = start_blind_comparison(owner=request.user, project=project, config=config)
             except RunError as exc:
                 error = str(exc)
             else:
@@ -191,10 +191,10 @@ def experiment_evaluate(request: HttpRequest, public_id: UUID, experiment_id: UU
     experiment = get_object_or_404(Experiment, project=project, public_id=experiment_id)
     try:
         per_category = int(request.POST.get("per_category", "50"))
-        if not 1 <= per_category <= 100_000:
+        if not 1 <= per_category <= MAX_PER_CATEGORY:
             raise ValueError
     except ValueError:
-        messages.error(request, "Examples per BBQ category must be a whole number from 1 to 100000.")
+        messages.error(request, f"Examples per BBQ category must be a whole number from 1 to {MAX_PER_CATEGORY}.")
         return redirect("evaluation-experiment", public_id=project.public_id, experiment_id=experiment.public_id)
     try:
         erun = evaluate_experiment(owner=request.user, experiment=experiment, per_category=per_category)

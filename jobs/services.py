@@ -50,10 +50,15 @@ def clean_config(kind: str, config: Any) -> dict[str, Any]:
         raise RunError(str(exc)) from None
     if not isinstance(config, dict):
         raise RunError(f"config of a {kind} run must be a JSON object, got {type(config).__name__}")
+    try:
+        # JSON parsers read 1e999 as infinity, which no validator expects and PostgreSQL's jsonb refuses.
+        json.dumps(config, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise RunError(f"config of a {kind} run is not plain JSON (a number too large, or not a number): {exc}") from None
     if spec.validate is not None:
         try:
             config = spec.validate(config)
-        except (ValueError, TypeError, KeyError) as exc:
+        except (ValueError, TypeError, KeyError, OSError) as exc:  # OSError: a path the filesystem cannot hold
             raise RunError(f"invalid config for a {kind} run: {exc}") from None
         except ValidationError as exc:
             raise RunError(f"invalid config for a {kind} run: {'; '.join(exc.messages)}") from None

@@ -11,6 +11,8 @@ import hashlib
 import json
 import re
 import uuid
+import zipfile
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -59,8 +61,19 @@ ONLY_FOR: dict[str, tuple[str, ...]] = {
 DEFAULT_LEARNING_RATE = {"sft": 2e-5, "dpo": 5e-7, "reward": 1e-5, "rl": 1e-6}
 
 
+# Metrics the run page charts (and the API returns), besides every group_weight/* and rewards/*.
+CHART_KEYS = ("loss", "rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins", "learning_rate",
+              "worst_group_loss", "accuracy", "margin", "reward", "mean_token_accuracy")
+
+
 class TrainingError(RunError):
     """A training run, model or experiment cannot be created as asked; the message names the field."""
+
+
+def error_field(exc: RunError) -> tuple[str, str]:
+    """The field a refusal names ("field: ...", "hyperparameters.field: ..."; its last part) and the message."""
+    message = str(exc).removeprefix("invalid config for a training run: ")
+    return message.split(":", 1)[0].split(".")[-1].strip(), message
 
 
 # ---------------------------------------------------------------- snapshots
@@ -110,6 +123,11 @@ def list_snapshots(project: Any) -> list[str]:
 # ---------------------------------------------------------------- models
 
 
+def project_models(project: Any) -> QuerySet[RegisteredModel]:
+    """The models a project's pages list and its runs may use."""
+    return RegisteredModel.objects.filter(project=project)
+
+
 def dir_size(path: Path) -> int:
     return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
 
@@ -122,6 +140,68 @@ def model_files(model: RegisteredModel) -> list[dict[str, Any]]:
             for f in sorted(root.rglob("*")) if f.is_file() and "checkpoint-" not in str(f.relative_to(root))]
 
 
+def model_zip(model: RegisteredModel) -> tuple[Iterator[bytes], str] | None:
+    """The model's HF directory as a streamed zip (checkpoints left out; lineage.json added where the
+    directory has none) and its file name, or None when it has no files here. A real model is
+    gigabytes: it is never held in memory."""
+    files = model_files(model)
+    if not files:
+        return None
+    folder = _archive_folder(model.name)
+    entries = [(Path(model.path) / f["name"], f"{folder}/{f['name']}") for f in files]
+    extra = {} if any(f["name"] == "lineage.json" for f in files) else {
+        f"{folder}/lineage.json": json.dumps(model.lineage, indent=2).encode()}
+    return _zip_chunks(entries, extra), f"{folder}.zip"
+
+
+def _archive_folder(name: str) -> str:
+    """The zip's top folder: the model's name with nothing that could leave the folder (no `/`, `..`)."""
+    return re.sub(r"[^\w.-]+", "-", name).strip(".-") or "model"
+
+
+class _ZipStream:
+    """A write-only file for zipfile that hands on what was written so far (it cannot seek, so
+    zipfile writes each entry's sizes after its data)."""
+
+    def __init__(self) -> None:
+        self._chunks: list[bytes] = []
+
+    def write(self, data: bytes) -> int:
+        self._chunks.append(bytes(data))
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def take(self) -> bytes:
+        out = b"".join(self._chunks)
+        self._chunks.clear()
+        return out
+
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth")  # incompressible: stored as they are
+CHUNK_BYTES = 1 << 20
+
+
+def _zip_chunks(entries: list[tuple[Path, str]], extra: dict[str, bytes]) -> Iterator[bytes]:
+    return (chunk for chunk in _zip_parts(entries, extra) if chunk)
+
+
+def _zip_parts(entries: list[tuple[Path, str]], extra: dict[str, bytes]) -> Iterator[bytes]:
+    stream = _ZipStream()
+    with zipfile.ZipFile(stream, "w", zipfile.ZIP_DEFLATED) as archive:
+        for source, arcname in entries:
+            info = zipfile.ZipInfo.from_file(source, arcname)
+            info.compress_type = zipfile.ZIP_STORED if source.suffix in WEIGHT_SUFFIXES else zipfile.ZIP_DEFLATED
+            with open(source, "rb") as src, archive.open(info, "w") as dst:
+                while chunk := src.read(CHUNK_BYTES):
+                    dst.write(chunk)
+                    yield stream.take()
+        for arcname, data in extra.items():
+            archive.writestr(arcname, data)
+    yield stream.take()
+
+
 def _check_model_dir(path: str, field: str = "path") -> Path:
     """A model directory must lie under the operator's model roots (jobs.paths: MODELS_DIR,
     ARTIFACTS_DIR, EXTRA_MODEL_DIRS; no user value names a file elsewhere) and hold config.json.
@@ -130,7 +210,11 @@ def _check_model_dir(path: str, field: str = "path") -> Path:
         resolved = paths.resolve_model_path(path, field, relative_to=Path(settings.MODELS_DIR))
     except paths.PathNotAllowed as exc:
         raise TrainingError(str(exc)) from None
-    if not (resolved / "config.json").is_file():
+    try:
+        is_model = (resolved / "config.json").is_file()
+    except OSError:  # a name longer than the filesystem allows (ENAMETOOLONG was a 500)
+        is_model = False
+    if not is_model:
         raise TrainingError(f"{field}: {resolved} is not a model directory (no config.json)")
     return resolved
 
@@ -374,6 +458,42 @@ def start_training(
     if reward_models:
         training.reward_models.set(reward_models)
     return training
+
+
+def run_summary(training: TrainingRun) -> dict[str, Any] | None:
+    """The recipe's rlchf_run.json (rows given / kept / dropped, precision, steps), once written."""
+    path = Path(training.output_dir) / "rlchf_run.json"
+    try:
+        return json.loads(path.read_text()) if path.is_file() else None
+    except ValueError:
+        return None  # being written right now
+
+
+def metric_series(training: TrainingRun) -> dict[str, dict[str, list[float]]]:
+    """Logged metrics by name, {"loss": {"step": [...], "value": [...]}, ...}, group weights included,
+    from the recipe's metrics.jsonl."""
+    series: dict[str, dict[str, list[float]]] = {}
+    path = Path(training.output_dir) / "metrics.jsonl"
+    if not path.is_file():
+        return series
+    seen: dict[tuple[str, int], int] = {}
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line being written right now
+        for key, value in row.items():
+            if (key in CHART_KEYS or key.startswith(("group_weight/", "rewards/"))) and isinstance(value, int | float):
+                entry = series.setdefault(key, {"step": [], "value": []})
+                # A resumed run logs its last steps again: keep the newest value per step.
+                index = seen.get((key, row["step"]))
+                if index is None:
+                    seen[(key, row["step"])] = len(entry["step"])
+                    entry["step"].append(row["step"])
+                    entry["value"].append(value)
+                else:
+                    entry["value"][index] = value
+    return series
 
 
 def code_version() -> str:

@@ -90,15 +90,16 @@ def test_json_no_database_stores_is_a_400(project, owner, raw):
 
 # ---------------------------------------------------------------- schemathesis over the whole schema
 
-# Bounded: every operation gets this many generated requests (about 20 operations); the whole
-# run takes well under a minute on the 2-core test machine.
+# Bounded: every operation gets this many generated requests (about 60 operations).
 FUZZ_EXAMPLES = 15
 
 
 @pytest.fixture
-def fuzz_world(project, owner, annotator, annotator2):
+def fuzz_world(project, owner, annotator, annotator2, tmp_path):
     """Real objects for the path parameters, and tokens: the owner (a researcher with the
-    add_project permission) and an annotator holding a lease and a ranking of their own."""
+    add_project permission) and an annotator holding a lease and a ranking of their own; a
+    registered model, a training run, an experiment, an evaluation run with results and a blind
+    comparison in the owner's project (rows only: nothing is trained or scored)."""
     from django.contrib.auth.models import Permission
     from rest_framework.authtoken.models import Token
 
@@ -112,7 +113,28 @@ def fuzz_world(project, owner, annotator, annotator2):
         "project": str(project.public_id), "item": project.items.order_by("pk").first().pk,
         "assignment": str(lease.public_id), "ranking": ranking.pk,
         "owner": Token.objects.create(user=owner).key, "annotator": Token.objects.create(user=annotator).key,
+        **_training_and_evaluation(project, owner, tmp_path),
     }
+
+
+def _training_and_evaluation(project, owner, tmp_path) -> dict:  # noqa: ANN001
+    from evaluation.blind import create_blind_project
+    from jobs.models import Run
+    from tests.evaluation.report_data import make_report_run
+    from training.models import Experiment, ExperimentCondition, RegisteredModel, TrainingRun
+
+    model = RegisteredModel.objects.create(owner=owner, project=project, name="m", kind="base", path=str(tmp_path))
+    run = Run.objects.create(kind="training", owner=owner, project=project, queue="gpu",
+                             config={"recipe": "dpo", "hyperparameters": {}, "gpus": 0, "preset": ""})
+    TrainingRun.objects.create(run=run, project=project, recipe="dpo", base_model=model, snapshot_id="0" * 16,
+                               output_dir=str(tmp_path / "out"), config_hash="0" * 16)
+    experiment = Experiment.objects.create(owner=owner, project=project, name="e", base_model=model)
+    ExperimentCondition.objects.create(experiment=experiment, name="base", feedback="base", model=model)
+    erun = make_report_run(owner, project, tmp_path)
+    blind = create_blind_project(owner=owner, source_project=project, name="b", prompts=[{"id": "q", "prompt": "Q?"}],
+                                 generations={"a": ["A"], "b": ["B"]})
+    return {"model": str(model.public_id), "training_run": str(run.public_id), "experiment": str(experiment.public_id),
+            "evaluation_run": str(erun.run.public_id), "comparison": blind.pk}
 
 
 @pytest.fixture
@@ -138,8 +160,11 @@ def _path_ids(path: str, world: dict) -> tuple[dict, str]:
     """Real object ids for the path's parameters, and whose token the request carries."""
     if path.startswith("/api/v1/assignments/"):
         return {"public_id": world["assignment"]}, world["annotator"]
+    run = world["evaluation_run"] if path.startswith("/api/v1/evaluation-runs/") else world["training_run"]
     ids = {"project_id": world["project"], "public_id": world["project"],
-           "id": world["ranking"] if path.startswith("/api/v1/rankings/") else world["item"]}
+           "id": world["ranking"] if path.startswith("/api/v1/rankings/") else world["item"],
+           "model_id": world["model"], "run_id": run, "experiment_id": world["experiment"],
+           "comparison_id": world["comparison"]}
     return {name: value for name, value in ids.items() if "{" + name + "}" in path}, world["owner"]
 
 
@@ -176,7 +201,7 @@ def test_no_generated_request_gets_a_server_error(api_schema, fuzz_world):
     failures: list[str] = []
     unsatisfiable: list[str] = []
     operations = [result.ok() for result in api_schema.get_all_operations()]
-    assert len(operations) >= 20  # the schema was read, with every operation
+    assert len(operations) >= 50  # the schema was read, with every operation (training and evaluation too)
     for operation in operations:
         ids, token = _path_ids(operation.path, fuzz_world)
         # Invalid inputs need something to make invalid: the path's ids are fixed, so an operation
