@@ -1,28 +1,36 @@
 """Judge quality: does a synthetic rater's method agree with known human preferences?
 
-    .venv/bin/python benchmarks/judge_quality.py [--pairs 200] [--model-dir DIR] [--device cpu]
+    .venv/bin/python benchmarks/judge_quality.py [--pairs 200] [--methods pairwise-both,pointwise]
+        [--model-dir DIR] [--device cpu] [--batch-size 8]
 
 On the first N valid pairs of the shipped hh-rlhf test file (data/hh-rlhf, harmlessness; the
 human-chosen response is known), one neutral persona judges every pair with each method, on the
 default model (SmolLM2-135M-Instruct, var/models/smollm2-135m-instruct):
 
-- listwise, one order         (constrained ranking, no debiasing: permutations = 1)
-- listwise, debiased          (both orders, combined by Borda: permutations = 2)
-- pairwise, one order         (P(A) vs P(B) of the next token, one seeded order per pair)
-- pairwise, both orders       (the two orders averaged)
-- pointwise                   (each response's expected 1-5 rating, alone)
+- `listwise`           one order (constrained ranking, no debiasing: permutations = 1)
+- `listwise-debiased`  both orders, combined by Borda (permutations = 2)
+- `pairwise-both`      P(A) vs P(B) of the next token, the two orders averaged
+- `pairwise`           the same, one seeded order per pair
+- `pointwise`          each response's expected 1-5 rating, alone
+
+`--methods` picks a subset (comma-separated, run in this order). The model is loaded once for all
+methods; each method's line is printed as soon as it finishes, with progress lines in between.
+A one-order pair is one of the two both-order requests, word for word, so when both pairwise
+methods run, the second reuses the first's answers instead of recomputing them; its judgments
+per second still charge every request it needed at the engine time measured when it was computed.
 
 Per method it prints: accuracy against the human label (chosen ranked above rejected; a tie
 counts 1/2) with a 95% normal interval; the share of ties (no decision); the share of
 position-driven answers (both-order methods: the answer flipped with the order; one-order
 methods: the first-shown response won, 50% by chance); the share of low-confidence judgments
-(label mass below 0.5); failures; and judgments per second (wall clock, this machine, noisy
+(label mass below 0.5); failures; and judgments per second (engine time, this machine, noisy
 when it is shared). The prompt is the conversation's last human turn (earlier turns are left out).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import math
 import os
@@ -30,6 +38,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -42,7 +51,14 @@ import django  # noqa: E402
 django.setup()
 
 from annotation.importers import load_hh_rlhf_sample  # noqa: E402
-from synthetic.backends import BackendConfig, load_backend  # noqa: E402
+from synthetic.backends import (  # noqa: E402
+    BackendConfig,
+    Conversation,
+    GenerationOutput,
+    GenerationParams,
+    RankingSpec,
+    load_backend,
+)
 from synthetic.backends.base import Backend  # noqa: E402
 from synthetic.judging import (  # noqa: E402
     JudgeItem,
@@ -50,7 +66,7 @@ from synthetic.judging import (  # noqa: E402
     JudgmentRecord,
     Method,
     ResponseText,
-    judge_batch,
+    iter_judgments,
 )
 from synthetic.judging.signal import order_flip  # noqa: E402
 from synthetic.personas import Persona  # noqa: E402
@@ -60,21 +76,71 @@ DATA = REPO / "data" / "hh-rlhf" / "harmless-base_test.jsonl.gz"
 PERSONA = Persona(
     "neutral", "You are a thoughtful adult who values answers that are helpful, honest and harmless.", {}
 )
-# Large chunks: this measures quality and throughput, not progress reporting.
-CHUNK = 64
-METHODS = {
-    "listwise, one order": JudgeOptions(permutations=1, chunk_size=CHUNK),
-    "listwise, debiased (2 orders, Borda)": JudgeOptions(permutations=2, allow_ties=True, chunk_size=CHUNK),
-    "pairwise, one order": JudgeOptions(
-        method=Method.PAIRWISE_LOGPROB, both_orders=False, tie_margin=0.0, chunk_size=CHUNK
+# Judgments per engine call: large enough that batches are length-sorted over many prompts (little
+# padding) and the shared prompt prefix is computed rarely, small enough for a progress line
+# every minute or so on a small CPU.
+CHUNK = 50
+# By key, in the order they run (both-order pairs before one-order ones, whose requests they hold).
+METHODS: dict[str, tuple[str, JudgeOptions]] = {
+    "listwise": ("listwise, one order", JudgeOptions(permutations=1, chunk_size=CHUNK)),
+    "listwise-debiased": (
+        "listwise, debiased (2 orders, Borda)", JudgeOptions(permutations=2, allow_ties=True, chunk_size=CHUNK)
     ),
-    "pairwise, both orders": JudgeOptions(
-        method=Method.PAIRWISE_LOGPROB, both_orders=True, tie_margin=0.0, chunk_size=CHUNK
+    "pairwise-both": (
+        "pairwise, both orders",
+        JudgeOptions(method=Method.PAIRWISE_LOGPROB, both_orders=True, tie_margin=0.0, chunk_size=CHUNK),
     ),
-    "pointwise (expected 1-5)": JudgeOptions(
-        method=Method.POINTWISE, allow_ties=True, score_margin=0.0, chunk_size=CHUNK
+    "pairwise": (
+        "pairwise, one order",
+        JudgeOptions(method=Method.PAIRWISE_LOGPROB, both_orders=False, tie_margin=0.0, chunk_size=CHUNK),
+    ),
+    "pointwise": (
+        "pointwise (expected 1-5)",
+        JudgeOptions(method=Method.POINTWISE, allow_ties=True, score_margin=0.0, chunk_size=CHUNK),
     ),
 }
+
+
+class SharedScores(Backend):
+    """The engine with its scores remembered per (conversation, options) across methods, and the
+    engine seconds each method's requests cost, a remembered request charged at its measured cost."""
+
+    def __init__(self, inner: Backend) -> None:
+        super().__init__(inner.config)
+        self.inner = inner
+        self.memo: dict[str, tuple[dict[str, float], float]] = {}
+        self.charged = 0.0
+
+    @property
+    def model_label(self) -> str:
+        return self.inner.model_label
+
+    def score(self, conversations: list[Conversation], options: list[str]) -> list[dict[str, float]]:
+        keys = [json.dumps([c, options], sort_keys=True) for c in conversations]
+        todo = list(dict.fromkeys(k for k in keys if k not in self.memo))
+        if todo:
+            first = {k: i for i, k in reversed(list(enumerate(keys)))}
+            start = time.perf_counter()
+            scores = self.inner.score([conversations[first[k]] for k in todo], options)
+            each = (time.perf_counter() - start) / len(todo)
+            self.memo.update({k: (s, each) for k, s in zip(todo, scores, strict=True)})
+        self.charged += sum(self.memo[k][1] for k in keys)
+        return [self.memo[k][0] for k in keys]
+
+    def rank(
+        self, conversations: list[Conversation], spec: RankingSpec, params: GenerationParams
+    ) -> list[GenerationOutput]:
+        return self._timed(self.inner.rank, conversations, spec, params)
+
+    def generate(self, conversations: list[Conversation], params: GenerationParams) -> list[GenerationOutput]:
+        return self._timed(self.inner.generate, conversations, params)
+
+    def _timed(self, call: Any, *args: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return call(*args)
+        finally:
+            self.charged += time.perf_counter() - start
 
 
 @dataclass
@@ -126,10 +192,20 @@ def position_driven(records: list[JudgmentRecord], options: JudgeOptions) -> tup
     return (sum(wins) / len(wins) if wins else math.nan), "first shown won (chance 50%)"
 
 
-def evaluate(backend: Backend, name: str, options: JudgeOptions, items: list[JudgeItem], chosen: dict[str, str]) -> Row:
-    start = time.perf_counter()
-    records = judge_batch(backend, items, [PERSONA], options, seed=0)
-    seconds = time.perf_counter() - start
+def judge_with_progress(backend: SharedScores, name: str, options: JudgeOptions,
+                        items: list[JudgeItem]) -> tuple[list[JudgmentRecord], float]:
+    """Every item judged by the one persona, a progress line per chunk; (records, engine seconds)."""
+    records: list[JudgmentRecord] = []
+    before, start = backend.charged, time.perf_counter()
+    for chunk in iter_judgments(backend, items, [PERSONA], options, seed=0):
+        records.extend(chunk)
+        logger.info("  %s: %d/%d judged, %.0f s", name, len(records), len(items), time.perf_counter() - start)
+    return records, backend.charged - before
+
+
+def evaluate(backend: SharedScores, name: str, options: JudgeOptions, items: list[JudgeItem],
+             chosen: dict[str, str]) -> Row:
+    records, seconds = judge_with_progress(backend, name, options, items)
     credits = [credit(r, chosen[r.item_id]) for r in records]
     n = len(credits)
     mean = sum(credits) / n
@@ -142,29 +218,50 @@ def evaluate(backend: Backend, name: str, options: JudgeOptions, items: list[Jud
                sum(1 for r in records if not r.ok), n / seconds)
 
 
+def method_keys(text: str) -> list[str]:
+    """The keys of `--methods` in run order; argparse's error for an unknown one."""
+    wanted = [k.strip() for k in text.split(",") if k.strip()]
+    unknown = [k for k in wanted if k not in METHODS]
+    if unknown or not wanted:
+        raise argparse.ArgumentTypeError(
+            f"unknown method(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(METHODS)}"
+        )
+    return [k for k in METHODS if k in wanted]
+
+
+def describe(row: Row) -> str:
+    return (
+        f"{row.method:<38} accuracy {row.accuracy:.3f} ± {row.half_width:.3f}  ties {100 * row.ties:.1f}%  "
+        f"position-driven {100 * row.position_driven:.1f}% ({row.position_label})  "
+        f"low-confidence {100 * row.low_confidence:.1f}%  failures {row.failures}  {row.per_second:.2f} judgments/s"
+    )
+
+
 def main(argv: list[str] | None = None) -> list[Row]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pairs", type=int, default=200)
+    parser.add_argument("--methods", type=method_keys, default=list(METHODS),
+                        help=f"comma-separated subset of: {', '.join(METHODS)} (default: all)")
     parser.add_argument("--model-dir", default=str(REPO / "var" / "models" / "smollm2-135m-instruct"))
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch-size", type=int, default=8)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stdout)
     logger.setLevel(logging.INFO)
+    started = time.perf_counter()
     items, chosen = load_pairs(args.pairs)
     config = BackendConfig(engine="transformers", model=args.model_dir, device=args.device, batch_size=args.batch_size)
-    backend = load_backend(config)
-    logger.info("%d hh-rlhf pairs, model %s on %s", len(items), config.label, backend.device)  # type: ignore[attr-defined]
+    backend = SharedScores(load_backend(config))
+    logger.info("%d hh-rlhf pairs, model %s on %s (loaded in %.0f s); methods: %s", len(items), config.label,
+                backend.inner.device, time.perf_counter() - started, ", ".join(args.methods))  # type: ignore[attr-defined]
     rows = []
-    for name, options in METHODS.items():
-        row = evaluate(backend, name, options, items, chosen)
-        rows.append(row)
-        logger.info(
-            "%-38s accuracy %.3f ± %.3f  ties %.1f%%  position-driven %.1f%% (%s)  low-confidence %.1f%%  "
-            "failures %d  %.2f judgments/s",
-            row.method, row.accuracy, row.half_width, 100 * row.ties, 100 * row.position_driven, row.position_label,
-            100 * row.low_confidence, row.failures, row.per_second,
-        )
+    for key in args.methods:
+        name, options = METHODS[key]
+        rows.append(evaluate(backend, name, options, items, chosen))
+        logger.info("%s", describe(rows[-1]))
+    logger.info("\nall methods (%.0f s in all):", time.perf_counter() - started)
+    for row in rows:
+        logger.info("%s", describe(row))
     best = max(rows, key=lambda r: r.accuracy)
     logger.info("best by accuracy: %s (%.3f ± %.3f, n = %d)", best.method, best.accuracy, best.half_width, best.n)
     return rows

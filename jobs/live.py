@@ -108,9 +108,17 @@ def send_coalesced(group: str, message: dict[str, Any], *, interval: float, in_t
         _coalesced(group, message, interval=max(interval, 0.0), in_thread=in_thread)
 
 
+def progress_key(run: Run) -> tuple[int, str, int]:
+    """(attempt, status, progress done): within one attempt and state, progress only grows, so a
+    frame with a smaller key than one already shown was read before it (jobs.consumers)."""
+    return run.attempts, run.status, run.progress_done
+
+
 def publish(run: Run) -> None:
     """Send the run's status as stored NOW: the row is re-read, so whichever process publishes
-    (the worker, an engine subprocess) shows the one current state, never its own stale copy."""
+    (the worker, an engine subprocess) shows the one current state, never its own stale copy.
+    The event carries the state's `progress_key`: when two processes publish at once, the one
+    that read first may send last, and the page's consumer drops that copy."""
     from jobs.models import Run as RunModel
 
     try:
@@ -125,4 +133,4 @@ def publish(run: Run) -> None:
     except Exception:  # a broken template must never fail the run itself
         logger.exception("could not render progress of run %s", run.pk)
         return
-    send_to_group(run_group(fresh), {"type": "run.progress", "html": html})
+    send_to_group(run_group(fresh), {"type": "run.progress", "html": html, "key": list(progress_key(fresh))})

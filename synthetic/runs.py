@@ -19,6 +19,7 @@ import json
 import logging
 import sys
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, replace
 from typing import Any, Protocol
 
@@ -167,7 +168,8 @@ def judge_run(srun: SyntheticRun, report: Reporter) -> None:
             backend, [_judge_item(i) for i in items.values()], services.panel_personas(srun.panel),
             judge_options(srun), srun.seed, skip=stored,
         )
-        _store_all(srun, chunks, items, personas, report, len(stored), total)
+        with engine_failures(config.label):
+            _store_all(srun, chunks, items, personas, report, len(stored), total)
     finally:
         backend.close()
 
@@ -176,18 +178,35 @@ class EngineLoadError(RunFailure):
     """The run's engine could not be built; the message is the one-line cause."""
 
 
+class EngineFailure(RunFailure):
+    """The engine failed mid-run (a server that stopped answering a scoring request, ...); the
+    message is the one-line cause, naming the engine."""
+
+
+@contextmanager
+def engine_failures(label: str) -> Iterator[None]:
+    """Turn the engine's own `BackendError` into one readable line naming the engine and model
+    (`label`, `engine:model`)."""
+    from synthetic.backends import BackendError
+
+    try:
+        yield
+    except BackendError as exc:
+        raise EngineFailure(f"{label}: {one_line(exc)}") from exc
+
+
 class AllJudgmentsFailed(RunFailure):
     """Every judgment of a run failed; the message names the first error and its count."""
 
 
 def load_engine(config: Any) -> Any:
     """`load_backend(config)`, any failure turned into one readable line naming the model."""
-    from synthetic.backends import BackendError, load_backend
+    from synthetic.backends import BackendConfigError, BackendError, load_backend
 
     try:
         return load_backend(config)
     except Exception as exc:  # third-party loaders raise anything; the run needs the cause
-        if isinstance(exc, BackendError):  # the engine already named what failed and where
+        if isinstance(exc, BackendError | BackendConfigError):  # already names what failed and where
             raise EngineLoadError(f"{config.label}: {one_line(exc)}") from exc
         raise EngineLoadError(f"{config.label} could not be loaded from {config.model}: {one_line(exc)}") from exc
 
@@ -393,7 +412,8 @@ def generate_run(grun: GenerationRun, report: Reporter) -> None:
             backends.append(load_engine(config))
         for start in range(0, len(pending), GENERATION_CHUNK):
             chunk = pending[start : start + GENERATION_CHUNK]
-            _generate_chunk(grun, chunk, backends, params)
+            with engine_failures(", ".join(b.model_label for b in backends)):
+                _generate_chunk(grun, chunk, backends, params)
             done += len(chunk)
             report.progress(done, total)
             report.check_cancelled()

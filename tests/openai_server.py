@@ -58,6 +58,7 @@ class FakeServer:
     requests: list[dict[str, Any]] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
     model_requests: list[dict[str, str]] = field(default_factory=list)  # headers of GET /models
+    models_reply: Reply | None = None  # GET /models answers this instead of the models list
     in_flight: int = 0
     max_in_flight: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -85,7 +86,14 @@ class FakeServer:
     def list_models(self, handler: BaseHTTPRequestHandler) -> None:
         with self.lock:
             self.model_requests.append(dict(handler.headers))
-        self.send(handler, 200, {"object": "list", "data": [{"id": m, "object": "model"} for m in self.models]})
+        status, reply, delay = self.models_reply or (
+            200, {"object": "list", "data": [{"id": m, "object": "model"} for m in self.models]}, 0
+        )
+        try:
+            time.sleep(delay)
+            self.send(handler, status, reply)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client timed out and hung up
 
     @staticmethod
     def send(handler: BaseHTTPRequestHandler, status: int, reply: Any) -> None:

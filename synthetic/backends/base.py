@@ -176,6 +176,13 @@ ENGINE_REQUIREMENTS: dict[str, tuple[str, ...]] = {
     "openai": ("httpx",),
     "fake": (),
 }
+# What to do instead, said where an engine's packages are missing.
+ENGINE_INSTALL_HINTS: dict[str, str] = {
+    "vllm": (
+        "vLLM is an optional extra for GPU machines (pip install vllm); use the 'transformers' "
+        "engine here, or the 'openai' engine against a `vllm serve` server"
+    ),
+}
 
 
 def register_backend(name: str, target: str, requires: tuple[str, ...] = ()) -> None:
@@ -213,9 +220,11 @@ def config_problems(config: BackendConfig) -> list[str]:
         ]
     missing = missing_packages(config.engine)
     if missing:
+        hint = ENGINE_INSTALL_HINTS.get(config.engine)
         return [
             f"The {config.engine!r} engine needs {', '.join(missing)}, which "
-            f"{'is' if len(missing) == 1 else 'are'} not installed on this machine."
+            f"{'is' if len(missing) == 1 else 'are'} not installed on this machine"
+            + (f": {hint}." if hint else ".")
         ]
     problems = [] if config.batch_size >= 1 else ["batch_size must be at least 1."]
     if config.max_retries < 0 or config.timeout_s <= 0 or config.max_concurrency < 1:

@@ -22,6 +22,10 @@
 - Continuing an assistant message uses vLLM's `continue_final_message` extension.
 - The API key (`config.api_key`, read by `synthetic.endpoints` from the operator's variable) is
   sent as a bearer token to the endpoint's own replicas only; a free URL never gets one.
+- Every failure is one readable line naming the endpoint, the replica and the cause (refused
+  connection, no answer within the timeout, a refused key, a model or route not found, an answer
+  that is not JSON), with the server's own message where it gave one; the key is blanked out of
+  anything the server echoes.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import logging
 import random
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 from synthetic.backends.base import (
@@ -71,6 +76,67 @@ def _where(config: BackendConfig) -> str:
     return f"endpoint {config.endpoint!r}" if config.endpoint else "the server"
 
 
+def redact(text: str, config: BackendConfig) -> str:
+    """`text` with the API key blanked out (servers echo a refused key in their error message)."""
+    return text.replace(config.api_key, "***") if config.api_key else text
+
+
+def transport_cause(exc: Exception, config: BackendConfig) -> str:
+    """Why a request got no answer, in words (httpx's timeouts and connection errors)."""
+    name = type(exc).__name__
+    if "Timeout" in name:
+        return f"no answer within {config.timeout_s:g} s ({name})"
+    detail = redact(one_line(exc), config)
+    if name == "ConnectError":
+        return f"cannot connect ({name}: {detail})" if detail else f"cannot connect ({name})"
+    return f"{name}: {detail}" if detail else name
+
+
+def status_cause(status: int, body: str, config: BackendConfig, route: str) -> str:
+    """Why a server's HTTP error answer to `route` ("/models" or "/chat/completions") failed."""
+    if status in (401, 403):
+        meaning = "the API key was refused" if config.api_key else "the server wants an API key and the endpoint has none"
+    elif status == 404 and route == "/models":
+        meaning = "no /models route (is the base URL the server's /v1?)"
+    elif status == 404:
+        meaning = f"model {config.model!r} or the {route} route was not found"
+    else:
+        meaning = ""
+    said = server_message(body, config)
+    text = f"HTTP {status}" + (f": {meaning}" if meaning else "")
+    return f"{text} (server: {said})" if said else text
+
+
+def server_message(body: str, config: BackendConfig) -> str:
+    """The server's own error message: OpenAI's and vLLM's `{"error": {"message"}}`, FastAPI's
+    `{"detail"}`, or the body's first line; at most 200 characters, the key blanked out."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        error = data.get("error", data.get("detail", data.get("message")))
+        if isinstance(error, dict):
+            error = error.get("message", error)
+        text = error if isinstance(error, str) else json.dumps(error) if error is not None else ""
+    else:
+        text = body
+    return redact(one_line_text(text), config)[:200]
+
+
+def one_line(exc: BaseException) -> str:
+    return one_line_text(str(exc))
+
+
+def one_line_text(text: str) -> str:
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")
+
+
+def not_json_cause(body: str, config: BackendConfig) -> str:
+    snippet = redact(one_line_text(body), config)[:60]
+    return f"answered HTTP 200 with a body that is not JSON ({snippet!r})" if snippet else "answered HTTP 200 with an empty body"
+
+
 def _headers(config: BackendConfig) -> dict[str, str]:
     headers = {"Content-Type": "application/json"}
     if config.api_key:
@@ -78,32 +144,48 @@ def _headers(config: BackendConfig) -> dict[str, str]:
     return headers
 
 
-def _models_of(client: Any, url: str) -> list[str]:
-    """The served model ids of one replica (GET {url}/models); raises on no or a bad answer."""
-    response = client.get(f"{url}/models")
+class ModelsUnavailable(Exception):
+    """A replica's GET /models failed; `answered` says whether the server answered at all."""
+
+    def __init__(self, cause: str, answered: bool) -> None:
+        super().__init__(cause)
+        self.answered = answered
+
+
+def _models_of(client: Any, url: str, config: BackendConfig) -> list[str]:
+    """The served model ids of one replica (GET {url}/models); `ModelsUnavailable` otherwise."""
+    try:
+        response = client.get(f"{url}/models")
+    except Exception as exc:  # httpx's transport errors, or anything else that kept the answer away
+        raise ModelsUnavailable(transport_cause(exc, config), answered=False) from exc
     if response.status_code != 200:
-        raise RuntimeError(f"HTTP {response.status_code}")
+        raise ModelsUnavailable(status_cause(response.status_code, response.text, config, "/models"), answered=True)
     try:
         data = response.json().get("data") or []
         return [str(m.get("id")) for m in data if isinstance(m, dict)]
-    except (ValueError, AttributeError):
-        raise RuntimeError("not an OpenAI-compatible models list") from None
+    except ValueError:
+        raise ModelsUnavailable(not_json_cause(response.text, config), answered=True) from None
+    except (AttributeError, TypeError):
+        raise ModelsUnavailable("answered with JSON that is not an OpenAI-compatible models list", answered=True) from None
 
 
 def probe(client: Any, config: BackendConfig) -> tuple[list[str], list[str]]:
     """(replicas that answered GET /models, problems that stop the run). Replicas are asked at once."""
-    def ask(url: str) -> tuple[str, list[str] | None, str]:
+    def ask(url: str) -> tuple[str, list[str] | None, ModelsUnavailable | None]:
         try:
-            return url, _models_of(client, url), ""
-        except Exception as exc:  # any failure means "this replica does not answer"
-            return url, None, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            return url, _models_of(client, url, config), None
+        except ModelsUnavailable as exc:
+            return url, None, exc
 
     urls = list(config.base_urls)
     with ThreadPoolExecutor(max_workers=min(8, len(urls))) as pool:
         answers = list(pool.map(ask, urls))
     up = [(url, models) for url, models, _ in answers if models is not None]
     if not up:
+        failures = [error for _, _, error in answers if error is not None]
         detail = "; ".join(f"{url}: {error}" for url, _, error in answers)
+        if any(f.answered for f in failures):
+            return [], [f"{_where(config)} could not list its models: GET /models failed ({detail})."]
         return [], [f"{_where(config)} is not reachable: no replica answered GET /models ({detail})."]
     served = sorted({m for _, models in up for m in (models or [])})
     if served and config.model not in served:
@@ -131,8 +213,8 @@ class OpenAIBackend(Backend):
     def readiness_problems(cls, config: BackendConfig) -> list[str]:
         import httpx
 
-        timeout = httpx.Timeout(min(config.timeout_s, PROBE_TIMEOUT_S))
-        with httpx.Client(timeout=timeout, headers=_headers(config)) as client:
+        config = replace(config, timeout_s=min(config.timeout_s, PROBE_TIMEOUT_S))
+        with httpx.Client(timeout=httpx.Timeout(config.timeout_s), headers=_headers(config)) as client:
             return probe(client, config)[1]
 
     def __init__(self, config: BackendConfig) -> None:
@@ -147,6 +229,7 @@ class OpenAIBackend(Backend):
         )
         self._backoff = float(config.options.get("backoff_s", 0.5))
         self._pool = ReplicaPool(config.base_urls, down_s=float(config.options.get("replica_down_s", 30.0)))
+        self._where = _where(config)
         up, problems = probe(self._client, config)
         if problems:
             self._client.close()
@@ -191,21 +274,32 @@ class OpenAIBackend(Backend):
         raise RequestFailed(last)
 
     def _send(self, replica: Replica, body: dict[str, Any]) -> dict[str, Any] | tuple[str, int | None]:
-        """One POST: the JSON answer, or (what went wrong, HTTP status or None if no answer)."""
+        """One POST: the JSON answer, or (what went wrong in one line naming the endpoint and the
+        replica, HTTP status or None if no answer)."""
+        where = f"{self._where} ({replica.url})"
         try:
             response = self._client.post(f"{replica.url}/chat/completions", json=body)
         except self._httpx.TransportError as exc:  # timeouts and connection errors
             self._pool.release(replica, answered=False)
-            logger.warning("replica %s did not answer (%s: %s); marked down", replica.url, type(exc).__name__, exc)
-            return f"{replica.url}: {type(exc).__name__}: {exc}", None
+            cause = transport_cause(exc, self.config)
+            logger.warning("%s: %s (marked down)", where, cause)
+            return f"{where}: {cause}", None
         self._pool.release(replica, answered=True)
         if response.status_code == 200:
             try:
-                return response.json()
+                data = response.json()
             except ValueError:
-                return f"{replica.url}: HTTP 200 with a body that is not JSON", 502
-        logger.warning("replica %s answered HTTP %s", replica.url, response.status_code)
-        return f"HTTP {response.status_code}: {response.text[:300]}", response.status_code
+                cause = not_json_cause(response.text, self.config)
+                logger.warning("%s: %s", where, cause)
+                return f"{where}: {cause}", 502
+            if isinstance(data, dict) and isinstance(data.get("choices"), list) and data["choices"]:
+                return data
+            cause = "answered with JSON that is not a chat completion (no choices)"
+            logger.warning("%s: %s", where, cause)
+            return f"{where}: {cause}", 502
+        cause = status_cause(response.status_code, response.text, self.config, "/chat/completions")
+        logger.warning("%s: %s", where, cause)
+        return f"{where}: {cause}", response.status_code
 
     def _map(self, fn: Any, items: list[Any]) -> list[Any]:
         """`fn` over `items` with at most `max_concurrency` in flight, results in input order."""
@@ -244,7 +338,7 @@ class OpenAIBackend(Backend):
             data = self._post(self._body(conversation, params))
         except RequestFailed as exc:
             return GenerationOutput(text="", error=str(exc), finish_reason="error")
-        return _output_from(data)
+        return _output_from(data, self._where)
 
     def score(
         self, conversations: list[Conversation], options: list[str]
@@ -258,7 +352,7 @@ class OpenAIBackend(Backend):
             data = self._post(body)
         except RequestFailed as exc:
             raise BackendError(f"scoring request failed: {exc}") from exc
-        return option_logprobs(data, options)
+        return option_logprobs(data, options, self._where)
 
     def rank(
         self, conversations: list[Conversation], spec: RankingSpec, params: GenerationParams
@@ -283,7 +377,10 @@ class OpenAIBackend(Backend):
         problem, raw = "", ""
         for attempt in range(1, retries + 2):
             try:
-                raw = _output_from(self._post(body)).raw
+                answer = _output_from(self._post(body), self._where)
+                if answer.error:
+                    return replace(answer, attempts=attempt)
+                raw = answer.raw
                 text, reasoning = parse_json_answer(raw)
                 parse_ranking(text, spec.labels, spec.allow_ties)
             except RequestFailed as exc:
@@ -310,26 +407,25 @@ def ranking_response_format(spec: RankingSpec) -> dict[str, Any]:
     }
 
 
-def _output_from(data: dict[str, Any]) -> GenerationOutput:
+def _output_from(data: dict[str, Any], where: str = "the server") -> GenerationOutput:
     try:
         choice = data["choices"][0]
         text = choice["message"]["content"] or ""
     except (KeyError, IndexError, TypeError) as exc:
         raw = json.dumps(data)[:2000]
-        return GenerationOutput(text="", raw=raw, error=f"malformed response: {exc!r}")
+        error = f"{where} answered with JSON that is not a chat completion (no choices[0].message.content: {exc!r})"
+        return GenerationOutput(text="", raw=raw, error=error, finish_reason="error")
     tokens = (data.get("usage") or {}).get("completion_tokens", 0)
     reason = choice.get("finish_reason") or "stop"
     return GenerationOutput(text=text, raw=text, finish_reason=reason, num_tokens=tokens)
 
 
-def option_logprobs(data: dict[str, Any], options: list[str]) -> dict[str, float]:
+def option_logprobs(data: dict[str, Any], options: list[str], where: str = "the server") -> dict[str, float]:
     """Log-probabilities of `options` among the first generated token's top log-probs."""
     try:
         top = data["choices"][0]["logprobs"]["content"][0]["top_logprobs"]
     except (KeyError, IndexError, TypeError) as exc:
-        raise BackendError(
-            "the server returned no top_logprobs (does it support logprobs?)"
-        ) from exc
+        raise BackendError(f"{where} returned no top_logprobs (does it support logprobs?)") from exc
     found: dict[str, float] = {}
     for entry in top:
         token, logprob = entry.get("token"), entry.get("logprob")

@@ -3,10 +3,16 @@
 Constrained listwise ranking uses a `LogitsProcessor` state machine (`constrained.py`) that only
 lets the model write tokens that keep the answer a valid ranking, so even random weights give
 valid rankings. torch and transformers are imported in the constructor only.
+
+Speed on small machines: each call tokenizes its prompts once, batches them in length order, and
+runs the token ids every prompt of the call starts with (the chat template's system turn and the
+judge's instructions: a third or more of a short judging prompt) once, each batch continuing that
+prefix's key/value cache. Scoring computes the vocabulary logits of the last position only.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,6 +38,8 @@ from synthetic.backends.ranking_grammar import GRAMMAR_ALPHABET
 logger = logging.getLogger(__name__)
 
 ANSWER_CUE = "\n\nFinal ranking:"
+# A shared prefix shorter than this is not worth its own forward pass and cache copies.
+MIN_SHARED_PREFIX = 8
 
 
 def _first_line(exc: BaseException) -> str:
@@ -39,9 +47,37 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {line}" if line else type(exc).__name__
 
 
+def accepts(function: Any, name: str) -> bool:
+    return name in inspect.signature(function).parameters
+
+
 def continues_assistant(conversation: Conversation) -> bool:
     """True when the conversation ends with a partial assistant message to continue."""
     return bool(conversation) and conversation[-1].get("role") == "assistant"
+
+
+def shared_prefix_length(rows: list[list[int]]) -> int:
+    """How many leading token ids every row has in common, leaving each row at least one of its own
+    (the position whose next-token distribution is read)."""
+    if not rows:
+        return 0
+    first, limit = rows[0], min(len(r) for r in rows) - 1
+    n = 0
+    while n < limit and all(r[n] == first[n] for r in rows):
+        n += 1
+    return max(n, 0)
+
+
+def pad_after_prefix(rows: list[list[int]], shared: int, pad_id: int) -> tuple[list[list[int]], list[list[int]]]:
+    """(input ids, attention mask): each row's own tokens (after the `shared` prefix) left-padded
+    to the longest, so that every row's last token is in the last column."""
+    width = max(len(r) for r in rows) - shared
+    ids, mask = [], []
+    for row in rows:
+        gap = width - (len(row) - shared)
+        ids.append(row[:shared] + [pad_id] * gap + row[shared:])
+        mask.append([1] * shared + [0] * gap + [1] * (len(row) - shared))
+    return ids, mask
 
 
 def truncate_at_stop(text: str, stop: tuple[str, ...]) -> tuple[str, bool]:
@@ -69,6 +105,8 @@ class TransformersBackend(Backend):
         self.device = self._pick_device(config.device)
         self.tokenizer, self.model = self._load(Path(config.model))
         self._token_texts: dict[int, str] | None = None
+        # Only the last position's logits are read; models that cannot skip the others compute all.
+        self._last_only = {"logits_to_keep": 1} if accepts(self.model.forward, "logits_to_keep") else {}
 
     def _pick_device(self, device: str) -> str:
         if device != "auto":
@@ -114,21 +152,51 @@ class TransformersBackend(Backend):
             continue_final_message=cont,
         )
 
-    def _batches(self, conversations: list[Conversation]) -> Iterator[tuple[list[int], Any]]:
-        """(original indices, tokenized batch) in length order, to waste little padding."""
+    def _batches(self, conversations: list[Conversation]) -> Iterator[tuple[list[int], dict[str, Any]]]:
+        """(original indices, batch) in length order, to waste little padding.
+
+        A batch holds `input_ids` and `attention_mask` of the whole prompts and, when the call's
+        prompts share a prefix, `past_key_values`: that prefix's cache, computed once per call.
+        """
         texts = [self.render(c) for c in conversations]
-        lengths = [len(ids) for ids in self.tokenizer(texts, add_special_tokens=False)["input_ids"]]
-        order = sorted(range(len(texts)), key=lengths.__getitem__)
+        rows: list[list[int]] = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
+        shared = shared_prefix_length(rows) if len(rows) > 1 else 0
+        prefix = self._prefix_cache(rows[0][:shared]) if shared >= MIN_SHARED_PREFIX else None
+        if prefix is None:
+            shared = 0
+        order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
         size = self.config.batch_size
         for start in range(0, len(order), size):
             indices = order[start : start + size]
-            batch = self.tokenizer(
-                [texts[i] for i in indices],
-                return_tensors="pt",
-                padding=True,
-                add_special_tokens=False,
-            ).to(self.device)
+            ids, mask = pad_after_prefix([rows[i] for i in indices], shared, self.tokenizer.pad_token_id)
+            batch: dict[str, Any] = {
+                "input_ids": self._torch.tensor(ids, device=self.device),
+                "attention_mask": self._torch.tensor(mask, device=self.device),
+            }
+            if prefix is not None:
+                batch["past_key_values"] = self._expand_cache(prefix, len(indices))
             yield indices, batch
+
+    def _prefix_cache(self, ids: list[int]) -> list[tuple[Any, Any]] | None:
+        """Keys and values of every layer for the token ids `ids` (batch of one), or None where the
+        model's cache is not a plain, growing one (sliding windows, recurrent state)."""
+        from transformers import DynamicCache
+        from transformers.cache_utils import DynamicLayer
+
+        cache = DynamicCache()
+        with self._torch.inference_mode():
+            out = self.model(input_ids=self._torch.tensor([ids], device=self.device), past_key_values=cache,
+                             use_cache=True, **self._last_only)
+        cache = out.past_key_values
+        if not isinstance(cache, DynamicCache) or not all(type(layer) is DynamicLayer for layer in cache.layers):
+            return None
+        return [(layer.keys, layer.values) for layer in cache.layers]
+
+    def _expand_cache(self, prefix: list[tuple[Any, Any]], rows: int) -> Any:
+        """A fresh cache holding the prefix once per row (views: the cache copies as it grows)."""
+        from transformers import DynamicCache
+
+        return DynamicCache([(k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1)) for k, v in prefix])
 
     def _eos_ids(self) -> list[int]:
         eos = self.model.generation_config.eos_token_id
@@ -197,9 +265,21 @@ class TransformersBackend(Backend):
                 results[index] = dict(zip(options, row, strict=True))
         return results
 
-    def _last_logprobs(self, batch: Any) -> Any:
+    def _last_logprobs(self, batch: dict[str, Any]) -> Any:
+        """Next-token log-probabilities after each row's last token (the last column)."""
+        cache = batch.get("past_key_values")
+        past = cache.get_seq_length() if cache is not None else 0
+        mask = batch["attention_mask"]
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
         with self._torch.inference_mode():
-            logits = self.model(**batch).logits[:, -1, :].float()
+            logits = self.model(
+                input_ids=batch["input_ids"][:, past:],
+                attention_mask=mask,
+                position_ids=positions[:, past:],
+                past_key_values=cache,
+                use_cache=cache is not None,
+                **self._last_only,
+            ).logits[:, -1, :].float()
         return self._torch.log_softmax(logits, dim=-1)
 
     def _score_sequences(

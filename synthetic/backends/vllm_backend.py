@@ -17,6 +17,7 @@ the constructor import vLLM.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from synthetic.backends.base import (
     Backend,
     BackendConfig,
     BackendConfigError,
+    BackendError,
     Conversation,
     GenerationOutput,
     GenerationParams,
@@ -44,8 +46,8 @@ from synthetic.backends.ranking_grammar import (
 logger = logging.getLogger(__name__)
 
 VLLM_MISSING = (
-    "The 'vllm' engine needs vLLM, which is not installed on this machine "
-    "(install the GPU extra, or use the 'openai' engine against a `vllm serve` server)."
+    "vLLM is not installed in this environment (an optional extra for GPU machines: pip install vllm); "
+    "use the 'transformers' engine here, or the 'openai' engine against a `vllm serve` server."
 )
 
 
@@ -127,6 +129,25 @@ def validate_ranking_answer(
     return ranking, reasoning
 
 
+def first_line(exc: BaseException) -> str:
+    """`Type: first line of the message` (vLLM's messages run over many lines)."""
+    line = next((x.strip() for x in str(exc).splitlines() if x.strip()), "")
+    return f"{type(exc).__name__}: {line}" if line else type(exc).__name__
+
+
+def import_llm() -> Any:
+    """vLLM's `LLM` class; a missing vLLM is a `BackendConfigError` (use another engine), one that
+    is installed but does not import (a CUDA library missing, a torch mismatch) a `BackendError`
+    naming the import error."""
+    if importlib.util.find_spec("vllm") is None:
+        raise BackendConfigError(VLLM_MISSING)
+    try:
+        from vllm import LLM
+    except Exception as exc:  # ImportError, or whatever vLLM's import-time setup raises
+        raise BackendError(f"vLLM is installed but could not be imported: {first_line(exc)}") from exc
+    return LLM
+
+
 class VLLMBackend(Backend):
     engine = "vllm"
     loads_local_model = True
@@ -139,16 +160,16 @@ class VLLMBackend(Backend):
 
     def __init__(self, config: BackendConfig) -> None:
         super().__init__(config)
-        try:
-            from vllm import LLM
-        except ImportError as exc:
-            raise BackendConfigError(VLLM_MISSING) from exc
+        llm_class = import_llm()
         kwargs: dict[str, Any] = {"model": config.model, "enable_prefix_caching": True}
         if config.dtype != "auto":
             kwargs["dtype"] = config.dtype
         kwargs.update(config.options.get("engine_kwargs", {}))
-        self.llm = LLM(**kwargs)
-        self.tokenizer = self.llm.get_tokenizer()
+        try:
+            self.llm = llm_class(**kwargs)
+            self.tokenizer = self.llm.get_tokenizer()
+        except Exception as exc:  # vLLM raises anything (CUDA, memory, config); the run needs the cause
+            raise BackendError(f"vLLM could not start model {config.model}: {first_line(exc)}") from exc
 
     def _sampling_params(self, kwargs: dict[str, Any], structured: dict[str, Any] | None) -> Any:
         from vllm import SamplingParams

@@ -150,3 +150,33 @@ def test_socket_refuses_outsiders(outsider, annotator, run):
     assert not async_to_sync(attempt)(outsider)
     assert not async_to_sync(attempt)(annotator)
     assert get_channel_layer() is not None
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(CHANNEL_LAYERS=IN_MEMORY)
+def test_a_stale_copy_published_late_never_steps_the_page_back(owner, run):
+    """The worker reads the row (3 / 12), an engine child stores 6 and publishes, then the
+    worker's copy arrives: the page keeps 6; a new state (the final one) goes through."""
+    from jobs.live import render_status, run_group
+
+    def event(done: int, status: str = Run.Status.RUNNING) -> dict:
+        copy = Run(pk=run.pk, public_id=run.public_id, project=run.project, owner=run.owner, kind=run.kind,
+                   status=status, progress_done=done, progress_total=12, attempts=run.attempts)
+        return {"type": "run.progress", "html": render_status(copy, oob=True), "key": [copy.attempts, status, done]}
+
+    async def scenario() -> list[str]:
+        comm = communicator(run, owner)
+        connected, _ = await comm.connect()
+        assert connected
+        frames = [await comm.receive_from(timeout=5)]
+        layer = get_channel_layer()
+        for done, status in [(6, Run.Status.RUNNING), (3, Run.Status.RUNNING), (12, Run.Status.SUCCEEDED)]:
+            await layer.group_send(run_group(run), await sync_to_async(event)(done, status))
+        frames.append(await comm.receive_from(timeout=5))
+        frames.append(await comm.receive_from(timeout=5))
+        assert await comm.receive_nothing(timeout=0.2)
+        await comm.disconnect()
+        return frames
+
+    frames = async_to_sync(scenario)()
+    assert ["3 / 12" in frames[0], "6 / 12" in frames[1], 'data-status="succeeded"' in frames[2]] == [True] * 3

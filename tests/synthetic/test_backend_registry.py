@@ -49,7 +49,11 @@ def test_missing_model_path_is_a_clear_error(tmp_path: Path) -> None:
 @pytest.mark.skipif(not missing_packages("vllm"), reason="vLLM is installed on this machine")
 def test_vllm_missing_is_reported_before_the_run(tmp_path: Path) -> None:
     problems = config_problems(BackendConfig(engine="vllm", model=str(tmp_path)))
-    assert problems == ["The 'vllm' engine needs vllm, which is not installed on this machine."]
+    assert problems == [
+        "The 'vllm' engine needs vllm, which is not installed on this machine: vLLM is an optional extra for "
+        "GPU machines (pip install vllm); use the 'transformers' engine here, or the 'openai' engine against a "
+        "`vllm serve` server."
+    ]
 
 
 def test_openai_needs_an_endpoint() -> None:

@@ -249,3 +249,100 @@ def test_with_every_replica_down_the_one_down_longest_is_tried() -> None:
     b = pool.acquire()
     pool.release(b, answered=False)
     assert pool.acquire().url == "http://a"
+
+
+# ---------------------------------------------------------------- failures: one readable line each
+
+KEY = "sk-live-0123456789abcdef"
+
+
+def _echo_key(status: int):  # noqa: ANN202
+    """A server that refuses and echoes the key it got, as OpenAI's API does."""
+    def reply(body: dict[str, Any], n: int):  # noqa: ANN202
+        return status, {"error": {"message": f"Incorrect API key provided: {KEY}.", "type": "invalid_request_error"}}, 0
+
+    return reply
+
+
+def _one_line_naming(error: str | None, url: str) -> str:
+    assert error is not None and "\n" not in error, error
+    assert error.startswith(f"endpoint 'fleet' ({url}): "), error
+    assert KEY not in error
+    return error[len(f"endpoint 'fleet' ({url}): ") :]
+
+
+@pytest.mark.parametrize(
+    ("script", "cause"),
+    [
+        (_echo_key(401), "HTTP 401: the API key was refused (server: Incorrect API key provided: ***.)"),
+        (
+            lambda body, n: (404, {"error": {"message": "The model `judge-7b` does not exist."}}, 0),
+            "HTTP 404: model 'judge-7b' or the /chat/completions route was not found "
+            "(server: The model `judge-7b` does not exist.)",
+        ),
+        (lambda body, n: (200, "<html>Bad gateway</html>\n<p>", 0),
+         "answered HTTP 200 with a body that is not JSON ('<html>Bad gateway</html>')"),
+        (lambda body, n: (200, {"unexpected": True}, 0),
+         "answered with JSON that is not a chat completion (no choices)"),
+        (lambda body, n: (200, completion("late"), 1.0), "no answer within 0.2 s (ReadTimeout)"),
+        (lambda body, n: (500, "Traceback (most recent call last):\n  File ...", 0),
+         "HTTP 500 (server: Traceback (most recent call last):)"),
+    ],
+    ids=["401", "404-model", "not-json", "not-a-completion", "timeout", "500"],
+)
+def test_a_failed_request_is_one_line_naming_the_endpoint_and_the_cause(serve, caplog, script, cause) -> None:
+    fake, url = serve(script)
+    backend = engine(url, endpoint="fleet", api_key=KEY, timeout_s=0.2, max_retries=1)
+    (out,) = backend.generate([CONV], GenerationParams())
+    assert _one_line_naming(out.error, url) == cause
+    (ranked,) = backend.rank([CONV], SPEC, GenerationParams())
+    assert _one_line_naming(ranked.error, url) == cause
+    with pytest.raises(BackendError) as excinfo:
+        backend.score([CONV], ["A", "B"])
+    assert str(excinfo.value) == f"scoring request failed: endpoint 'fleet' ({url}): {cause}"
+    assert KEY not in caplog.text
+
+
+def test_a_refused_connection_mid_run_names_the_endpoint(serve) -> None:
+    fake, url = serve(lambda body, n: (200, completion("ok"), 0))
+    backend = engine(url, endpoint="fleet", max_retries=0)
+    fake.kill()
+    (out,) = backend.generate([CONV], GenerationParams())
+    assert _one_line_naming(out.error, url).startswith("cannot connect (ConnectError: ")
+
+
+@pytest.mark.parametrize(
+    ("reply", "cause"),
+    [
+        ((401, {"error": {"message": f"Incorrect API key provided: {KEY}."}}, 0),
+         "HTTP 401: the API key was refused (server: Incorrect API key provided: ***.)"),
+        ((404, {"detail": "Not Found"}, 0), "HTTP 404: no /models route (is the base URL the server's /v1?) (server: Not Found)"),
+        ((200, "definitely not json", 0), "answered HTTP 200 with a body that is not JSON ('definitely not json')"),
+        ((200, [1, 2], 0), "answered with JSON that is not an OpenAI-compatible models list"),
+    ],
+    ids=["401", "404-route", "not-json", "not-a-list"],
+)
+def test_a_models_request_that_fails_is_a_clear_error_before_any_work(serve, caplog, reply, cause) -> None:
+    fake, url = serve(lambda body, n: (200, completion("ok"), 0))
+    fake.models_reply = reply
+    problems = readiness_problems(config(url, endpoint="fleet", api_key=KEY))
+    assert problems == [f"endpoint 'fleet' could not list its models: GET /models failed ({url}: {cause})."]
+    with pytest.raises(BackendError) as excinfo:
+        engine(url, endpoint="fleet", api_key=KEY)
+    assert str(excinfo.value) == problems[0]
+    assert fake.requests == [] and KEY not in caplog.text
+
+
+def test_a_models_request_that_times_out_says_how_long_it_waited(serve) -> None:
+    fake, url = serve(lambda body, n: (200, completion("ok"), 0))
+    fake.models_reply = (200, {"data": [{"id": "judge-7b"}]}, 1.0)
+    (problem,) = readiness_problems(config(url, endpoint="fleet", timeout_s=0.2))
+    assert problem == (
+        f"endpoint 'fleet' is not reachable: no replica answered GET /models ({url}: no answer within 0.2 s (ReadTimeout))."
+    )
+
+
+def test_a_401_without_a_key_says_the_endpoint_has_none(serve) -> None:
+    fake, url = serve(lambda body, n: (401, {"error": "unauthorized"}, 0))
+    (out,) = engine(url).generate([CONV], GenerationParams())
+    assert out.error == f"the server ({url}): HTTP 401: the server wants an API key and the endpoint has none (server: unauthorized)"

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 import math
 
 import pytest
@@ -77,3 +78,70 @@ def test_prompt_comes_from_the_chat_template(tiny_backend) -> None:
         [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "Because"}]
     )
     assert cont.endswith("<|im_start|>assistant\nBecause")
+
+
+# ---------------------------------------------------------------- the shared prefix, run once per call
+
+INSTRUCTIONS = (
+    "You will read a prompt and two responses to it, labelled A and B. Decide which response is better, "
+    "judging as the person described at the end would."
+)
+SHARED = [
+    [{"role": "user", "content": f"{INSTRUCTIONS}\n\n[Prompt]\n{prompt}\n\nReply with A or B."}]
+    for prompt in ("Hi?", "How do I bake bread at home?", "x" * 30, "Why is the sky blue", "ok", "Name a colour.")
+]
+
+
+def test_shared_prefix_length_leaves_every_row_a_token_of_its_own() -> None:
+    from synthetic.backends.transformers_backend import pad_after_prefix, shared_prefix_length
+
+    assert shared_prefix_length([[1, 2, 3, 4], [1, 2, 3, 5], [1, 2, 9]]) == 2
+    assert shared_prefix_length([[1, 2, 3], [1, 2, 3]]) == 2  # identical rows still keep their last token
+    assert shared_prefix_length([[7], [7, 8]]) == 0
+    ids, mask = pad_after_prefix([[1, 2, 3], [1, 2, 4, 5, 6]], 2, 0)
+    assert ids == [[1, 2, 0, 0, 3], [1, 2, 4, 5, 6]]
+    assert mask == [[1, 1, 0, 0, 1], [1, 1, 1, 1, 1]]
+
+
+def _fed_shapes(backend, monkeypatch) -> list[tuple[int, int]]:  # noqa: ANN001
+    """(rows, positions) of the input ids of each forward pass of the model."""
+    fed: list[tuple[int, int]] = []
+    forward = backend.model.forward
+
+    @functools.wraps(forward)  # generate reads the signature (position_ids, logits_to_keep)
+    def counting(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        ids = kwargs.get("input_ids")
+        fed.append(tuple(ids.shape) if ids is not None else (0, 0))
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(backend.model, "forward", counting)
+    return fed
+
+
+def test_the_shared_prefix_is_computed_once_and_scores_match_one_by_one(tiny_backend, monkeypatch) -> None:
+    singles = [tiny_backend.score([c], ["A", "B"])[0] for c in SHARED]
+    fed = _fed_shapes(tiny_backend, monkeypatch)
+    batched = tiny_backend.score(SHARED, ["A", "B"])
+    for got, want in zip(batched, singles, strict=True):
+        assert got["A"] == pytest.approx(want["A"], abs=1e-4)
+        assert got["B"] == pytest.approx(want["B"], abs=1e-4)
+    full = sum(len(tiny_backend.tokenizer.encode(tiny_backend.render(c))) for c in SHARED)
+    computed = sum(rows * positions for rows, positions in fed)
+    assert computed < 0.75 * full, (fed, full)  # the instructions ran once, not six times
+
+
+def test_rankings_and_text_with_a_shared_prefix_match_one_by_one(tiny_backend, monkeypatch) -> None:
+    spec = RankingSpec(default_labels(4), allow_ties=True)
+    params = GenerationParams(max_new_tokens=6)
+    singles = [tiny_backend.rank([c], spec, params)[0] for c in SHARED]
+    texts = [tiny_backend.generate([c], params)[0].text for c in SHARED]
+    fed = _fed_shapes(tiny_backend, monkeypatch)
+    batched = tiny_backend.rank(SHARED, spec, params)
+    assert [o.text for o in batched] == [o.text for o in singles]
+    for got, want in zip(batched, singles, strict=True):
+        assert got.label_mass == pytest.approx(want.label_mass, abs=1e-4)
+    assert [o.text for o in tiny_backend.generate(SHARED, params)] == texts
+    shortest = min(len(tiny_backend.tokenizer.encode(tiny_backend.render(c))) for c in SHARED)
+    rows, prefix = fed[0]
+    assert rows == 1 and prefix > 20, fed  # the prefix alone, once
+    assert all(positions < shortest for _, positions in fed[1:]), fed  # then only each row's own tokens

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import sys
 from types import SimpleNamespace
 
 import pytest
 
-from synthetic.backends import BackendConfig, BackendConfigError, GenerationParams, RankingSpec
+from synthetic.backends import (
+    BackendConfig,
+    BackendConfigError,
+    BackendError,
+    GenerationParams,
+    RankingSpec,
+)
 from synthetic.backends.base import missing_packages
 from synthetic.backends.ranking_grammar import default_labels, parse_ranking
 from synthetic.backends.vllm_backend import (
@@ -107,5 +114,47 @@ def test_option_logprobs_from_vllm_logprob_objects() -> None:
 
 @pytest.mark.skipif(not missing_packages("vllm"), reason="vLLM is installed here")
 def test_constructing_without_vllm_is_a_clear_config_error(tmp_path) -> None:
-    with pytest.raises(BackendConfigError, match="not installed"):
+    with pytest.raises(BackendConfigError) as excinfo:
         VLLMBackend(BackendConfig(engine="vllm", model=str(tmp_path)))
+    assert str(excinfo.value).startswith("vLLM is not installed in this environment")
+    assert "'transformers' engine" in str(excinfo.value)
+
+
+@pytest.fixture
+def fake_vllm(monkeypatch, tmp_path):  # noqa: ANN201
+    """`fake_vllm(source)`: a `vllm` package on the path whose `__init__` is `source` (vLLM itself
+    is not needed); the real one (if any) is back in place after the test."""
+    real = sys.modules.pop("vllm", None)
+
+    def install(source: str) -> None:
+        package = tmp_path / "site" / "vllm"
+        package.mkdir(parents=True)
+        (package / "__init__.py").write_text(source)
+        monkeypatch.syspath_prepend(str(tmp_path / "site"))
+
+    yield install
+    sys.modules.pop("vllm", None)
+    if real is not None:
+        sys.modules["vllm"] = real
+
+
+def test_an_installed_vllm_that_does_not_import_names_the_import_error(fake_vllm, tmp_path) -> None:
+    fake_vllm('raise ImportError("libcudart.so.12: cannot open shared object file\\nmore")')
+    with pytest.raises(BackendError) as excinfo:
+        VLLMBackend(BackendConfig(engine="vllm", model=str(tmp_path)))
+    assert str(excinfo.value) == (
+        "vLLM is installed but could not be imported: ImportError: libcudart.so.12: cannot open shared object file"
+    )
+
+
+def test_a_model_vllm_cannot_start_is_one_line_naming_the_model(fake_vllm, tmp_path) -> None:
+    fake_vllm(
+        "class LLM:\n"
+        "    def __init__(self, **kwargs):\n"
+        "        raise RuntimeError('Engine core initialization failed. See root cause above.\\n{}')\n"
+    )
+    with pytest.raises(BackendError) as excinfo:
+        VLLMBackend(BackendConfig(engine="vllm", model=str(tmp_path)))
+    assert str(excinfo.value) == (
+        f"vLLM could not start model {tmp_path}: RuntimeError: Engine core initialization failed. See root cause above."
+    )

@@ -6,6 +6,8 @@ did not list, which must never receive a request.
 """
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.urls import reverse
@@ -191,6 +193,31 @@ def test_an_endpoint_that_dies_after_the_start_fails_the_run_at_once_with_the_ca
     assert run.status == Run.Status.FAILED
     assert "endpoint 'fleet' is not reachable" in run.error
     assert not Judgment.objects.filter(run=srun).exists()
+
+
+def _refuses_with_the_key(body, number):  # noqa: ANN001, ANN202
+    """A replica that answers /models but refuses every request, echoing the key it got."""
+    return 401, {"error": {"message": "Incorrect API key provided: sk-fleet.", "code": "invalid_api_key"}}, 0
+
+
+@pytest.mark.parametrize("method", ["listwise", "pairwise_logprob"])
+def test_a_run_whose_every_request_is_refused_fails_naming_the_endpoint_and_never_the_key(
+    owner, project, panel, fleet, method
+):
+    for replica in fleet:
+        replica.script = _refuses_with_the_key
+    srun = start_synthetic_run(owner=owner, project=project, panel=panel, engine="openai", model="judge-7b",
+                               method=method, backend_options={"endpoint": "fleet", "options": {"backoff_s": 0.01}})
+    run = execute(srun.run.pk)
+    assert run.status == Run.Status.FAILED
+    refused = r"endpoint 'fleet' \(http://127\.0\.0\.1:\d+/v1\): HTTP 401: the API key was refused \(server: " \
+              r"Incorrect API key provided: \*\*\*\.\)"
+    if method == "listwise":  # every judgment stored as failed: the first error and its count
+        assert re.fullmatch(rf"every judgment failed \(9 of 9\); first error \(\d time\(s\)\): {refused}",
+                            run.error_cause), run.error_cause
+    else:  # a scoring request has no partial answer: the engine's failure ends the run
+        assert re.fullmatch(rf"openai:judge-7b: scoring request failed: {refused}", run.error_cause), run.error_cause
+    assert "sk-fleet" not in run.error and "sk-fleet" not in run.log
 
 
 # ---------------------------------------------------------------- the operator's setting

@@ -4,6 +4,7 @@ from either process), ends at done = total, and the log holds no engine-library 
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 
 import pytest
@@ -15,9 +16,11 @@ from config.routing import websocket_urlpatterns
 from jobs.models import Run
 from jobs.runner import execute
 from synthetic.services import start_synthetic_run
+from tests import openai_server
 from tests.jobs.conftest import _migrated_sqlite_template, shared_db  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.django_db(transaction=True)
+serve = openai_server.serve  # the fixture
 FINAL = re.compile(r'data-status="(succeeded|failed|cancelled)"')
 
 
@@ -109,3 +112,27 @@ def test_a_real_model_run_logs_no_library_noise_and_a_broken_one_names_its_cause
     assert run.status == Run.Status.FAILED
     assert run.error_cause.startswith(f"transformers:tiny: tokenizer could not be loaded from {model}: "), run.error
     assert "Traceback" in run.error_details
+
+
+def test_an_openai_run_in_its_child_process_logs_one_line_per_failure_and_never_the_key(child_mode, serve, settings,
+                                                                                        monkeypatch):
+    def refuses(body, number):  # noqa: ANN001, ANN202
+        return 401, {"error": {"message": "Incorrect API key provided: sk-fleet."}}, 0
+
+    _, url = serve(refuses)
+    fleet = {"fleet": {"base_urls": [url], "api_key_env": "RLCHF_TEST_FLEET_KEY"}}
+    settings.INFERENCE_ENDPOINTS = fleet
+    monkeypatch.setenv("INFERENCE_ENDPOINTS", json.dumps(fleet))  # for the engine's child process
+    monkeypatch.setenv("RLCHF_TEST_FLEET_KEY", "sk-fleet")
+    owner, project, panel = _project_and_panel(items=2, personas=2)
+    srun = start_synthetic_run(owner=owner, project=project, panel=panel, engine="openai", model="judge-7b",
+                               permutations=1, backend_options={"endpoint": "fleet"})
+    run = execute(srun.run.pk)
+    assert run.status == Run.Status.FAILED
+    cause = f"endpoint 'fleet' ({url}): HTTP 401: the API key was refused (server: Incorrect API key provided: ***.)"
+    # The child's own cause line, then what the worker saw of the child ("... exited with code 1").
+    assert run.error_cause.startswith(f"every judgment failed (4 of 4); first error (4 time(s)): {cause} ("), run.error
+    assert "sk-fleet" not in run.log and "sk-fleet" not in run.error
+    assert "HTTP Request:" not in run.log  # httpx's line per request stays out
+    refused = [line for line in run.log.splitlines() if "401" in line]
+    assert refused and all(cause in line for line in refused), refused

@@ -54,10 +54,29 @@ def test_an_engine_that_cannot_load_names_the_cause_in_one_line(owner, project, 
     SyntheticRun.objects.filter(pk=srun.pk).update(engine="nope")
     run = execute(srun.run.pk)
     assert run.status == Run.Status.FAILED
-    assert run.error_cause.startswith(
-        "nope:fake-model could not be loaded from fake-model: Unknown inference engine 'nope'; choose one of:"
-    )
+    assert run.error_cause.startswith("nope:fake-model: Unknown inference engine 'nope'; choose one of:")
     assert "Traceback" in run.error_details
+
+
+def test_a_worker_without_vllm_fails_the_run_with_one_line_saying_what_to_use(settings, tmp_path, owner, project,
+                                                                               panel, fake):
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is not None:
+        pytest.skip("vllm is installed here")
+    settings.MODELS_DIR = tmp_path  # the run's model path must lie under the model roots
+    (tmp_path / "judge").mkdir()
+    (tmp_path / "judge" / "config.json").write_text("{}")
+    srun = _start(owner, project, panel)  # queued where the web side had vLLM; the worker has not
+    SyntheticRun.objects.filter(pk=srun.pk).update(engine="vllm", model=str(tmp_path / "judge"))
+    run = execute(srun.run.pk)
+    assert run.status == Run.Status.FAILED
+    assert run.error_cause == (
+        "vllm:judge: The 'vllm' engine needs vllm, which is not installed on this machine: vLLM is an optional "
+        "extra for GPU machines (pip install vllm); use the 'transformers' engine here, or the 'openai' engine "
+        "against a `vllm serve` server."
+    )
+    assert "Traceback" in run.error_details and not Judgment.objects.filter(run=srun).exists()
 
 
 def test_a_degenerate_run_is_flagged_at_the_top_of_its_summary(client, owner, project, panel, fake):

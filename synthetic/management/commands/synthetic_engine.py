@@ -54,13 +54,19 @@ class Command(BaseCommand):
             raise SystemExit(1) from None
 
 
+ENGINE_LIBRARIES = ("transformers", "huggingface_hub", "accelerate", "torch", "vllm")
+
+
 def quiet_engine_libraries() -> None:
-    """Errors only from transformers / huggingface_hub, no progress bars, no Python warnings
-    from them (they were landing in every run log as "template" and generation-flag noise)."""
+    """Errors only from the engine libraries (transformers, huggingface_hub, vLLM ...), no
+    progress bars, no Python warnings from them (they were landing in every run log as
+    "template" and generation-flag noise), and no line per HTTP request from httpx."""
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TQDM_DISABLE", "1")
-    for name in ("transformers", "huggingface_hub", "accelerate", "torch"):
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")  # vLLM sets its logger's level from this on import
+    for name in ENGINE_LIBRARIES:
         logging.getLogger(name).setLevel(logging.ERROR)
-    for module in ("transformers", "huggingface_hub", "accelerate", "torch"):
-        warnings.filterwarnings("ignore", module=rf"{module}(\.|$)")
+        warnings.filterwarnings("ignore", module=rf"{name}(\.|$)")
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
