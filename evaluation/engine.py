@@ -62,13 +62,7 @@ class ScoringEngine:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        path = Path(model_dir)
-        if not (path / "config.json").is_file():
-            raise EngineError(f"{path} is not a model directory (no config.json)")
-        self.torch = torch
-        self.device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
-        if dtype == "auto":
-            dtype = "bfloat16" if self.device.startswith("cuda") else "float32"
+        path, dtype = _prepare(self, model_dir, device, dtype, torch)
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         self.model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype), attn_implementation="sdpa")
         self.model.to(self.device).eval()
@@ -250,13 +244,7 @@ class RewardEngine:
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        path = Path(model_dir)
-        if not (path / "config.json").is_file():
-            raise EngineError(f"{path} is not a model directory (no config.json)")
-        self.torch = torch
-        self.device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
-        if dtype == "auto":
-            dtype = "bfloat16" if self.device.startswith("cuda") else "float32"
+        path, dtype = _prepare(self, model_dir, device, dtype, torch)
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         self.model = AutoModelForSequenceClassification.from_pretrained(path, dtype=getattr(torch, dtype))
         if self.model.config.num_labels != 1:
@@ -346,3 +334,15 @@ class RewardEngine:
     def score_one_at_a_time(self, requests: Sequence[Request]) -> list[float]:
         """One unpadded forward pass per request: the reference the batched path must equal."""
         return [self._forward([self.encode(context, response, i)])[0] for i, (context, response) in enumerate(requests)]
+
+
+def _prepare(engine: Any, model_dir: str | Path, device: str, dtype: str, torch: Any) -> tuple[Path, str]:
+    """Check the model directory, set the engine's torch and device; the dtype ("auto": bf16 on CUDA, fp32 on CPU)."""
+    path = Path(model_dir)
+    if not (path / "config.json").is_file():
+        raise EngineError(f"{path} is not a model directory (no config.json)")
+    engine.torch = torch
+    engine.device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+    if dtype == "auto":
+        dtype = "bfloat16" if engine.device.startswith("cuda") else "float32"
+    return path, dtype

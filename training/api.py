@@ -20,9 +20,8 @@ from collections.abc import Callable
 from typing import Any
 
 from django.db.models import QuerySet
-from django.http import Http404, HttpResponseBase, StreamingHttpResponse
+from django.http import HttpResponseBase
 from django.shortcuts import get_object_or_404
-from django.utils.http import content_disposition_header
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
@@ -129,14 +128,9 @@ class RegisteredModelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, P
                    summary="The model's HF directory as a zip (checkpoints left out)")
     @action(detail=True, methods=["get"])
     def download(self, request: Request, model_id: str) -> HttpResponseBase:
-        model = self.get_object()
-        found = services.model_zip(model)
-        if found is None:
-            raise Http404("This model has no files on this server.")
-        stream, filename = found
-        response = StreamingHttpResponse(stream, content_type="application/zip")
-        response["Content-Disposition"] = content_disposition_header(as_attachment=True, filename=filename)
-        return response
+        from training.views import model_zip_response
+
+        return model_zip_response(self.get_object())
 
 
 # ---------------------------------------------------------------- training runs

@@ -82,7 +82,11 @@ def model_download(request: HttpRequest, public_id: UUID, model_id: UUID) -> Htt
     """The model's HF directory as a zip (checkpoints left out; lineage.json added where the
     directory has none), streamed: a real model is gigabytes and is never held in memory."""
     project = researcher_project(request, public_id)
-    model = get_object_or_404(_models(project), public_id=model_id)
+    return model_zip_response(get_object_or_404(_models(project), public_id=model_id))
+
+
+def model_zip_response(model: RegisteredModel) -> StreamingHttpResponse:
+    """The streamed zip of `model`'s directory (services.model_zip), for the page and the API; 404 without files."""
     found = services.model_zip(model)
     if found is None:
         raise Http404("This model has no files on this server.")
