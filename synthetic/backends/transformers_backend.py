@@ -188,9 +188,10 @@ class TransformersBackend(Backend):
             out = self.model(input_ids=self._torch.tensor([ids], device=self.device), past_key_values=cache,
                              use_cache=True, **self._last_only)
         cache = out.past_key_values
-        if not isinstance(cache, DynamicCache) or not all(type(layer) is DynamicLayer for layer in cache.layers):
+        layers: list[Any] = list(cache.layers) if isinstance(cache, DynamicCache) else []
+        if not layers or not all(type(layer) is DynamicLayer for layer in layers):
             return None
-        return [(layer.keys, layer.values) for layer in cache.layers]
+        return [(layer.keys, layer.values) for layer in layers]
 
     def _expand_cache(self, prefix: list[tuple[Any, Any]], rows: int) -> Any:
         """A fresh cache holding the prefix once per row (views: the cache copies as it grows)."""
