@@ -47,6 +47,7 @@ from training.serializers import (
     TrainingRunInputSerializer,
     TrainingRunSerializer,
 )
+from training.views import model_zip_response
 
 MODEL_KEY = "public_id"  # the API names models by their public id (the page's form by primary key)
 REFUSED = OpenApiResponse(description="The field at fault and why; nothing was stored.")
@@ -128,8 +129,6 @@ class RegisteredModelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, P
                    summary="The model's HF directory as a zip (checkpoints left out)")
     @action(detail=True, methods=["get"])
     def download(self, request: Request, model_id: str) -> HttpResponseBase:
-        from training.views import model_zip_response
-
         return model_zip_response(self.get_object())
 
 
