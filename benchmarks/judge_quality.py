@@ -278,9 +278,36 @@ def main(argv: list[str] | None = None) -> list[Row]:
     logger.info("\nall methods (%.0f s in all):", time.perf_counter() - started)
     for row in rows:
         logger.info("%s", describe(row))
-    best = max(rows, key=lambda r: r.accuracy)
-    logger.info("best by accuracy: %s (%.3f ± %.3f, n = %d)", best.method, best.accuracy, best.half_width, best.n)
+    logger.info("%s", verdict(rows))
     return rows
+
+
+def degenerate(row: Row) -> bool:
+    """Over half of its answers follow the shown positions (issue 10's definition of a degenerate
+    run): both orders, the answer flipped with the order in over half of the pairs; one order, the
+    first-shown response won (or lost) so often that position explains over half of the answers
+    (|2 x share - 1| > 0.5; a judge blind to position sits at 0.5). Pointwise has no positions."""
+    share = row.position_driven
+    if math.isnan(share):
+        return False
+    if row.position_label.startswith("first shown won"):
+        return abs(2 * share - 1) > 0.5
+    return share > 0.5
+
+
+def verdict(rows: list[Row]) -> str:
+    """The default to choose: the most accurate method whose answers are not position-driven. A
+    degenerate method's accuracy only says how often the human's choice happened to sit where the
+    model looks (the first or last shown), so it does not compete."""
+    fair = [r for r in rows if not degenerate(r)]
+    if not fair:
+        return "best: none (every method's answers follow the shown positions)"
+    best = max(fair, key=lambda r: r.accuracy)
+    signal = ("above chance" if best.accuracy - best.half_width > 0.5
+              else "NOT above chance: its 95% interval includes 0.5")
+    left = [r.method for r in rows if degenerate(r)]
+    return (f"best: {best.method} ({best.accuracy:.3f} ± {best.half_width:.3f}, n = {best.n}; {signal})"
+            + (f"; position-driven, left out: {', '.join(left)}" if left else ""))
 
 
 if __name__ == "__main__":

@@ -213,7 +213,7 @@ class TwinPanelForm(forms.Form):
 class SyntheticRunForm(BackendFields):
     name = forms.CharField(max_length=200, required=False)
     panel = forms.ModelChoiceField(queryset=PersonaPanel.objects.none())
-    method = forms.ChoiceField(choices=SyntheticRun.Method.choices, initial=SyntheticRun.Method.LISTWISE)
+    method = forms.ChoiceField(choices=SyntheticRun.Method.choices, initial=SyntheticRun.DEFAULT_METHOD)
     items = forms.ChoiceField(choices=SyntheticRun.Items.choices, initial=SyntheticRun.Items.ALL)
     item_ids = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}), label="Item external ids",
                                help_text="For a listed subset: separated by spaces, commas or new lines.")

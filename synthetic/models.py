@@ -93,6 +93,11 @@ class SyntheticRun(models.Model):
         PAIRWISE = "pairwise_logprob", "Pairwise (log-probabilities)"
         POINTWISE = "pointwise", "Pointwise (expected 1-5 rating)"
 
+    # The product's default, by benchmarks/judge_quality.py (200 hh-rlhf pairs, SmolLM2-135M):
+    # every method was at chance, and every method but pointwise was position-driven (the first
+    # or the last shown response won 99.5-100% of the time); pointwise has no position to follow.
+    DEFAULT_METHOD = Method.POINTWISE
+
     run = models.OneToOneField("jobs.Run", on_delete=models.CASCADE, related_name="synthetic")
     project = models.ForeignKey(
         "annotation.Project", on_delete=models.CASCADE, related_name="synthetic_runs"
@@ -113,7 +118,7 @@ class SyntheticRun(models.Model):
     backend_options = models.JSONField(
         default=dict, blank=True, help_text="BackendConfig fields besides engine and model."
     )
-    method = models.CharField(max_length=20, choices=Method.choices, default=Method.LISTWISE)
+    method = models.CharField(max_length=20, choices=Method.choices, default=DEFAULT_METHOD)
     allow_ties = models.BooleanField(default=False)
     reasoning = models.BooleanField(default=False)
     both_orders = models.BooleanField(

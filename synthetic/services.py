@@ -440,7 +440,7 @@ def start_synthetic_run(
     engine: str,
     model: str,
     backend_options: dict[str, Any] | None = None,
-    method: str = SyntheticRun.Method.LISTWISE,
+    method: str = SyntheticRun.DEFAULT_METHOD,
     items: str = SyntheticRun.Items.ALL,
     item_ids: Sequence[str] = (),
     sample_size: int | None = None,

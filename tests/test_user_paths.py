@@ -155,7 +155,7 @@ def test_synthetic_services_refuse_and_store_nothing(roots, owner, project, pane
 
     bad = bad_paths(roots)[case]
     with pytest.raises(SyntheticRunError, match=f"^model: .*{REFUSED}"):
-        start_synthetic_run(owner=owner, project=project, panel=panel, engine="transformers", model=bad)
+        start_synthetic_run(method="listwise", owner=owner, project=project, panel=panel, engine="transformers", model=bad)
     with pytest.raises(SyntheticRunError, match=rf"^models\[1\]\.model: .*{REFUSED}"):
         start_generation_run(owner=owner, project=project, prompts=[{"id": "a", "prompt": "p"}],
                              models=[{"engine": "transformers", "model": str(roots["good"])},

@@ -42,7 +42,7 @@ def site(project, owner, annotator) -> Site:
     next_assignment(project=project, user=annotator)  # the item on screen
     record_ranking(item=ranking.item, rater=rater_for_user(owner), order=[["r1", "r2"], ["r3"], ["r4"]])
     panel = import_panel(owner=owner, name="Mixed", text=PERSONAS_JSONL)
-    srun = start_synthetic_run(owner=owner, project=project, panel=panel, engine=fake_engine.ENGINE, model="fake")
+    srun = start_synthetic_run(method="listwise", owner=owner, project=project, panel=panel, engine=fake_engine.ENGINE, model="fake")
     return Site(project=project, ranking=ranking, item=ranking.item, panel=panel, srun=srun)
 
 

@@ -45,7 +45,7 @@ def test_smollm2_ranks_items_for_three_personas(owner, smollm2_dir):
         create_item(project=project, external_id=external_id, prompt=prompt,
                     responses=[{"id": f"r{k}", "text": t} for k, t in enumerate(texts, 1)])
     panel = import_panel(owner=owner, name="Three", text=PERSONAS)
-    srun = start_synthetic_run(owner=owner, project=project, panel=panel, engine="transformers",
+    srun = start_synthetic_run(method="listwise", owner=owner, project=project, panel=panel, engine="transformers",
                                model=str(smollm2_dir), backend_options={"device": "cpu", "batch_size": 6}, seed=1)
     run = execute(srun.run.pk)
     assert run.status == Run.Status.SUCCEEDED, run.log

@@ -47,7 +47,7 @@ def fleet(serve, settings, monkeypatch, elsewhere):
 
 
 def _start(owner, project, panel, **options):
-    return start_synthetic_run(owner=owner, project=project, panel=panel, engine="openai", model="judge-7b",
+    return start_synthetic_run(method="listwise", owner=owner, project=project, panel=panel, engine="openai", model="judge-7b",
                                backend_options=options)
 
 

@@ -38,7 +38,7 @@ def _project_and_panel():
 
 def test_the_child_process_stores_judgments_and_rankings(child_mode):
     owner, project, panel = _project_and_panel()
-    srun = start_synthetic_run(owner=owner, project=project, panel=panel, engine="fake", model="fake-model")
+    srun = start_synthetic_run(method="listwise", owner=owner, project=project, panel=panel, engine="fake", model="fake-model")
     run = execute(srun.run.pk)
     assert run.status == Run.Status.SUCCEEDED, run.log
     assert "synthetic_engine synthetic" in run.log  # the command line the worker ran
@@ -58,7 +58,7 @@ def test_an_engine_crash_in_the_child_fails_the_run_and_the_worker_goes_on(child
     broken = tmp_path / "broken-model"
     broken.mkdir()
     (broken / "config.json").write_text("{not json")
-    srun = start_synthetic_run(owner=owner, project=project, panel=panel, engine="transformers", model=str(broken))
+    srun = start_synthetic_run(method="listwise", owner=owner, project=project, panel=panel, engine="transformers", model=str(broken))
     run = execute(srun.run.pk)
     assert run.status == Run.Status.FAILED
     assert "exited with code" in run.error

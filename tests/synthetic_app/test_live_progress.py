@@ -74,7 +74,7 @@ def progress(frame: str) -> tuple[int, str]:
 
 def test_the_live_page_shows_every_step_from_the_stored_state(child_mode):
     owner, project, panel = _project_and_panel(items=3, personas=4)  # 12 judgments: chunks of 2
-    srun = start_synthetic_run(owner=owner, project=project, panel=panel, engine="fake", model="fake-model")
+    srun = start_synthetic_run(method="listwise", owner=owner, project=project, panel=panel, engine="fake", model="fake-model")
     frames = frames_of_a_run(srun.run, owner)
     steps = [progress(f) for f in frames]
     dones = [d for d, _ in steps]
@@ -107,7 +107,7 @@ def test_a_real_model_run_logs_no_library_noise_and_a_broken_one_names_its_cause
     assert noise == [], noise
 
     (model / "tokenizer.json").write_text("{not json")
-    broken = start_synthetic_run(owner=owner, project=project, panel=panel, engine="transformers", model=str(model))
+    broken = start_synthetic_run(method="listwise", owner=owner, project=project, panel=panel, engine="transformers", model=str(model))
     run = execute(broken.run.pk)
     assert run.status == Run.Status.FAILED
     assert run.error_cause.startswith(f"transformers:tiny: tokenizer could not be loaded from {model}: "), run.error
@@ -125,7 +125,7 @@ def test_an_openai_run_in_its_child_process_logs_one_line_per_failure_and_never_
     monkeypatch.setenv("INFERENCE_ENDPOINTS", json.dumps(fleet))  # for the engine's child process
     monkeypatch.setenv("RLCHF_TEST_FLEET_KEY", "sk-fleet")
     owner, project, panel = _project_and_panel(items=2, personas=2)
-    srun = start_synthetic_run(owner=owner, project=project, panel=panel, engine="openai", model="judge-7b",
+    srun = start_synthetic_run(method="listwise", owner=owner, project=project, panel=panel, engine="openai", model="judge-7b",
                                permutations=1, backend_options={"endpoint": "fleet"})
     run = execute(srun.run.pk)
     assert run.status == Run.Status.FAILED

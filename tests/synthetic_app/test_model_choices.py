@@ -152,10 +152,10 @@ def test_a_model_the_researcher_may_not_use_is_refused_and_nothing_stored(client
     assert "the openai engine cannot load it" in " ".join(response.context["form"].errors["registered_model"])
     # The service checks again: a crafted call cannot borrow another project's model or mislabel a path.
     with pytest.raises(services.SyntheticRunError, match="registered_model: .* is not a model you can use"):
-        services.start_synthetic_run(owner=owner, project=project, panel=panel, engine="transformers",
+        services.start_synthetic_run(method="listwise", owner=owner, project=project, panel=panel, engine="transformers",
                                      model=foreign.path, registered_model=key(foreign))
     with pytest.raises(services.SyntheticRunError, match="registered_model: tiny-base .* is .*, not "):
-        services.start_synthetic_run(owner=owner, project=project, panel=panel, engine="transformers",
+        services.start_synthetic_run(method="listwise", owner=owner, project=project, panel=panel, engine="transformers",
                                      model=forms.default_model_dir(), registered_model=key(registered))
     assert not SyntheticRun.objects.exists() and not Run.objects.exists()
 

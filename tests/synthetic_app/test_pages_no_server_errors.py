@@ -26,7 +26,7 @@ def world(owner, annotator, annotator2, project, panel, fake):
     ranking = submit_ranking(user=annotator, assignment=next_assignment(project=project, user=annotator),
                              order=[["r1"], ["r2"], ["r3"], ["r4"]])
     lease = next_assignment(project=project, user=annotator2)
-    srun = start_synthetic_run(owner=owner, project=project, panel=panel, engine="test-fake", model="m")
+    srun = start_synthetic_run(method="listwise", owner=owner, project=project, panel=panel, engine="test-fake", model="m")
     execute(srun.run.pk)
     return {"project": project, "ranking": ranking, "lease": lease, "panel": panel, "srun": srun,
             "item": project.items.order_by("pk").first()}

@@ -16,7 +16,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def _start(owner, project, panel, **overrides):
-    fields = {"owner": owner, "project": project, "panel": panel, "engine": "test-fake", "model": "fake-model"}
+    fields = {"owner": owner, "project": project, "panel": panel, "engine": "test-fake", "model": "fake-model",
+              "method": "listwise"}
     return start_synthetic_run(**{**fields, **overrides})
 
 

@@ -21,7 +21,7 @@ def test_a_valid_run_is_queued_with_its_items_frozen(owner, project, panel, fake
     assert srun.run.project == project and srun.run.owner == owner
     assert len(srun.item_ids) == 2 and set(srun.item_ids) <= {"item-0", "item-1", "item-2"}
     assert srun.judgments_total == 2 * 3
-    assert srun.prompt_version == "listwise_v2"
+    assert srun.method == "pointwise" and srun.prompt_version == "pointwise_v1"  # the default method
 
 
 @pytest.mark.parametrize(
@@ -33,7 +33,7 @@ def test_a_valid_run_is_queued_with_its_items_frozen(owner, project, panel, fake
         ({"backend_options": {"batch_sise": 4}}, "unknown backend option(s) batch_sise"),
         ({"items": "list", "item_ids": ["item-0", "ghost"]}, "no item with external id 'ghost'"),
         ({"method": "borda"}, "unknown method 'borda'"),
-        ({"prompt_version": "listwise_v99"}, "no prompt template 'listwise_v99'"),
+        ({"method": "listwise", "prompt_version": "listwise_v99"}, "no prompt template 'listwise_v99'"),
         ({"method": "pairwise_logprob", "prompt_version": "listwise_v1"}, "not a pairwise_logprob prompt"),
         ({"tie_margin": 0.7}, "tie margin"),
     ],

@@ -33,7 +33,7 @@ def _urls(project, panel, srun=None):
 def srun(owner, project, panel, fake):
     from synthetic.services import start_synthetic_run
 
-    srun = start_synthetic_run(owner=owner, project=project, panel=panel, engine="test-fake", model="m",
+    srun = start_synthetic_run(method="listwise", owner=owner, project=project, panel=panel, engine="test-fake", model="m",
                                backend_options={"options": {"invalid_every": 3}})
     execute(srun.run.pk)
     return srun
