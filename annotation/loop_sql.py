@@ -105,7 +105,9 @@ def lapsed_candidate(project_id: int, target: int, rater_id: int, now: datetime,
                       [target, target, Assignment.Status.LEASED, db_time(now), target], "i.ranking_count, i.id")
 
 
-# Tried in this order: the counted walk, then the row-by-row one.
+# Tried in this order: the counted walk, then the row-by-row one. The fast path's database function
+# annotation_lease (migration 0005) runs the same walks and lease statements written out in PL/pgSQL:
+# a change here needs a migration that replaces it (tests/annotation/test_fast_submit.py pins both).
 CANDIDATES = (next_candidate, lapsed_candidate)
 
 
