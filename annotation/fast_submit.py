@@ -105,7 +105,8 @@ class FastSubmit:
             logger.debug("fast path lost a race (%s); handing the request to Django", type(error).__name__)
             return await self.app(scope, _replay(messages, receive), send)
         except Exception:
-            # Nothing was committed (each statement is its own transaction): Django tries again, and answers.
+            # Nothing was committed (each statement is its own transaction): Django tries again,
+            # and answers.
             logger.exception("fast path failed; handing the request to Django")
             return await self.app(scope, _replay(messages, receive), send)
         await send({"type": "http.response.start", "status": status, "headers": _headers(scope, answer)})
@@ -136,7 +137,8 @@ class FastSubmit:
             await pool.open()
         return pool
 
-    async def _submit(self, token: str, assignment_id: uuid.UUID, body: bytes) -> tuple[bytes, _Project]:
+    async def _submit(self, token: str, assignment_id: uuid.UUID,
+                      body: bytes) -> tuple[bytes, _Project]:
         """Two round trips: who and what (token_assignment), then, once the checks have passed, the
         ranking stored and the next item leased (submit_and_lease, one function call)."""
         from annotation import loop_sql as sql
@@ -155,31 +157,40 @@ class FastSubmit:
             if project.status != _ACTIVE or found.ranked_before or found.other_lease:
                 raise Defer  # a retry, an edit, a reused id, or a lease held in another tab
             if found.rater_kind != _HUMAN:
-                raise Defer  # submit_and_lease counts against the human target (services decides otherwise)
+                # submit_and_lease counts against the human target (services decides otherwise)
+                raise Defer
+            # The project's row stands in for the Project these two read (the settings).
             rationale = effective_rationale(project, data.rationale)  # type: ignore[arg-type]
             try:
-                order, partial, shown, flags = check_ranking(project, found.shown_order, data.ranking,  # type: ignore[arg-type]
-                                                             found.shown_order, data.flags, rationale)
+                order, partial, shown, flags = check_ranking(
+                    project, found.shown_order, data.ranking,  # type: ignore[arg-type]
+                    found.shown_order, data.flags, rationale)
             except RankingError:
                 raise Defer from None
-            lease_id, expires_at = uuid.uuid4(), now + timedelta(seconds=project.lease_seconds)
+            lease_id = uuid.uuid4()
+            expires_at = now + timedelta(seconds=project.lease_seconds)
             rows = await _fetch(conn, sql.submit_and_lease(
                 item_id=found.item_id, rater_id=found.rater_id, assignment_id=found.assignment_id,
-                order=json.dumps(order), shown_order=json.dumps(shown), is_partial=partial, rationale=rationale,
-                flags=json.dumps(flags), seconds=data.seconds, submission_id=submission_id, now=now,
-                project_id=project.id, target=project.overlap_target, lease_id=lease_id, expires_at=expires_at))
+                order=json.dumps(order), shown_order=json.dumps(shown), is_partial=partial,
+                rationale=rationale, flags=json.dumps(flags), seconds=data.seconds,
+                submission_id=submission_id, now=now, project_id=project.id,
+                target=project.overlap_target, lease_id=lease_id, expires_at=expires_at))
         if not rows:
             raise _LostRace
         ranking_id, prompt, context, lease_shown, lease_texts = rows[0]
         ranking = {  # RankingSerializer's form
-            "id": ranking_id, "project": project.public_id, "item": found.external_id, "assignment": str(assignment_id),
-            "rater": {"id": found.rater_id, "kind": found.rater_kind, "persona": found.persona, "model": found.model},
-            "ranking": order, "shown_order": shown, "is_partial": partial, "rationale": rationale, "flags": flags,
-            "seconds": data.seconds, "submission_id": submission_id, "version": 1, "is_current": True,
-            "created_at": now,
+            "id": ranking_id, "project": project.public_id, "item": found.external_id,
+            "assignment": str(assignment_id),
+            "rater": {"id": found.rater_id, "kind": found.rater_kind, "persona": found.persona,
+                      "model": found.model},
+            "ranking": order, "shown_order": shown, "is_partial": partial, "rationale": rationale,
+            "flags": flags, "seconds": data.seconds, "submission_id": submission_id, "version": 1,
+            "is_current": True, "created_at": now,
         }
-        lease = None if lease_shown is None else _assignment(project, lease_id, expires_at, prompt, context,
-                                                             lease_shown, lease_texts)
+        lease = None
+        if lease_shown is not None:
+            lease = _assignment(project, lease_id, expires_at, prompt, context, lease_shown,
+                                lease_texts)
         return _render({"ranking": ranking, "next": lease}), project
 
     async def _next(self, token: str, project_id: uuid.UUID) -> tuple[int, bytes]:
@@ -197,20 +208,24 @@ class FastSubmit:
             if project.status != _ACTIVE:
                 raise Defer
             if held_id is None:
-                lease_id, expires_at = uuid.uuid4(), now + timedelta(seconds=project.lease_seconds)
-                leased = await _fetch(conn, sql.lease_next(project_id=project.id, target=project.overlap_target,
-                                                           rater_id=rater_id, now=now, lease_id=lease_id,
-                                                           expires_at=expires_at))
+                lease_id = uuid.uuid4()
+                expires_at = now + timedelta(seconds=project.lease_seconds)
+                leased = await _fetch(conn, sql.lease_next(
+                    project_id=project.id, target=project.overlap_target, rater_id=rater_id,
+                    now=now, lease_id=lease_id, expires_at=expires_at))
                 if not leased:
                     return 204, b""
                 return 200, _render(_assignment(project, lease_id, expires_at, *leased[0]))
         by_id = dict(zip(ids, texts, strict=True))
         held_texts = [by_id.get(response_id, "") for response_id in held_shown]
-        return 200, _render(_assignment(project, held_id, held_expires.astimezone(UTC), prompt, context, held_shown,
-                                        held_texts))
+        # As Django's connection reads it (in UTC), whatever the server's TimeZone.
+        expires = held_expires.astimezone(UTC)
+        answer = _assignment(project, held_id, expires, prompt, context, held_shown, held_texts)
+        return 200, _render(answer)
 
 
-_ACTIVE, _HUMAN, _LEASED = "active", "human", "leased"  # Project.Status, Rater.Kind, Assignment.Status
+# Project.Status.ACTIVE, Rater.Kind.HUMAN, Assignment.Status.LEASED
+_ACTIVE, _HUMAN, _LEASED = "active", "human", "leased"
 
 
 class _Found(NamedTuple):
@@ -246,8 +261,8 @@ class _Project(NamedTuple):
     lease_seconds: int
 
 
-def _assignment(project: _Project, public_id: uuid.UUID, expires_at: datetime, prompt: str, context: Any,
-                shown: list[str], texts: list[str]) -> dict[str, Any]:
+def _assignment(project: _Project, public_id: uuid.UUID, expires_at: datetime, prompt: str,
+                context: Any, shown: list[str], texts: list[str]) -> dict[str, Any]:
     """api.assignment_payload's form of a lease: `texts` are those of the `shown` response ids."""
     return {
         "id": public_id,
@@ -255,13 +270,14 @@ def _assignment(project: _Project, public_id: uuid.UUID, expires_at: datetime, p
         "status": _LEASED,
         "expires_at": expires_at,
         "item": {"prompt": prompt, "context": context},
-        "responses": [{"id": response_id, "text": text} for response_id, text in zip(shown, texts, strict=True)],
+        "responses": [{"id": response_id, "text": text}
+                      for response_id, text in zip(shown, texts, strict=True)],
         "settings": {"allow_ties": project.allow_ties, "allow_partial": project.allow_partial,
                      "rationale": project.rationale},
     }
 
 
-# ---------------------------------------------------------------- the body, as SubmitSerializer reads it
+# ---------------------------------------------------------------- the body, as DRF reads it
 
 
 class _Submission(NamedTuple):
@@ -273,7 +289,8 @@ class _Submission(NamedTuple):
 
 
 _SUBMIT_FIELDS = frozenset(("ranking", "rationale", "flags", "seconds", "submission_id"))
-_CANONICAL_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_CANONICAL_UUID = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
 def _refuse_constant(name: str) -> Any:

@@ -106,8 +106,9 @@ def lapsed_candidate(project_id: int, target: int, rater_id: int, now: datetime,
 
 
 # Tried in this order: the counted walk, then the row-by-row one. The fast path's database function
-# annotation_lease (migration 0005) runs the same walks and lease statements written out in PL/pgSQL:
-# a change here needs a migration that replaces it (tests/annotation/test_fast_submit.py pins both).
+# annotation_lease (migration 0005) runs the same walks and lease statements, written out in
+# PL/pgSQL: a change here needs a migration that replaces it (tests/annotation/test_fast_submit.py
+# pins both).
 CANDIDATES = (next_candidate, lapsed_candidate)
 
 
@@ -245,10 +246,11 @@ def token_assignment(token: str, assignment_public_id: uuid.UUID, submission_id:
                  db_uuid(assignment_public_id)]
 
 
-def submit_and_lease(*, item_id: int, rater_id: int, assignment_id: int, order: str, shown_order: str,
-                     is_partial: bool, rationale: str, flags: str, seconds: float | None,
-                     submission_id: uuid.UUID, now: datetime, project_id: int, target: int,
-                     lease_id: uuid.UUID, expires_at: datetime) -> Statement:
+def submit_and_lease(*, item_id: int, rater_id: int, assignment_id: int, order: str,
+                     shown_order: str, is_partial: bool, rationale: str, flags: str,
+                     seconds: float | None, submission_id: uuid.UUID, now: datetime,
+                     project_id: int, target: int, lease_id: uuid.UUID,
+                     expires_at: datetime) -> Statement:
     """PostgreSQL, one statement (the function annotation_submit, migration 0005): with the item
     locked, and unless the rater has a ranking of it or one under `submission_id` by now, or holds
     another live lease in the project, insert their first ranking of the item, count it on the
@@ -256,11 +258,11 @@ def submit_and_lease(*, item_id: int, rater_id: int, assignment_id: int, order: 
     the next item as lease_next does. JSON columns as JSON text. No row: nothing was written (a
     twin or a second tab got there first). Otherwise one row of (ranking id, then lease_next's
     columns, all null when nothing is left to lease)."""
-    sql = ("SELECT * FROM annotation_submit(%s::bigint, %s::bigint, %s::bigint, %s::jsonb, %s::jsonb,"
-           " %s::boolean, %s::text, %s::jsonb, %s::float8, %s::uuid, %s::timestamptz, %s::bigint,"
-           " %s::integer, %s::uuid, %s::timestamptz)")
-    return sql, [item_id, rater_id, assignment_id, order, shown_order, is_partial, rationale, flags, seconds,
-                 submission_id, now, project_id, target, lease_id, expires_at]
+    sql = ("SELECT * FROM annotation_submit(%s::bigint, %s::bigint, %s::bigint, %s::jsonb,"
+           " %s::jsonb, %s::boolean, %s::text, %s::jsonb, %s::float8, %s::uuid, %s::timestamptz,"
+           " %s::bigint, %s::integer, %s::uuid, %s::timestamptz)")
+    return sql, [item_id, rater_id, assignment_id, order, shown_order, is_partial, rationale, flags,
+                 seconds, submission_id, now, project_id, target, lease_id, expires_at]
 
 
 def lease_next(*, project_id: int, target: int, rater_id: int, now: datetime, lease_id: uuid.UUID,
@@ -270,8 +272,8 @@ def lease_next(*, project_id: int, target: int, rater_id: int, now: datetime, le
     lease (the CANDIDATES walks, the overlap check on the locked item, its lapsed leases closed),
     with the responses in a random order. One row of (prompt, context, shown response ids, their
     texts), or none when nothing is left."""
-    sql = ("SELECT * FROM annotation_lease(%s::bigint, %s::integer, %s::bigint, %s::timestamptz, %s::uuid,"
-           " %s::timestamptz)")
+    sql = ("SELECT * FROM annotation_lease(%s::bigint, %s::integer, %s::bigint, %s::timestamptz,"
+           " %s::uuid, %s::timestamptz)")
     return sql, [project_id, target, rater_id, now, lease_id, expires_at]
 
 
@@ -282,15 +284,16 @@ def token_project(token: str, project_public_id: uuid.UUID, now: datetime) -> St
     Columns: rater id; the lease's public_id, shown_order, expires_at, its item's prompt and
     context, the item's response ids and their texts in order; PROJECT_COLUMNS.
     """
-    response = table(Response)
+    responses = f"FROM {table(Response)} x WHERE x.item_id = i.id ORDER BY x.position, x.id"
     sql = (
-        "SELECT r.id, h.public_id, h.shown_order, h.expires_at, h.prompt, h.context, h.ids, h.texts,"
+        "SELECT r.id, h.public_id, h.shown_order, h.expires_at, h.prompt, h.context, h.ids,"
+        " h.texts,"
         f" {PROJECT_COLUMNS}{_active_token_rater()}"
         f" JOIN {table(Project)} p ON p.public_id = %s"
         f" JOIN {table(Membership)} m ON m.project_id = p.id AND m.user_id = u.id"
         " LEFT JOIN LATERAL (SELECT a.public_id, a.shown_order, a.expires_at, i.prompt, i.context,"
-        f"   ARRAY(SELECT x.response_id FROM {response} x WHERE x.item_id = i.id ORDER BY x.position, x.id) AS ids,"
-        f"   ARRAY(SELECT x.text FROM {response} x WHERE x.item_id = i.id ORDER BY x.position, x.id) AS texts"
+        f"   ARRAY(SELECT x.response_id {responses}) AS ids,"
+        f"   ARRAY(SELECT x.text {responses}) AS texts"
         f"   FROM {table(Assignment)} a JOIN {table(Item)} i ON i.id = a.item_id"
         "   WHERE a.rater_id = r.id AND a.status = %s AND a.expires_at > %s AND i.project_id = p.id"
         "   ORDER BY a.id LIMIT 1) h ON TRUE"

@@ -30,9 +30,10 @@ BEGIN
         SELECT i.id, i.prompt, i.context, i.ranking_count INTO v_item, prompt, context, v_ranked
           FROM annotation_item i
          WHERE i.project_id = p_project AND i.ranking_count + i.lease_count < p_target
-           AND NOT EXISTS (SELECT 1 FROM annotation_assignment s
-                            WHERE s.item_id = i.id AND s.rater_id = p_rater AND s.status = 'skipped')
-           AND NOT EXISTS (SELECT 1 FROM annotation_ranking r WHERE r.item_id = i.id AND r.rater_id = p_rater)
+           AND NOT EXISTS (SELECT 1 FROM annotation_assignment s WHERE s.item_id = i.id
+                              AND s.rater_id = p_rater AND s.status = 'skipped')
+           AND NOT EXISTS (SELECT 1 FROM annotation_ranking r
+                            WHERE r.item_id = i.id AND r.rater_id = p_rater)
            AND i.id <> ALL (v_passed)
          ORDER BY i.ranking_count + i.lease_count, i.id LIMIT 1 FOR UPDATE OF i SKIP LOCKED;
         v_recount := NOT FOUND;
@@ -45,8 +46,8 @@ BEGIN
                AND i.ranking_count + (SELECT COUNT(*) FROM annotation_assignment a
                                        WHERE a.item_id = i.id AND a.status = 'leased'
                                          AND a.expires_at > p_now) < p_target
-               AND NOT EXISTS (SELECT 1 FROM annotation_assignment s
-                                WHERE s.item_id = i.id AND s.rater_id = p_rater AND s.status = 'skipped')
+               AND NOT EXISTS (SELECT 1 FROM annotation_assignment s WHERE s.item_id = i.id
+                                  AND s.rater_id = p_rater AND s.status = 'skipped')
                AND NOT EXISTS (SELECT 1 FROM annotation_ranking r
                                 WHERE r.item_id = i.id AND r.rater_id = p_rater)
                AND i.id <> ALL (v_passed)
@@ -68,8 +69,9 @@ BEGIN
             -- loop_sql.close_lapsed_leases and recount_leases
             UPDATE annotation_assignment SET status = 'expired', finished_at = p_now
              WHERE item_id = v_item AND status = 'leased' AND expires_at <= p_now;
-            UPDATE annotation_item SET lease_count = (SELECT COUNT(*) FROM annotation_assignment a
-                                                       WHERE a.item_id = v_item AND a.status = 'leased')
+            UPDATE annotation_item
+               SET lease_count = (SELECT COUNT(*) FROM annotation_assignment a
+                                   WHERE a.item_id = v_item AND a.status = 'leased')
              WHERE id = v_item;
         END IF;
         -- The responses in a random order, each beside its text.
@@ -78,8 +80,8 @@ BEGIN
           FROM (SELECT response_id, text, random() AS k FROM annotation_response
                  WHERE item_id = v_item) x;
         -- loop_sql.insert_lease and count_lease
-        INSERT INTO annotation_assignment (public_id, item_id, rater_id, status, shown_order, leased_at,
-                                           expires_at)
+        INSERT INTO annotation_assignment (public_id, item_id, rater_id, status, shown_order,
+                                           leased_at, expires_at)
         VALUES (p_public_id, v_item, p_rater, 'leased', to_jsonb(shown), p_now, p_expires);
         UPDATE annotation_item SET lease_count = lease_count + 1 WHERE id = v_item;
         RETURN NEXT;
@@ -115,15 +117,17 @@ BEGIN
     -- loop_sql.store_first_ranking
     WITH counted AS (
         UPDATE annotation_item SET ranking_count = ranking_count + 1, lease_count = lease_count
-               - (SELECT COUNT(*) FROM annotation_assignment WHERE id = p_assignment AND status = 'leased')
+               - (SELECT COUNT(*) FROM annotation_assignment
+                   WHERE id = p_assignment AND status = 'leased')
          WHERE id = p_item),
     closed AS (
-        UPDATE annotation_assignment SET status = 'submitted', finished_at = p_now WHERE id = p_assignment)
-    INSERT INTO annotation_ranking (item_id, rater_id, assignment_id, "order", shown_order, is_partial,
-                                    rationale, flags, seconds, submission_id, version, is_current,
-                                    created_at)
-    VALUES (p_item, p_rater, p_assignment, p_order, p_shown, p_partial, p_rationale, p_flags, p_seconds,
-            p_submission, 1, TRUE, p_now)
+        UPDATE annotation_assignment SET status = 'submitted', finished_at = p_now
+         WHERE id = p_assignment)
+    INSERT INTO annotation_ranking (item_id, rater_id, assignment_id, "order", shown_order,
+                                    is_partial, rationale, flags, seconds, submission_id, version,
+                                    is_current, created_at)
+    VALUES (p_item, p_rater, p_assignment, p_order, p_shown, p_partial, p_rationale, p_flags,
+            p_seconds, p_submission, 1, TRUE, p_now)
     RETURNING id INTO ranking_id;
     SELECT l.prompt, l.context, l.shown, l.texts INTO prompt, context, shown, texts
       FROM annotation_lease(p_project, p_target, p_rater, p_now, p_public_id, p_expires) l;
@@ -133,8 +137,8 @@ $$;
 """
 
 DROP = """
-DROP FUNCTION IF EXISTS annotation_submit(bigint, bigint, bigint, jsonb, jsonb, boolean, text, jsonb,
-    double precision, uuid, timestamptz, bigint, integer, uuid, timestamptz);
+DROP FUNCTION IF EXISTS annotation_submit(bigint, bigint, bigint, jsonb, jsonb, boolean, text,
+    jsonb, double precision, uuid, timestamptz, bigint, integer, uuid, timestamptz);
 DROP FUNCTION IF EXISTS annotation_lease(bigint, integer, bigint, timestamptz, uuid, timestamptz);
 """
 

@@ -365,13 +365,16 @@ async def _lease_for(user, project):
     return await sync_to_async(next_assignment)(project=project, user=user)
 
 
-def test_fast_answers_are_byte_for_byte_djangos_answers_for_the_same_state(fast, settings, project, annotator):
+def test_fast_answers_are_byte_for_byte_djangos_answers_for_the_same_state(fast, settings, project,
+                                                                           annotator):
     """Each fast answer beside Django's answer to a request that finds the same stored state: a new
     lease beside Django's `next` (which hands back the lease held), the held lease beside it, and a
-    first submission beside Django's answer to its retry (the stored ranking, the next lease held)."""
+    first submission beside Django's answer to its retry (the stored ranking, the next lease
+    held)."""
     app, django_app = fast
     Item.objects.filter(project=project).update(
-        prompt="Qu’est-ce que c’est ?\u2028", context=[{"role": "system", "content": "Sois bref, ü"}])
+        prompt="Qu’est-ce que c’est ?\u2028",
+        context=[{"role": "system", "content": "Sois bref, ü"}])
     token = token_for(annotator)
     next_path = f"/api/v1/projects/{project.public_id}/next/"
 
@@ -384,7 +387,8 @@ def test_fast_answers_are_byte_for_byte_djangos_answers_for_the_same_state(fast,
         calls = django_app.calls
         lease = json.loads(leased[1])
         ids = [r["id"] for r in lease["responses"]]
-        body = {"ranking": [[ids[2]], [ids[0], ids[3]], [ids[1]]], "rationale": "première \u2029 ligne",
+        body = {"ranking": [[ids[2]], [ids[0], ids[3]], [ids[1]]],
+                "rationale": "première \u2029 ligne",
                 "flags": ["harmful", "all_bad"], "seconds": 3, "submission_id": str(uuid.uuid4())}
         path = f"/api/v1/assignments/{lease['id']}/submit/"
         first = await post(app, path, body, token)
@@ -397,12 +401,13 @@ def test_fast_answers_are_byte_for_byte_djangos_answers_for_the_same_state(fast,
     assert (first[0], retry[0], django_app.calls) == (201, 200, 2)
     assert first[1] == retry[1]
     answer = json.loads(first[1])
-    assert answer["ranking"]["seconds"] == 3.0 and answer["next"]["item"]["context"][0]["content"] == "Sois bref, ü"
+    assert answer["ranking"]["seconds"] == 3.0
+    assert answer["next"]["item"]["context"][0]["content"] == "Sois bref, ü"
     assert b"\\u2028" in leased[1] and b"\\u2029" in first[1]  # escaped as DRF escapes them
 
 
-def test_the_fast_lease_closes_lapsed_leases_and_heals_a_drifted_count_as_services_do(fast, project, annotator,
-                                                                                    annotator2):
+def test_the_fast_lease_closes_lapsed_leases_and_heals_a_drifted_count_as_services_do(
+        fast, project, annotator, annotator2):
     """Leasing in the database function: an item whose last place is held by a lease that ran out
     is leased again (the lapsed lease closed, the count exact), and an item whose count drifted
     (says full, is not) is found by the row-by-row walk and its count made exact."""
@@ -419,7 +424,8 @@ def test_the_fast_lease_closes_lapsed_leases_and_heals_a_drifted_count_as_servic
     Item.objects.filter(pk=lapsed.item_id).update(ranking_count=1)
     others = [i for i in items if i.pk != lapsed.item_id]
     Item.objects.filter(pk=others[0].pk).update(ranking_count=2)
-    Item.objects.filter(pk=others[1].pk).update(ranking_count=1, lease_count=1)  # drifted: no lease exists
+    # Drifted: counted as leased, but no lease exists.
+    Item.objects.filter(pk=others[1].pk).update(ranking_count=1, lease_count=1)
     token = token_for(annotator)
     path = f"/api/v1/projects/{project.public_id}/next/"
 
@@ -437,7 +443,8 @@ def test_the_fast_lease_closes_lapsed_leases_and_heals_a_drifted_count_as_servic
     assert {first_lease.item_id, second_lease.item_id} == {lapsed.item_id, others[1].pk}
     assert Assignment.objects.get(pk=lapsed.pk).status == Assignment.Status.EXPIRED
     for item in Item.objects.filter(project=project):
-        assert item.lease_count == item.assignments.filter(status=Assignment.Status.LEASED).count(), item
+        leased = item.assignments.filter(status=Assignment.Status.LEASED).count()
+        assert item.lease_count == leased, item
 
 
 VALID_RANKING = [["r1"], ["r2", "r3"], ["r4"]]
@@ -446,9 +453,10 @@ SID = "0b7c7c1e-55d4-4f8e-9b2a-3c1f5d6e7a8b"
 
 SERVED = [
     {"ranking": VALID_RANKING},
-    {"ranking": VALID_RANKING, "rationale": "why ü", "flags": ["harmful", "cannot_judge"], "seconds": 4.5,
-     "submission_id": SID},
-    {"ranking": VALID_RANKING, "seconds": 0, "submission_id": SID.upper(), "rationale": "", "flags": []},
+    {"ranking": VALID_RANKING, "rationale": "why ü", "flags": ["harmful", "cannot_judge"],
+     "seconds": 4.5, "submission_id": SID},
+    {"ranking": VALID_RANKING, "seconds": 0, "submission_id": SID.upper(), "rationale": "",
+     "flags": []},
     {"ranking": VALID_RANKING, "seconds": 2 ** 60, "submission_id": None},
     {"ranking": VALID_RANKING, "seconds": None},
     {"ranking": "anything: check_ranking judges it"},
@@ -483,10 +491,12 @@ LEFT_TO_DJANGO = [  # each for its own reason
 ]
 
 
-@pytest.mark.parametrize(("body", "served"), [(b, True) for b in SERVED] + [(b, False) for b in LEFT_TO_DJANGO])
+@pytest.mark.parametrize(("body", "served"),
+                         [(b, True) for b in SERVED] + [(b, False) for b in LEFT_TO_DJANGO])
 def test_the_fast_validator_agrees_with_submit_serializer_or_leaves_the_body_to_it(body, served):
     """What the fast path reads from a body is exactly what Django's parser and SubmitSerializer
-    make of it; a body it is not sure of goes to Django (Defer), and so does every body Django refuses."""
+    make of it; a body it is not sure of goes to Django (Defer), and so does every body Django
+    refuses."""
     import io
 
     from rest_framework.exceptions import ParseError
