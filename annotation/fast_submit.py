@@ -1,35 +1,40 @@
 """The annotation loop's two hot requests, served beside Django on PostgreSQL:
 `POST /api/v1/assignments/<id>/submit/` and `POST /api/v1/projects/<id>/next/`, with a token.
 
-A submit stores the ranking and leases the next item with one transaction on an asyncio psycopg
-pool, without Django's request pipeline: that pipeline alone (ASGI handler, thread hop per
-request, middleware, DRF) cost about 3-4 ms of CPU per request here, more than the target of 300
-submissions a second on two cores allows (benchmarks/load_annotators.py). `next` hands back the
-lease the user holds in the project or makes one (200), or says nothing is left (204).
+A submit is two statements on an asyncio psycopg pool in autocommit, without Django's request
+pipeline: that pipeline alone (ASGI handler, thread hop per request, middleware, DRF) cost about
+3-4 ms of CPU per request here (benchmarks/load_annotators.py). The first reads who and what
+(loop_sql.token_assignment); once the checks have passed, the second stores the ranking and
+leases the next item in one call of a database function (loop_sql.submit_and_lease, migration
+0005), which is one transaction. `next` hands back the lease the user holds in the project or makes
+one (200), or says nothing is left (204), in two statements at most.
 
 They answer only the common case, and hand everything else to Django unchanged, with the body
 read replayed: no `Authorization: Token` header, a host Django would refuse, an insecure request
-where HTTPS is required, a body Django's own serializer rejects, an unknown or foreign token,
-assignment or project, a project that is not active, a user without a rater yet, a retry or an
-edit (an earlier ranking exists), another live lease (a second tab), a lapsed lease of the same
-rater on the next item. Each of those is decided before anything is written or rolls back what
-was, so Django's answer (400, 401, 404, 409, a retry's 200) is the one the client gets, and the two
-paths cannot disagree about what is stored. The statements are annotation.loop_sql's, the checks
-SubmitSerializer's and services', the answers RankingSerializer's and assignment_payload's.
+where HTTPS is required, a body Django's own serializer rejects or that this module is not sure it
+reads as that serializer does, an unknown or foreign token, assignment or project, a project that
+is not active, a user without a rater yet, a retry or an edit (an earlier ranking exists), another
+live lease (a second tab), a lapsed lease of the same rater in the project (`next`). Each of those
+is decided before anything is written (the function reads the ranking and the other lease again
+with the item locked, and writes nothing if a twin got there first), so Django's answer (400, 401,
+404, 409, a retry's 200) is the one the client gets, and the two paths cannot disagree about what
+is stored. The statements are annotation.loop_sql's, the checks SubmitSerializer's (_submission)
+and services', the answers RankingSerializer's and assignment_payload's, byte for byte
+(tests/annotation/test_fast_submit.py compares them).
 
 With SQLite every request goes to Django; ANNOTATION_FAST_SUBMIT=0 turns the fast path off.
 """
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
-import random
 import re
 import uuid
 import weakref
-from collections.abc import Awaitable, Callable, Sequence
-from datetime import timedelta
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 from django.conf import settings
@@ -54,13 +59,18 @@ class Defer(Exception):
     """Not the fast path's request to answer: Django answers it."""
 
 
+class _LostRace(Exception):
+    """The fast path's statement found, with the item locked, that a twin of the request (or the
+    rater's other tab) got there first; nothing was written."""
+
+
 def _race_errors() -> tuple[type[BaseException], ...]:
     """Errors a racing twin request causes: a unique constraint, or a deadlock/serialisation abort."""
     try:
         from psycopg import errors
     except ImportError:  # no PostgreSQL driver: the fast path never serves
-        return ()
-    return (errors.UniqueViolation, errors.DeadlockDetected, errors.SerializationFailure)
+        return (_LostRace,)
+    return (_LostRace, errors.UniqueViolation, errors.DeadlockDetected, errors.SerializationFailure)
 
 
 _RACED = _race_errors()
@@ -90,12 +100,13 @@ class FastSubmit:
             return await self.app(scope, _replay(messages, receive), send)
         except _RACED as error:
             # A twin of this request (the same submission, or the same rater's other tab) committed
-            # between our read and our insert: the unique constraints refused the second copy and
-            # nothing was written. Django answers it as the retry it is (200 with the stored one).
+            # first: nothing was written (the locked re-check or a unique constraint refused this
+            # copy). Django answers it as the retry it is (200 with the stored one).
             logger.debug("fast path lost a race (%s); handing the request to Django", type(error).__name__)
             return await self.app(scope, _replay(messages, receive), send)
         except Exception:
-            # Nothing was committed (the transaction rolled back): Django tries again, and answers.
+            # Nothing was committed (each statement is its own transaction): Django tries again,
+            # and answers.
             logger.exception("fast path failed; handing the request to Django")
             return await self.app(scope, _replay(messages, receive), send)
         await send({"type": "http.response.start", "status": status, "headers": _headers(scope, answer)})
@@ -117,47 +128,74 @@ class FastSubmit:
             pool = AsyncConnectionPool(
                 _conninfo(), min_size=1, max_size=max(settings.DATABASES["default"].get("OPTIONS", {})
                                                       .get("pool", {}).get("max_size", 8), 2),
-                kwargs={"autocommit": False, "prepare_threshold": 5}, open=False, name="fast-submit",
+                # Every request is one or two statements, each atomic on its own (the writes are
+                # one function call): no BEGIN and COMMIT round trips.
+                kwargs={"autocommit": True, "prepare_threshold": 5}, open=False, name="fast-submit",
                 timeout=10,  # then the request goes to Django, which reports the database's trouble
             )
             self._pools[loop] = pool
             await pool.open()
         return pool
 
-    async def _submit(self, token: str, assignment_id: uuid.UUID, body: bytes) -> tuple[bytes, Any]:
+    async def _submit(self, token: str, assignment_id: uuid.UUID,
+                      body: bytes) -> tuple[bytes, _Project]:
+        """Two round trips: who and what (token_assignment), then, once the checks have passed, the
+        ranking stored and the next item leased (submit_and_lease, one function call)."""
         from annotation import loop_sql as sql
-        from annotation.models import Project
-        from annotation.serializers import SubmitSerializer
+        from annotation.services import check_ranking, effective_rationale
+        from annotation.weak_orders import RankingError
 
-        try:
-            serializer = SubmitSerializer(data=json.loads(body))
-        except (ValueError, RecursionError):  # Django's parser answers it with 400
-            raise Defer from None
-        if not serializer.is_valid():
-            raise Defer
-        data = serializer.validated_data
-        pool = await self._pool()
-        submission_id = data["submission_id"] or uuid.uuid4()
+        data = _submission(body)
+        submission_id = data.submission_id or uuid.uuid4()
         now = timezone.now()
-        async with pool.connection() as conn:  # commits on leaving, rolls back on an exception
+        pool = await self._pool()
+        async with pool.connection() as conn:
             rows = await _fetch(conn, sql.token_assignment(token, assignment_id, submission_id, now))
             if not rows:
                 raise Defer
-            found, project = _Found(*rows[0][:_FOUND]), _project(rows[0][_FOUND:])
-            if project.status != Project.Status.ACTIVE or found.ranked_before or found.other_lease:
+            found, project = _Found(*rows[0][:_FOUND]), _Project(*rows[0][_FOUND:])
+            if project.status != _ACTIVE or found.ranked_before or found.other_lease:
                 raise Defer  # a retry, an edit, a reused id, or a lease held in another tab
-            if found.rater_kind != "human":
-                raise Defer  # store_first_ranking counts against the human target (services decides otherwise)
-            stored = await _store(conn, found, assignment_id, project, data, submission_id, now)
-            lease = await _lease(conn, found.rater_id, project, now)
-            answer = _render({"ranking": stored, "next": lease})
-        return answer, project
+            if found.rater_kind != _HUMAN:
+                # submit_and_lease counts against the human target (services decides otherwise)
+                raise Defer
+            # The project's row stands in for the Project these two read (the settings).
+            rationale = effective_rationale(project, data.rationale)  # type: ignore[arg-type]
+            try:
+                order, partial, shown, flags = check_ranking(
+                    project, found.shown_order, data.ranking,  # type: ignore[arg-type]
+                    found.shown_order, data.flags, rationale)
+            except RankingError:
+                raise Defer from None
+            lease_id = uuid.uuid4()
+            expires_at = now + timedelta(seconds=project.lease_seconds)
+            rows = await _fetch(conn, sql.submit_and_lease(
+                item_id=found.item_id, rater_id=found.rater_id, assignment_id=found.assignment_id,
+                order=json.dumps(order), shown_order=json.dumps(shown), is_partial=partial,
+                rationale=rationale, flags=json.dumps(flags), seconds=data.seconds,
+                submission_id=submission_id, now=now, project_id=project.id,
+                target=project.overlap_target, lease_id=lease_id, expires_at=expires_at))
+        if not rows:
+            raise _LostRace
+        ranking_id, prompt, context, lease_shown, lease_texts = rows[0]
+        ranking = {  # RankingSerializer's form
+            "id": ranking_id, "project": project.public_id, "item": found.external_id,
+            "assignment": str(assignment_id),
+            "rater": {"id": found.rater_id, "kind": found.rater_kind, "persona": found.persona,
+                      "model": found.model},
+            "ranking": order, "shown_order": shown, "is_partial": partial, "rationale": rationale,
+            "flags": flags, "seconds": data.seconds, "submission_id": submission_id, "version": 1,
+            "is_current": True, "created_at": now,
+        }
+        lease = None
+        if lease_shown is not None:
+            lease = _assignment(project, lease_id, expires_at, prompt, context, lease_shown,
+                                lease_texts)
+        return _render({"ranking": ranking, "next": lease}), project
 
     async def _next(self, token: str, project_id: uuid.UUID) -> tuple[int, bytes]:
         """The lease the user holds in the project, or a new one: 200 with it, or 204 when all is done."""
         from annotation import loop_sql as sql
-        from annotation.api import assignment_payload
-        from annotation.models import Assignment, Item, Project
 
         now = timezone.now()
         pool = await self._pool()
@@ -165,21 +203,29 @@ class FastSubmit:
             rows = await _fetch(conn, sql.token_project(token, project_id, now))
             if not rows:
                 raise Defer  # not a member, an unknown token, no rater yet: Django's answers
-            rater_id, held_id, held_public_id, held_item_id, held_order, held_expires = rows[0][:6]
-            project = _project(rows[0][6:])
-            if project.status != Project.Status.ACTIVE:
+            rater_id, held_id, held_shown, held_expires, prompt, context, ids, texts = rows[0][:8]
+            project = _Project(*rows[0][8:])
+            if project.status != _ACTIVE:
                 raise Defer
             if held_id is None:
-                payload = await _lease(conn, rater_id, project, now)
-            else:
-                shown = await _fetch(conn, sql.item_with_responses(held_item_id))
-                external_id, prompt, context = shown[0][:3]
-                item = Item(id=held_item_id, project=project, external_id=external_id, prompt=prompt, context=context)
-                held = Assignment(id=held_id, public_id=held_public_id, item=item, rater_id=rater_id,
-                                  shown_order=held_order, status=Assignment.Status.LEASED, expires_at=held_expires)
-                held.response_texts = {response_id: text for *_, response_id, text in shown}
-                payload = assignment_payload(held, project)
-        return (200, _render(payload)) if payload is not None else (204, b"")
+                lease_id = uuid.uuid4()
+                expires_at = now + timedelta(seconds=project.lease_seconds)
+                leased = await _fetch(conn, sql.lease_next(
+                    project_id=project.id, target=project.overlap_target, rater_id=rater_id,
+                    now=now, lease_id=lease_id, expires_at=expires_at))
+                if not leased:
+                    return 204, b""
+                return 200, _render(_assignment(project, lease_id, expires_at, *leased[0]))
+        by_id = dict(zip(ids, texts, strict=True))
+        held_texts = [by_id.get(response_id, "") for response_id in held_shown]
+        # As Django's connection reads it (in UTC), whatever the server's TimeZone.
+        expires = held_expires.astimezone(UTC)
+        answer = _assignment(project, held_id, expires, prompt, context, held_shown, held_texts)
+        return 200, _render(answer)
+
+
+# Project.Status.ACTIVE, Rater.Kind.HUMAN, Assignment.Status.LEASED
+_ACTIVE, _HUMAN, _LEASED = "active", "human", "leased"
 
 
 class _Found(NamedTuple):
@@ -200,83 +246,103 @@ class _Found(NamedTuple):
 _FOUND = len(_Found._fields)
 
 
-def _project(columns: Sequence[Any]) -> Any:
-    """The Project of loop_sql.PROJECT_COLUMNS (unsaved; what the checks and answers read)."""
-    from annotation.models import Project
+class _Project(NamedTuple):
+    """loop_sql.PROJECT_COLUMNS: what the checks (services.check_ranking), the answers and the live
+    page's group name read of the project."""
 
-    names = ("id", "public_id", "name", "status", "allow_ties", "allow_partial", "rationale", "overlap_target",
-             "lease_seconds")
-    return Project(**dict(zip(names, columns, strict=True)))
+    id: int
+    public_id: uuid.UUID
+    name: str
+    status: str
+    allow_ties: bool
+    allow_partial: bool
+    rationale: str
+    overlap_target: int
+    lease_seconds: int
 
 
-async def _store(conn: Any, found: _Found, assignment_public_id: uuid.UUID, project: Any, data: dict[str, Any],
-                 submission_id: uuid.UUID, now: Any) -> dict[str, Any]:
-    """Insert the rater's first ranking of the item and close the lease; its RankingSerializer form."""
-    from annotation import loop_sql as sql
-    from annotation.models import Assignment, Item, Ranking, Rater
-    from annotation.serializers import RankingSerializer
-    from annotation.services import check_ranking, effective_rationale
-    from annotation.weak_orders import RankingError
+def _assignment(project: _Project, public_id: uuid.UUID, expires_at: datetime, prompt: str,
+                context: Any, shown: list[str], texts: list[str]) -> dict[str, Any]:
+    """api.assignment_payload's form of a lease: `texts` are those of the `shown` response ids."""
+    return {
+        "id": public_id,
+        "project": project.public_id,
+        "status": _LEASED,
+        "expires_at": expires_at,
+        "item": {"prompt": prompt, "context": context},
+        "responses": [{"id": response_id, "text": text}
+                      for response_id, text in zip(shown, texts, strict=True)],
+        "settings": {"allow_ties": project.allow_ties, "allow_partial": project.allow_partial,
+                     "rationale": project.rationale},
+    }
 
-    rationale = effective_rationale(project, data["rationale"])
+
+# ---------------------------------------------------------------- the body, as DRF reads it
+
+
+class _Submission(NamedTuple):
+    ranking: Any
+    rationale: str
+    flags: list[str]
+    seconds: float | None
+    submission_id: uuid.UUID | None
+
+
+_SUBMIT_FIELDS = frozenset(("ranking", "rationale", "flags", "seconds", "submission_id"))
+_CANONICAL_UUID = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # DRF's strict parser answers NaN and Infinity with 400
+
+
+def _submission(body: bytes) -> _Submission:
+    """The body as Django's parser and SubmitSerializer read it, for the bodies this fast path is
+    sure of: the fields of their own types, as a client of the API sends them. Defer for the rest,
+    so Django's serializer answers (with its 400, or with what it makes of a string for a number, a
+    number for a string, a UUID without dashes). The ranking itself is check_ranking's to judge."""
     try:
-        order, partial, shown, flags = check_ranking(project, found.shown_order, data["ranking"], found.shown_order,
-                                                 data["flags"], rationale)
-    except RankingError:
+        data = json.loads(body.decode("utf-8"), parse_constant=_refuse_constant)
+    except (ValueError, RecursionError):  # Django's parser answers it with 400
         raise Defer from None
-    (ranking_id,), = await _fetch(conn, sql.store_first_ranking(
-        item_id=found.item_id, rater_id=found.rater_id, assignment_id=found.assignment_id, order=json.dumps(order),
-        shown_order=json.dumps(shown), is_partial=partial, rationale=rationale, flags=json.dumps(flags),
-        seconds=data["seconds"], submission_id=submission_id, now=now))
-    item = Item(id=found.item_id, project=project, external_id=found.external_id)
-    rater = Rater(id=found.rater_id, kind=found.rater_kind, persona=found.persona, model=found.model)
-    lease = Assignment(id=found.assignment_id, public_id=assignment_public_id)
-    ranking = Ranking(
-        id=ranking_id, item=item, rater=rater, assignment=lease, order=order, shown_order=shown, is_partial=partial,
-        rationale=rationale, flags=flags, seconds=data["seconds"], submission_id=submission_id, version=1,
-        is_current=True, created_at=now,
-    )
-    return RankingSerializer(ranking).data
+    if type(data) is not dict or data.get("ranking") is None or not data.keys() <= _SUBMIT_FIELDS:
+        raise Defer  # JSONField(): required, not null
+    rationale, flags = data.get("rationale", ""), data.get("flags", [])
+    seconds, submission_id = data.get("seconds"), data.get("submission_id")
+    if type(rationale) is not str or "\x00" in rationale or not _encodable(rationale):
+        raise Defer  # CharField: null characters and lone surrogates are refused
+    if type(flags) is not list or not all(type(flag) is str and flag in _flags() for flag in flags):
+        raise Defer  # ListField(CharField()): a known flag needs no trimming; the rest is Django's
+    if seconds is not None:
+        if type(seconds) not in (int, float) or not 0 <= seconds <= _MAX_SECONDS:
+            raise Defer  # FloatField(min_value=0): finite, not negative; no bool, no string
+        seconds = float(seconds)
+    if submission_id is not None:
+        if type(submission_id) is not str or not _CANONICAL_UUID.fullmatch(submission_id):
+            raise Defer  # UUIDField also takes integers and other spellings: Django's to read
+        submission_id = uuid.UUID(submission_id)
+    return _Submission(data["ranking"], rationale, flags, seconds, submission_id)
 
 
-async def _lease(conn: Any, rater_id: int, project: Any, now: Any) -> dict[str, Any] | None:
-    """Lease the next item as services.next_assignment does; its assignment_payload form, or None.
-    (The caller has checked that the rater holds no other live lease in the project.)"""
-    from annotation import loop_sql as sql
-    from annotation.api import assignment_payload
-    from annotation.models import Assignment, Item
-    from annotation.services import MAX_CANDIDATE_TRIES
+_MAX_SECONDS = 1e300  # finite, and an integer this large converts to float without overflow
 
-    passed: list[int] = []
-    for _ in range(MAX_CANDIDATE_TRIES):
-        for candidate in sql.CANDIDATES:
-            rows = await _fetch(conn, candidate(project.pk, project.overlap_target, rater_id, now, passed))
-            if rows:
-                break
-        if not rows:
-            return None
-        item_id, external_id, prompt, context, ranking_count = rows[0]
-        responses = await _fetch(conn, sql.lease_state_and_responses(item_id, rater_id, now))
-        live, lapsed = responses[0][2:4]
-        if ranking_count + live >= project.overlap_target:
-            passed.append(item_id)
-            continue
-        if lapsed or candidate is not sql.next_candidate:  # as services._lease: make the count exact
-            await _execute(conn, sql.close_lapsed_leases(item_id, now))
-            await _execute(conn, sql.recount_leases(item_id))
-        texts = {response_id: text for response_id, text, *_ in responses}
-        ids = list(texts)
-        random.SystemRandom().shuffle(ids)
-        public_id, expires_at = uuid.uuid4(), now + timedelta(seconds=project.lease_seconds)
-        await _fetch(conn, sql.insert_lease(public_id, item_id, rater_id, json.dumps(ids), now, expires_at))
-        await _execute(conn, sql.count_lease(item_id))
-        item = Item(id=item_id, project=project, external_id=external_id, prompt=prompt, context=context,
-                    ranking_count=ranking_count)
-        assignment = Assignment(public_id=public_id, item=item, rater_id=rater_id, shown_order=ids,
-                                status=Assignment.Status.LEASED, leased_at=now, expires_at=expires_at)
-        assignment.response_texts = texts
-        return assignment_payload(assignment, project)
-    return None
+
+def _encodable(text: str) -> bool:
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+@functools.cache
+def _flags() -> frozenset[str]:
+    from annotation.models import Ranking
+
+    return frozenset(Ranking.Flag.values)
 
 
 async def _fetch(conn: Any, statement: tuple[str, list[Any]]) -> list[tuple[Any, ...]]:
@@ -284,14 +350,16 @@ async def _fetch(conn: Any, statement: tuple[str, list[Any]]) -> list[tuple[Any,
     return await cursor.fetchall()
 
 
-async def _execute(conn: Any, statement: tuple[str, list[Any]]) -> None:
-    await conn.execute(*statement)
+@functools.cache
+def _renderer() -> Any:
+    from rest_framework.renderers import JSONRenderer
+
+    return JSONRenderer()
 
 
 def _render(body: dict[str, Any]) -> bytes:
-    from rest_framework.renderers import JSONRenderer
-
-    return JSONRenderer().render(body)
+    """As DRF's Response renders `body`."""
+    return _renderer().render(body)
 
 
 def _announce(project: Any) -> None:
@@ -300,6 +368,7 @@ def _announce(project: Any) -> None:
     from annotation import live
 
     live.project_progress_changed(project, in_thread=True)
+
 
 
 # ---------------------------------------------------------------- HTTP plumbing

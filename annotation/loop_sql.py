@@ -105,7 +105,10 @@ def lapsed_candidate(project_id: int, target: int, rater_id: int, now: datetime,
                       [target, target, Assignment.Status.LEASED, db_time(now), target], "i.ranking_count, i.id")
 
 
-# Tried in this order: the counted walk, then the row-by-row one.
+# Tried in this order: the counted walk, then the row-by-row one. The fast path's database function
+# annotation_lease (migration 0005) runs the same walks and lease statements, written out in
+# PL/pgSQL: a change here needs a migration that replaces it (tests/annotation/test_fast_submit.py
+# pins both).
 CANDIDATES = (next_candidate, lapsed_candidate)
 
 
@@ -218,14 +221,13 @@ def _active_token_rater() -> str:
 
 def token_assignment(token: str, assignment_public_id: uuid.UUID, submission_id: uuid.UUID, now: datetime) -> Statement:
     """An active user's token, their rater and one of their assignments in a project they are a
-    member of (the API's scoping), with the item row locked. No row: the request is not ours to serve.
+    member of (the API's scoping). No row: the request is not ours to serve. Nothing is locked:
+    submit_and_lease locks the item and reads ranked_before and other_lease again before it writes.
     Columns: rater id, kind, persona, model; the assignment's id, item_id, shown_order; the
     item's external_id; ranked_before, other_lease; then PROJECT_COLUMNS.
 
     ranked_before: the rater has a ranking of the item already, or one under `submission_id` (a
-    retry or an edit); other_lease: they hold another live lease in the project. Both are read with
-    the statement's snapshot; a ranking committed meanwhile by a racing request of the same rater
-    is caught by the unique constraints when the new one is inserted.
+    retry or an edit); other_lease: they hold another live lease in the project.
     """
     sql = (
         "SELECT r.id, r.kind, r.persona, r.model, a.id, a.item_id, a.shown_order, i.external_id,"
@@ -238,45 +240,60 @@ def token_assignment(token: str, assignment_public_id: uuid.UUID, submission_id:
         f" JOIN {table(Item)} i ON i.id = a.item_id"
         f" JOIN {table(Project)} p ON p.id = i.project_id"
         f" JOIN {table(Membership)} m ON m.project_id = p.id AND m.user_id = u.id"
-        f" WHERE t.key = %s AND a.public_id = %s{lock_clause(of='i')}"
+        " WHERE t.key = %s AND a.public_id = %s"
     )
     return sql, [True, db_uuid(submission_id), Assignment.Status.LEASED, db_time(now), token,
                  db_uuid(assignment_public_id)]
 
 
-def store_first_ranking(*, item_id: int, rater_id: int, assignment_id: int, order: str, shown_order: str,
-                        is_partial: bool, rationale: str, flags: str, seconds: float | None,
-                        submission_id: uuid.UUID, now: datetime) -> Statement:
-    """PostgreSQL: insert a rater's first ranking of the item, count it on the item and close the
-    lease (releasing it from the item's lease count if it was still `leased`), in one statement
-    (each part writes its own table; every part reads the state from before the statement). JSON
-    columns as JSON text. Returns the new ranking's id. Only human raters hold leases (a token's
-    user is a human rater), so the ranking counts against the human overlap target."""
-    sql = (
-        f"WITH counted AS (UPDATE {table(Item)} SET ranking_count = ranking_count + 1, lease_count = lease_count"
-        f"   - (SELECT COUNT(*) FROM {table(Assignment)} WHERE id = %s AND status = %s) WHERE id = %s),"
-        f" closed AS (UPDATE {table(Assignment)} SET status = %s, finished_at = %s WHERE id = %s)"
-        f' INSERT INTO {table(Ranking)} (item_id, rater_id, assignment_id, "order", shown_order, is_partial,'
-        " rationale, flags, seconds, submission_id, version, is_current, created_at)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 1, %s, %s) RETURNING id"
-    )
-    return sql, [assignment_id, Assignment.Status.LEASED, item_id, Assignment.Status.SUBMITTED, db_time(now),
-                 assignment_id, item_id, rater_id, assignment_id, order, shown_order, is_partial, rationale, flags, seconds,
-                 db_uuid(submission_id), True, db_time(now)]
+def submit_and_lease(*, item_id: int, rater_id: int, assignment_id: int, order: str,
+                     shown_order: str, is_partial: bool, rationale: str, flags: str,
+                     seconds: float | None, submission_id: uuid.UUID, now: datetime,
+                     project_id: int, target: int, lease_id: uuid.UUID,
+                     expires_at: datetime) -> Statement:
+    """PostgreSQL, one statement (the function annotation_submit, migration 0005): with the item
+    locked, and unless the rater has a ranking of it or one under `submission_id` by now, or holds
+    another live lease in the project, insert their first ranking of the item, count it on the
+    item (against the human target: only human raters hold leases) and close the lease; then lease
+    the next item as lease_next does. JSON columns as JSON text. No row: nothing was written (a
+    twin or a second tab got there first). Otherwise one row of (ranking id, then lease_next's
+    columns, all null when nothing is left to lease)."""
+    sql = ("SELECT * FROM annotation_submit(%s::bigint, %s::bigint, %s::bigint, %s::jsonb,"
+           " %s::jsonb, %s::boolean, %s::text, %s::jsonb, %s::float8, %s::uuid, %s::timestamptz,"
+           " %s::bigint, %s::integer, %s::uuid, %s::timestamptz)")
+    return sql, [item_id, rater_id, assignment_id, order, shown_order, is_partial, rationale, flags,
+                 seconds, submission_id, now, project_id, target, lease_id, expires_at]
+
+
+def lease_next(*, project_id: int, target: int, rater_id: int, now: datetime, lease_id: uuid.UUID,
+               expires_at: datetime) -> Statement:
+    """PostgreSQL, one statement (the function annotation_lease, migration 0005): lease the
+    rater's next item as services.next_assignment does once the rater is known to hold no live
+    lease (the CANDIDATES walks, the overlap check on the locked item, its lapsed leases closed),
+    with the responses in a random order. One row of (prompt, context, shown response ids, their
+    texts), or none when nothing is left."""
+    sql = ("SELECT * FROM annotation_lease(%s::bigint, %s::integer, %s::bigint, %s::timestamptz,"
+           " %s::uuid, %s::timestamptz)")
+    return sql, [project_id, target, rater_id, now, lease_id, expires_at]
 
 
 def token_project(token: str, project_public_id: uuid.UUID, now: datetime) -> Statement:
     """An active user's token, their rater and a project they are a member of, with the live lease
     they hold in it (services.current_lease: the first by id) or nulls. No row: not ours to serve
     (also when they hold a lease that ran out: services.next_assignment closes it first).
-    Columns: rater id; the lease's id, public_id, item_id, shown_order, expires_at; PROJECT_COLUMNS.
+    Columns: rater id; the lease's public_id, shown_order, expires_at, its item's prompt and
+    context, the item's response ids and their texts in order; PROJECT_COLUMNS.
     """
+    responses = f"FROM {table(Response)} x WHERE x.item_id = i.id ORDER BY x.position, x.id"
     sql = (
-        f"SELECT r.id, h.id, h.public_id, h.item_id, h.shown_order, h.expires_at, {PROJECT_COLUMNS}"
-        f"{_active_token_rater()}"
+        "SELECT r.id, h.public_id, h.shown_order, h.expires_at, h.prompt, h.context, h.ids,"
+        " h.texts,"
+        f" {PROJECT_COLUMNS}{_active_token_rater()}"
         f" JOIN {table(Project)} p ON p.public_id = %s"
         f" JOIN {table(Membership)} m ON m.project_id = p.id AND m.user_id = u.id"
-        f" LEFT JOIN LATERAL (SELECT a.id, a.public_id, a.item_id, a.shown_order, a.expires_at"
+        " LEFT JOIN LATERAL (SELECT a.public_id, a.shown_order, a.expires_at, i.prompt, i.context,"
+        f"   ARRAY(SELECT x.response_id {responses}) AS ids,"
+        f"   ARRAY(SELECT x.text {responses}) AS texts"
         f"   FROM {table(Assignment)} a JOIN {table(Item)} i ON i.id = a.item_id"
         "   WHERE a.rater_id = r.id AND a.status = %s AND a.expires_at > %s AND i.project_id = p.id"
         "   ORDER BY a.id LIMIT 1) h ON TRUE"
@@ -285,10 +302,3 @@ def token_project(token: str, project_public_id: uuid.UUID, now: datetime) -> St
     )
     return sql, [db_uuid(project_public_id), Assignment.Status.LEASED, db_time(now), token, Assignment.Status.LEASED,
                  db_time(now)]
-
-
-def item_with_responses(item_id: int) -> Statement:
-    """Rows of (external_id, prompt, context, response_id, text), responses in their order."""
-    sql = (f"SELECT i.external_id, i.prompt, i.context, x.response_id, x.text FROM {table(Item)} i"
-           f" JOIN {table(Response)} x ON x.item_id = i.id WHERE i.id = %s ORDER BY x.position, x.id")
-    return sql, [item_id]

@@ -82,6 +82,9 @@ async def post(app, path: str, body: object, token: str | None, *, raw: bytes | 
         chunks.append(message.get("body", b""))
         if not message.get("more_body"):
             break
+    # Until the app has returned: Django's handler closes the response after sending it, and a
+    # handler task still pending when the test's event loop ends is logged as an error later on.
+    await comm.wait(20)
     headers = {k.decode().lower(): v.decode() for k, v in start["headers"]}
     return start["status"], b"".join(chunks), headers
 
@@ -360,3 +363,159 @@ async def _lease_for(user, project):
     from asgiref.sync import sync_to_async
 
     return await sync_to_async(next_assignment)(project=project, user=user)
+
+
+def test_fast_answers_are_byte_for_byte_djangos_answers_for_the_same_state(fast, settings, project,
+                                                                           annotator):
+    """Each fast answer beside Django's answer to a request that finds the same stored state: a new
+    lease beside Django's `next` (which hands back the lease held), the held lease beside it, and a
+    first submission beside Django's answer to its retry (the stored ranking, the next lease
+    held)."""
+    app, django_app = fast
+    Item.objects.filter(project=project).update(
+        prompt="Qu’est-ce que c’est ?\u2028",
+        context=[{"role": "system", "content": "Sois bref, ü"}])
+    token = token_for(annotator)
+    next_path = f"/api/v1/projects/{project.public_id}/next/"
+
+    async def scenario():
+        leased = await post(app, next_path, None, token, raw=b"")
+        held = await post(app, next_path, None, token, raw=b"")
+        settings.ANNOTATION_FAST_SUBMIT = False
+        djangos_held = await post(app, next_path, None, token, raw=b"")
+        settings.ANNOTATION_FAST_SUBMIT = True
+        calls = django_app.calls
+        lease = json.loads(leased[1])
+        ids = [r["id"] for r in lease["responses"]]
+        body = {"ranking": [[ids[2]], [ids[0], ids[3]], [ids[1]]],
+                "rationale": "première \u2029 ligne",
+                "flags": ["harmful", "all_bad"], "seconds": 3, "submission_id": str(uuid.uuid4())}
+        path = f"/api/v1/assignments/{lease['id']}/submit/"
+        first = await post(app, path, body, token)
+        retry = await post(app, path, body, token)  # ranked before: Django answers
+        return leased, held, djangos_held, calls, first, retry
+
+    leased, held, djangos_held, calls, first, retry = in_one_loop(app, scenario)
+    assert (leased[0], held[0], djangos_held[0], calls) == (200, 200, 200, 1)
+    assert leased[1] == held[1] == djangos_held[1]
+    assert (first[0], retry[0], django_app.calls) == (201, 200, 2)
+    assert first[1] == retry[1]
+    answer = json.loads(first[1])
+    assert answer["ranking"]["seconds"] == 3.0
+    assert answer["next"]["item"]["context"][0]["content"] == "Sois bref, ü"
+    assert b"\\u2028" in leased[1] and b"\\u2029" in first[1]  # escaped as DRF escapes them
+
+
+def test_the_fast_lease_closes_lapsed_leases_and_heals_a_drifted_count_as_services_do(
+        fast, project, annotator, annotator2):
+    """Leasing in the database function: an item whose last place is held by a lease that ran out
+    is leased again (the lapsed lease closed, the count exact), and an item whose count drifted
+    (says full, is not) is found by the row-by-row walk and its count made exact."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    app, django_app = fast
+    items = list(Item.objects.filter(project=project).order_by("id"))
+    # annotator2 ranked items 1 and 2 (full: target 2 with the lapsed or drifted place); item 0
+    # is held by annotator2's lease that ran out an hour ago.
+    lapsed = next_assignment(project=project, user=annotator2)
+    Assignment.objects.filter(pk=lapsed.pk).update(expires_at=timezone.now() - timedelta(hours=1))
+    Item.objects.filter(pk=lapsed.item_id).update(ranking_count=1)
+    others = [i for i in items if i.pk != lapsed.item_id]
+    Item.objects.filter(pk=others[0].pk).update(ranking_count=2)
+    # Drifted: counted as leased, but no lease exists.
+    Item.objects.filter(pk=others[1].pk).update(ranking_count=1, lease_count=1)
+    token = token_for(annotator)
+    path = f"/api/v1/projects/{project.public_id}/next/"
+
+    async def scenario():
+        first = await post(app, path, None, token, raw=b"")
+        lease = json.loads(first[1])
+        body = {"ranking": [[r["id"]] for r in lease["responses"]]}
+        second = await post(app, f"/api/v1/assignments/{lease['id']}/submit/", body, token)
+        return first, second
+
+    first, second = in_one_loop(app, scenario)
+    assert (first[0], second[0], django_app.calls) == (200, 201, 0)
+    first_lease = Assignment.objects.get(public_id=json.loads(first[1])["id"])
+    second_lease = Assignment.objects.get(public_id=json.loads(second[1])["next"]["id"])
+    assert {first_lease.item_id, second_lease.item_id} == {lapsed.item_id, others[1].pk}
+    assert Assignment.objects.get(pk=lapsed.pk).status == Assignment.Status.EXPIRED
+    for item in Item.objects.filter(project=project):
+        leased = item.assignments.filter(status=Assignment.Status.LEASED).count()
+        assert item.lease_count == leased, item
+
+
+VALID_RANKING = [["r1"], ["r2", "r3"], ["r4"]]
+SID = "0b7c7c1e-55d4-4f8e-9b2a-3c1f5d6e7a8b"
+
+
+SERVED = [
+    {"ranking": VALID_RANKING},
+    {"ranking": VALID_RANKING, "rationale": "why ü", "flags": ["harmful", "cannot_judge"],
+     "seconds": 4.5, "submission_id": SID},
+    {"ranking": VALID_RANKING, "seconds": 0, "submission_id": SID.upper(), "rationale": "",
+     "flags": []},
+    {"ranking": VALID_RANKING, "seconds": 2 ** 60, "submission_id": None},
+    {"ranking": VALID_RANKING, "seconds": None},
+    {"ranking": "anything: check_ranking judges it"},
+]
+LEFT_TO_DJANGO = [  # each for its own reason
+    {"ranking": VALID_RANKING, "seconds": "4.5"},
+    {"ranking": VALID_RANKING, "seconds": True},
+    {"ranking": VALID_RANKING, "seconds": -1},
+    {"ranking": VALID_RANKING, "rationale": 5},
+    {"ranking": VALID_RANKING, "rationale": None},
+    {"ranking": VALID_RANKING, "rationale": "a\x00b"},
+    {"ranking": VALID_RANKING, "rationale": "\ud800"},
+    {"ranking": VALID_RANKING, "flags": [" harmful "]},
+    {"ranking": VALID_RANKING, "flags": [""]},
+    {"ranking": VALID_RANKING, "flags": "harmful"},
+    {"ranking": VALID_RANKING, "flags": None},
+    {"ranking": VALID_RANKING, "submission_id": SID.replace("-", "")},
+    {"ranking": VALID_RANKING, "submission_id": f"urn:uuid:{SID}"},
+    {"ranking": VALID_RANKING, "submission_id": 12345},
+    {"ranking": VALID_RANKING, "submission_id": "not a uuid"},
+    {"ranking": None},
+    {"ranking": VALID_RANKING, "extra": 1},
+    {},
+    [VALID_RANKING],
+    b'{"ranking": [["r1"], ["r2"]], "seconds": NaN}',
+    b'{"ranking": [["r1"], ["r2"]], "rationale": Infinity}',
+    b'{"ranking": [["r1"], ["r2"]], "seconds": 1e999}',
+    b'\xef\xbb\xbf{"ranking": [["r1"], ["r2"]]}',
+    '{"ranking": [["r1"], ["r2"]]}'.encode("utf-16"),
+    b'{"ranking": [["r1"], ["r2"]], "rationale": "\xff"}',
+    b'{"ranking": ',
+]
+
+
+@pytest.mark.parametrize(("body", "served"),
+                         [(b, True) for b in SERVED] + [(b, False) for b in LEFT_TO_DJANGO])
+def test_the_fast_validator_agrees_with_submit_serializer_or_leaves_the_body_to_it(body, served):
+    """What the fast path reads from a body is exactly what Django's parser and SubmitSerializer
+    make of it; a body it is not sure of goes to Django (Defer), and so does every body Django
+    refuses."""
+    import io
+
+    from rest_framework.exceptions import ParseError
+
+    from annotation.fast_submit import Defer, _submission
+    from annotation.serializers import SubmitSerializer
+    from config.parsers import BoundedJSONParser
+
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    try:
+        fast = _submission(raw)
+    except Defer:
+        fast = None
+    try:
+        serializer = SubmitSerializer(data=BoundedJSONParser().parse(io.BytesIO(raw)))
+        django = serializer.validated_data if serializer.is_valid() else None
+    except ParseError:
+        django = None
+    if fast is not None:
+        assert django is not None
+        assert fast._asdict() == dict(django) and type(fast.seconds) is type(django["seconds"])
+    assert (fast is not None) == served
