@@ -33,6 +33,11 @@ def test_review_demo_has_simulated_humans_and_stored_model_judgments(client, cap
     assert all(u.startswith("demo-sim-") for u in human.values_list("rater__user__username", flat=True))
     srun = SyntheticRun.objects.get(project=project)
     assert srun.run.status == "succeeded" and srun.judgments.count() == len(judgments)
+    # Its summary is a finished run's: the signal checks, which call the shipped (old-prompt)
+    # judgments what they are, and the warning in the log; one shown order per judgment.
+    assert srun.permutations == 1
+    assert any("shown order or its reverse" in reason for reason in srun.signal["degenerate"])
+    assert "WARNING: " in srun.run.log
     parsed = [j for j in judgments if j["ranking"] is not None]
     stored = Ranking.objects.filter(item__project=project, rater__kind=Rater.Kind.SYNTHETIC)
     assert stored.count() == srun.judgments.filter(ranking__isnull=False).count() > 0

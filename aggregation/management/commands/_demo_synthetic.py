@@ -14,7 +14,7 @@ from annotation.models import Item, Project
 from jobs.models import Run
 from synthetic import personas as pure
 from synthetic.models import PersonaPanel, SyntheticRun
-from synthetic.runs import store_judgments, update_counters
+from synthetic.runs import store_judgments, write_bias_report
 from synthetic.services import create_panel, twin_id
 
 ENGINE, MODEL = "transformers", "var/models/smollm2-135m-instruct"
@@ -58,6 +58,7 @@ def _run(project: Project, owner: Any, panel: PersonaPanel, items: dict[str, Ite
     return SyntheticRun.objects.create(
         run=run, project=project, panel=panel, items=SyntheticRun.Items.ALL, item_ids=sorted(items), engine=ENGINE,
         model=MODEL, method=first["method"], seed=first["seed"], prompt_version=first["prompt_version"],
+        permutations=1,  # one shown order per judgment, as the shipped judgments were made
         judgments_total=len(items) * summary["personas"],
     )
 
@@ -75,17 +76,22 @@ def store_demo_run(project: Project, owner: Any, items: dict[str, Item], users: 
     by_id = {p.persona_id: p for p in panel.personas.all()}
     records = [r for r in _records(judgment_rows, ids) if r.item_id in items]
     stored = store_judgments(srun, records, items, by_id, {})
-    update_counters(srun)
-    _bias(srun)
+    write_bias_report(srun, _LogReporter(srun.run))  # counters, position bias, signal: as a run's end
     return len(stored)
 
 
-def _bias(srun: SyntheticRun) -> None:
-    from synthetic.judging import position_bias
-    from synthetic.runs import stored_records
+class _LogReporter:
+    """What write_bias_report needs of a run: its lines appended to the demo run's log."""
 
-    bias = position_bias(stored_records(srun), tie_margin=srun.tie_margin)
-    if bias is not None:
-        srun.bias_decisions, srun.first_shown_win_rate = bias.decisions, bias.first_shown_win_rate
-        srun.expected_first_rate, srun.bias_z = bias.expected_rate, bias.z
-        srun.save(update_fields=["bias_decisions", "first_shown_win_rate", "expected_first_rate", "bias_z"])
+    def __init__(self, run: Run) -> None:
+        self.run = run
+
+    def log(self, message: str) -> None:
+        self.run.log += message + "\n"
+        self.run.save(update_fields=["log"])
+
+    def progress(self, done: int, total: int | None = None) -> None:
+        pass
+
+    def check_cancelled(self) -> None:
+        pass
