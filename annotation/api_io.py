@@ -20,16 +20,19 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.decorators import api_view, content_negotiation_class, parser_classes
 from rest_framework.negotiation import DefaultContentNegotiation
-from rest_framework.parsers import MultiPartParser
+from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 
 from annotation import exporters, services_io
 from annotation.importers import ImportFailed, ImportSource, RowError
 from annotation.permissions import researcher_project
-from config.parsers import BoundedJSONParser
 
 UPLOAD_FORMATS = ("jsonl", "csv", "parquet")
+
+# The project's JSON parser (settings' DEFAULT_PARSER_CLASSES: a body nested too deeply is a 400).
+_JSON_PARSERS = [p for p in api_settings.DEFAULT_PARSER_CLASSES if issubclass(p, JSONParser)]
 
 
 class IgnoreFormatParameter(DefaultContentNegotiation):
@@ -76,7 +79,7 @@ def _source(request: Request) -> ImportSource:
     "rows are errors unless skip_invalid is true (then they are left out and listed in `invalid`).",
 )
 @api_view(["POST"])
-@parser_classes([MultiPartParser, BoundedJSONParser])
+@parser_classes([MultiPartParser, *_JSON_PARSERS])
 def import_items(request: Request, public_id: UUID) -> Response:
     project = researcher_project(request.user, public_id)
     options = request.data if isinstance(request.data, dict) else {}
