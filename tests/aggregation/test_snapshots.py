@@ -122,6 +122,42 @@ def test_rlhf_baseline_is_every_raters_own_pairs(owner):
     assert {b["human_share"] for b in baseline if b["rater"].startswith("persona")} == {0.0}
 
 
+ODD_TEXTS = ['say "hi" \\ back\\', "line\nnext\ttab", "emoji \U0001f600 é 中文", "</script>&amp;", "",
+             "\u2028\x00\x1f", 'a", "b']
+
+
+def test_lines_are_the_contract_json_of_odd_texts(owner):
+    """Quotes, backslashes, control characters, non-ASCII and earlier turns: each JSONL line is
+    exactly the contract's JSON (", " and ": " separators, raw UTF-8) of what it holds."""
+    world = random_world(owner, seed=25, n_items=7, ks=(2, 3, 4), partial=True)
+    prompts, texts = {}, {}
+    for n, item in enumerate(world.items):
+        item.prompt = ODD_TEXTS[n % len(ODD_TEXTS)]
+        item.context = [{"role": "system", "content": ODD_TEXTS[(n + 1) % len(ODD_TEXTS)]}] if n % 2 else []
+        item.save()
+        prompts[item.external_id] = [*item.context, {"role": "user", "content": item.prompt}]
+        for r in item.responses.all():
+            r.text = ODD_TEXTS[(n + r.position + 2) % len(ODD_TEXTS)] + r.response_id
+            r.save()
+            texts[(item.external_id, r.response_id)] = r.text
+    snap, _ = create_snapshot(project=world.project, user=owner, inputs=SnapshotInputs(rule="borda"))
+    for name in ("pairs.jsonl", "baseline_pairs.jsonl", "rankings.jsonl"):
+        lines = (snap.path / name).read_bytes().decode().split("\n")  # U+2028 is no line break
+        assert lines.pop() == ""
+        assert lines
+        for line in lines:
+            row = json.loads(line)
+            assert json.dumps(row, ensure_ascii=False, separators=(", ", ": ")) == line
+            assert row["prompt"] == prompts[row["item"]]
+            if "chosen" in row:
+                assert row["chosen"] == [{"role": "assistant", "content": texts[(row["item"], row["chosen_id"])]}]
+                assert row["rejected"] == [{"role": "assistant",
+                                            "content": texts[(row["item"], row["rejected_id"])]}]
+            else:
+                assert row["responses"] == [{"id": r, "content": texts[(row["item"], r)]}
+                                            for r in sorted(row["scores"])]
+
+
 def _group_world(owner, n_de: int, n_fr: int) -> World:
     project, items = make_project(owner, name="Groups", n_items=12)
     w = World(project, owner, items)
