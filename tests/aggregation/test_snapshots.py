@@ -208,6 +208,32 @@ def test_refusals(owner):
     assert not Snapshot.objects.exists()
 
 
+def test_a_failed_write_fails_the_snapshot_and_leaves_nothing(owner, monkeypatch):
+    """The files are made and written in a second thread: its error reaches the caller, after
+    which no row and no directory (not even the temporary one) is left."""
+    from aggregation import snapshot_files, snapshots
+    from aggregation.models import snapshot_root
+
+    world = random_world(owner, seed=26, n_items=7)
+    monkeypatch.setattr(snapshots, "CHUNK_ITEMS", 2)
+    calls = []
+
+    def fail_on_the_third_chunk(*args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise OSError("disk full")
+        return real(*args)
+
+    real = snapshot_files.ranking_lines
+    monkeypatch.setattr(snapshot_files, "ranking_lines", fail_on_the_third_chunk)
+    with pytest.raises(OSError, match="disk full"):
+        create_snapshot(project=world.project, user=owner, inputs=SnapshotInputs(rule="borda"))
+    assert not Snapshot.objects.exists() and not any(snapshot_root().iterdir())
+    monkeypatch.setattr(snapshot_files, "ranking_lines", real)
+    snap, created = create_snapshot(project=world.project, user=owner, inputs=SnapshotInputs(rule="borda"))
+    assert created and len(_lines(snap.path / "rankings.jsonl")) == 7
+
+
 @pytest.mark.parametrize("strategy", ["all", "best_vs_rest", "best_vs_worst", "adjacent"])
 def test_every_pair_strategy_matches_socialchoice(owner, strategy):
     world = random_world(owner, seed=26, n_items=6, ks=(3, 4, 5))
