@@ -123,7 +123,7 @@ def test_rlhf_baseline_is_every_raters_own_pairs(owner):
 
 
 ODD_TEXTS = ['say "hi" \\ back\\', "line\nnext\ttab", "emoji \U0001f600 é 中文", "</script>&amp;", "",
-             "\u2028\x00\x1f", 'a", "b']
+             "\u2028\x01\x1f", 'a", "b']
 
 
 def test_lines_are_the_contract_json_of_odd_texts(owner):
