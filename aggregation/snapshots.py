@@ -125,8 +125,8 @@ def create_snapshot(*, project: Project, user: AbstractBaseUser | None, inputs: 
             return existing, False
         tmp = snapshot_root() / f".tmp-{snapshot_id}-{uuid.uuid4().hex[:8]}"
         try:
-            manifest = _write(project, inputs, resolved, snapshot_id, hashed, source, tmp)
-            if source_digest(project) != source:
+            manifest, after = _write(project, inputs, resolved, snapshot_id, hashed, source, tmp)
+            if after != source:
                 log.info("rankings changed while snapshot %s was written; starting again", snapshot_id)
                 continue
             return _publish(project, user, inputs, snapshot_id, source, manifest, tmp)
@@ -275,7 +275,8 @@ class _Writer:
 
 
 def _write(project: Project, inputs: SnapshotInputs, resolved: ResolvedPool, snapshot_id: str,
-           hashed: dict[str, Any], source: str, tmp: Path) -> dict[str, Any]:
+           hashed: dict[str, Any], source: str, tmp: Path) -> tuple[dict[str, Any], str]:
+    """Write the files into ``tmp``: (the manifest, the rankings' digest after the last read)."""
     (tmp / "groups").mkdir(parents=True)
     groups = _groups(project, resolved)
     sinks = _Sinks.open(tmp, snapshot_id)
@@ -312,6 +313,8 @@ def _write(project: Project, inputs: SnapshotInputs, resolved: ResolvedPool, sna
                  sinks.rankings.schema),
                 *_write_groups(groups, tmp, chunk, inputs, snapshot_id),
             ])
+        # Every ranking in the files has been read: hash again while the last chunk is written.
+        after = source_digest(project)
     datasets = {"pairs": sinks.pairs.close(), "rankings": sinks.rankings.close(),
                 "baseline_pairs": sinks.baseline.close()}
     for key, handle in groups.handles.items():
@@ -334,7 +337,7 @@ def _write(project: Project, inputs: SnapshotInputs, resolved: ResolvedPool, sna
         "code_version": code_version(), "created_at": datetime.now(UTC).isoformat(),
     }
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False, sort_keys=True))
-    return manifest
+    return manifest, after
 
 
 def _rule_facts(rule: str) -> dict[str, Any]:

@@ -234,6 +234,31 @@ def test_a_failed_write_fails_the_snapshot_and_leaves_nothing(owner, monkeypatch
     assert created and len(_lines(snap.path / "rankings.jsonl")) == 7
 
 
+def test_a_ranking_revised_while_writing_starts_the_snapshot_again(owner, monkeypatch):
+    """The rankings are hashed again after the last one is read (while the files are still
+    being written): a change in between makes a new attempt, whose files hold the change."""
+    from aggregation import snapshot_files, snapshots
+    from aggregation.ballots import source_digest
+
+    world = random_world(owner, seed=27, n_items=5)
+    monkeypatch.setattr(snapshots, "CHUNK_ITEMS", 2)
+    total = Ranking.objects.filter(item__project=world.project, is_current=True).count()
+    real, calls = snapshot_files.load_chunk, []
+
+    def revise_during_the_first_attempt(*args):
+        calls.append(1)
+        if len(calls) == 3:  # the last chunk of the first attempt: one ranking is withdrawn
+            ranking = Ranking.objects.filter(item__project=world.project, is_current=True).first()
+            Ranking.objects.filter(pk=ranking.pk).update(is_current=False)
+        return real(*args)
+
+    monkeypatch.setattr(snapshot_files, "load_chunk", revise_during_the_first_attempt)
+    inputs = SnapshotInputs(rule="borda")
+    snap, created = create_snapshot(project=world.project, user=owner, inputs=inputs)
+    assert created and len(calls) == 6 and snap.source_hash == source_digest(world.project)
+    assert snap.manifest["counts"]["rankings"] == total - 1
+
+
 @pytest.mark.parametrize("strategy", ["all", "best_vs_rest", "best_vs_worst", "adjacent"])
 def test_every_pair_strategy_matches_socialchoice(owner, strategy):
     world = random_world(owner, seed=26, n_items=6, ks=(3, 4, 5))
