@@ -123,7 +123,9 @@ def kish(weights: np.ndarray) -> float:
 
 def project_raters(project: Project) -> list[RaterInfo]:
     """Every rater with a current ranking in the project, with consented demographics or persona."""
-    ranked = Ranking.objects.filter(item__project=project, is_current=True).values("rater_id").distinct()
+    # order_by(): without it the model's ordering joins the DISTINCT (every ranking id, sorted).
+    ranked = Ranking.objects.filter(item__project=project, is_current=True).order_by()
+    ranked = ranked.values("rater_id").distinct()
     raters = Rater.objects.filter(pk__in=Subquery(ranked)).select_related("user__profile").order_by("pk")
     from synthetic.models import Judgment
 

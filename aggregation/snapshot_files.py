@@ -27,8 +27,12 @@ from .ballots import Ballots
 SPLITS = ("train", "validation", "test")
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": "))
+_string = json.encoder.encode_basestring  # a str as a JSON string, as _ENCODER writes it
+
+
 def dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+    return _ENCODER.encode(value)
 
 
 def canonical(value: Any) -> str:
@@ -96,19 +100,24 @@ def load_chunk(ballots: Ballots, splits: list[str], snapshot_id: str) -> Chunk:
     messages: list[list[dict[str, str]] | None] = []
     ids: list[str | None] = []
     objects: list[list[dict[str, str]]] = []
+    # The JSON fragments are written out around the strings' own encoding: the same text as
+    # dumps() of the objects (its separators), without an encoder call per object.
     for i, pk in enumerate(pks):
         alts = items.alternatives[i]
         own = [{"id": a, "content": texts[(pk, a)]} for a in alts]
         objects.append(own)
         chunk.prompt_json.append(dumps(prompts[pk]))
-        chunk.item_json.append(dumps(items.external_ids[i]))
-        chunk.responses_json.append(dumps(own))
+        chunk.item_json.append(_string(items.external_ids[i]))
+        alt_json = [_string(a) for a in alts]
+        text_json = [_string(o["content"]) for o in own]
+        listed = [f'{{"id": {alt_json[j]}, "content": {text_json[j]}}}' for j in range(len(alts))]
+        chunk.responses_json.append(f"[{', '.join(listed)}]")
         for col in range(k_max):
             if col < len(alts):
-                msg = [{"role": "assistant", "content": texts[(pk, alts[col])]}]
-                chunk.response_json.append(dumps(msg))
-                chunk.id_json.append(dumps(alts[col]))
-                messages.append(msg)
+                content = text_json[col]
+                chunk.response_json.append(f'[{{"role": "assistant", "content": {content}}}]')
+                chunk.id_json.append(alt_json[col])
+                messages.append([{"role": "assistant", "content": own[col]["content"]}])
                 ids.append(alts[col])
             else:
                 chunk.response_json.append("")
@@ -203,36 +212,49 @@ def baseline_rows(ballots: Ballots) -> Rows:
 
 
 def _text(values: np.ndarray) -> Any:
+    """Numbers as JSON text: an Arrow string array, or one Python string when all are equal."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    return pc.cast(pa.array(values, pa.float64()), pa.string())
+    constant = len(values) > 1 and values[0] == values[0] and bool((values == values[0]).all())
+    text = pc.cast(pa.array(values[:1] if constant else values, pa.float64()), pa.string())
+    return text[0].as_py() if constant else text  # a constant column (never NaN) joins as a scalar
 
 
-def _bytes(lines: Any) -> bytes:
-    """The concatenated values of a string array (each line already ends with a newline)."""
-    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32)[lines.offset : lines.offset + len(lines) + 1]
-    data = lines.buffers()[2]
-    return b"" if data is None else data.to_pybytes()[offsets[0] : offsets[-1]]
+def _distinct(keys: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted distinct values of ``keys`` in ``[0, size)``, each key's position among them)."""
+    if size > 4 * len(keys) + (1 << 16):
+        return np.unique(keys, return_inverse=True)
+    seen = np.zeros(size, dtype=bool)
+    seen[keys] = True
+    return np.flatnonzero(seen), (np.cumsum(seen) - 1)[keys]
 
 
 def pair_lines(chunk: Chunk, rows: Rows, keys: dict[int, str] | None = None,
-               group: dict[str, str] | None = None) -> bytes:
-    """Pair lines (JSONL) joined element-wise by Arrow from the chunk's JSON fragments."""
+               group: dict[str, str] | None = None) -> Any:
+    """Pair lines (JSONL, each ending in a newline) as an Arrow string array, joined element-wise
+    by Arrow from the chunk's JSON fragments. What an (item, chosen, rejected) triple fixes is
+    joined once per distinct triple (the baseline repeats each for every rater)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     if not len(rows):
-        return b""
+        return pa.array([], pa.string())
     k, frag = chunk.k_max, chunk.fragments()
-    items, fa, fb = pa.array(rows.item), pa.array(rows.item * k + rows.a), pa.array(rows.item * k + rows.b)
-    parts: list[Any] = [
+    triples, at = _distinct((rows.item * k + rows.a) * k + rows.b, len(chunk.ballots.items) * k * k)
+    items, fa = pa.array(triples // (k * k)), pa.array(triples // k)
+    fb = pa.array(triples // (k * k) * k + triples % k)
+    head = pc.binary_join_element_wise(
         '{"prompt": ', frag["prompt"].take(items), ', "chosen": ', frag["response"].take(fa),
-        ', "rejected": ', frag["response"].take(fb), ', "margin": ', _text(rows.margin),
-        ', "vote_share": ', _text(rows.vote_share), ', "human_share": ', _text(rows.human_share),
+        ', "rejected": ', frag["response"].take(fb), ', "margin": ', "")
+    tail = pc.binary_join_element_wise(
         ', "chosen_id": ', frag["id"].take(fa), ', "rejected_id": ', frag["id"].take(fb),
         ', "item": ', frag["item"].take(items), ', "split": "', frag["split"].take(items),
-        f'", "snapshot": "{chunk.snapshot_id}"',
+        f'", "snapshot": "{chunk.snapshot_id}"', "")
+    at_rows = pa.array(at)
+    parts: list[Any] = [
+        head.take(at_rows), _text(rows.margin), ', "vote_share": ', _text(rows.vote_share),
+        ', "human_share": ', _text(rows.human_share), tail.take(at_rows),
     ]
     if rows.rater is not None and rows.weight is not None and keys is not None:
         rater_ids = np.array(sorted(keys), dtype=np.int64)
@@ -242,10 +264,13 @@ def pair_lines(chunk: Chunk, rows: Rows, keys: dict[int, str] | None = None,
     if group is not None:
         parts.append(f', "group": {dumps(group)}')
     parts.append("}\n")
-    return _bytes(pc.binary_join_element_wise(*parts, ""))
+    return pc.binary_join_element_wise(*parts, "")
 
 
-def ranking_lines(chunk: Chunk, levels: np.ndarray, scores: np.ndarray) -> bytes:
+def ranking_lines(chunk: Chunk, levels: np.ndarray, scores: np.ndarray) -> Any:
+    """Ranking lines (JSONL) as an Arrow string array, one per item."""
+    import pyarrow as pa
+
     items = chunk.ballots.items
     out = []
     for i in range(len(items)):
@@ -257,13 +282,18 @@ def ranking_lines(chunk: Chunk, levels: np.ndarray, scores: np.ndarray) -> bytes
             f'"scores": {dumps(dict(zip(alts, sc, strict=True)))}, "response_scores": {dumps(sc)}, '
             f'"item": {chunk.item_json[i]}, "split": "{chunk.splits[i]}", "snapshot": "{chunk.snapshot_id}"}}\n'
         )
-    return "".join(out).encode()
+    return pa.array(out, pa.string())
 
 
-def write_lines(handle: IO[bytes], lines: bytes) -> int:
-    """Write JSONL bytes; the number of lines written."""
-    handle.write(lines)
-    return lines.count(b"\n")
+def write_lines(handle: IO[bytes], lines: Any) -> int:
+    """Write the lines of an Arrow string array (each ends with its newline, and JSON has no other
+    raw newline) straight from its data buffer; the number of lines written."""
+    if not len(lines):
+        return 0
+    start = lines.offset
+    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32)[start : start + len(lines) + 1]
+    handle.write(memoryview(lines.buffers()[2])[offsets[0] : offsets[-1]])
+    return len(lines)
 
 
 # ---------------------------------------------------------------- Arrow batches and datasets directories

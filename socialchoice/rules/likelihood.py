@@ -24,6 +24,10 @@ from .registry import RuleOutput, register
 _gesv = get_lapack_funcs("gesv", (np.zeros(1),))
 
 DEFAULT_REG = 0.01
+# Plackett-Luce: dense per-item layouts while they hold at most _DENSE_KEYS cells or
+# _DENSE_FACTOR times as many as there are choice events.
+_DENSE_KEYS = 1 << 16
+_DENSE_FACTOR = 4
 SCORE_TOL = 1e-7
 
 
@@ -133,7 +137,8 @@ def _newton_one(s: np.ndarray, reg: float, iters: int = 100) -> np.ndarray:
 
 def _choice_events(group: ProfileGroup) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Collapse ballots into weighted choice events: (item row, choice-set mask, weight) with
-    identical (row, mask) merged, plus ``wins[n, K]`` = weight of times each alternative is chosen.
+    identical (row, mask) merged, sorted by (row, mask), plus ``wins[n, K]`` = weight of times
+    each alternative is chosen.
 
     Voter v chooses a from ``{b ranked: rank_b >= rank_a}`` (Breslow's treatment of ties)."""
     n, v, k = group.ranks.shape
@@ -144,11 +149,19 @@ def _choice_events(group: ProfileGroup) -> tuple[np.ndarray, np.ndarray, np.ndar
     w = group.weights / np.maximum(total_weight(group), 1e-300)[:, None]
     real = ranked & (np.bitwise_count(masks) > 1) & (w[:, :, None] > 0)
     ev_w = np.broadcast_to(w[:, :, None], (n, v, k))[real]
-    wins = np.zeros((n, k))
-    np.add.at(wins, (np.nonzero(real)[0], np.nonzero(real)[2]), ev_w)
-    rows = np.broadcast_to(np.arange(n)[:, None, None], (n, v, k))[real]
-    keys, inv = np.unique(rows * (1 << k) + masks[real], return_inverse=True)
-    counts = np.bincount(inv, weights=ev_w, minlength=len(keys))
+    ev_rows, _, ev_cols = np.nonzero(real)
+    # bincount adds each bin's weights in input order, as np.add.at and np.unique + bincount did.
+    wins = np.bincount(ev_rows * k + ev_cols, weights=ev_w, minlength=n * k).reshape(n, k)
+    keys = ev_rows * (1 << k) + masks[real]
+    if n << k <= max(_DENSE_FACTOR * len(keys), _DENSE_KEYS):
+        # Few possible (row, mask) keys: one bincount over all of them instead of sorting.
+        # Every event weight is > 0, so a key occurs exactly where its sum is > 0.
+        dense = np.bincount(keys, weights=ev_w, minlength=n << k)
+        keys = np.flatnonzero(dense > 0)
+        counts = dense[keys]
+    else:
+        keys, inv = np.unique(keys, return_inverse=True)
+        counts = np.bincount(inv, weights=ev_w, minlength=len(keys))
     return keys >> k, keys & ((1 << k) - 1), counts, wins
 
 
@@ -174,6 +187,11 @@ def plackett_luce(group: ProfileGroup, reg: float = DEFAULT_REG) -> RuleOutput:
     rows, masks, counts, wins = _choice_events(group)
     member = ((masks[:, None] >> np.arange(k)) & 1).astype(bool)
     eye = np.eye(k)
+    per_item = np.bincount(rows, minlength=n)
+    m = int(per_item.max(initial=0))
+    if n * m <= max(_DENSE_FACTOR * len(rows), _DENSE_KEYS):  # no item has far more events
+        padded = _padded_grad_hess(rows, member, counts, wins, per_item, m, reg)
+        return _output(_newton(padded, np.zeros((n, k))))
 
     def grad_hess(theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         z = np.where(member, theta[rows], -np.inf)
@@ -184,6 +202,39 @@ def plackett_luce(group: ProfileGroup, reg: float = DEFAULT_REG) -> RuleOutput:
         return g, -_segment_sum(outer, rows, n) - reg * eye
 
     return _output(_newton(grad_hess, np.zeros((n, k))))
+
+
+def _padded_grad_hess(rows: np.ndarray, member: np.ndarray, counts: np.ndarray, wins: np.ndarray,
+                      per_item: np.ndarray, m: int, reg: float) -> GradHess:
+    """Plackett-Luce's gradient and Hessian with each item's choice events in one row of
+    ``[n, m]`` slots (m = the most events of an item; an empty slot has no member and weight 0),
+    so the sums over an item's events are small batched matrix products.
+
+    With ``e = exp(theta - max theta)`` per item and ``den`` = the sum of ``e`` over a choice set,
+    P(a chosen from the set) = e_a / den; then the gradient is ``wins - e * (sets' @ c / den)``
+    and the Hessian's data part is ``e_a e_b * sum(c / den^2 over sets holding a and b)``.
+    Newton's damped steps move theta by at most 1 per iteration from 0, so over 100 iterations
+    ``e`` stays above exp(-200): nothing underflows, as with a maximum taken per choice set."""
+    n, k = wins.shape
+    slot = np.arange(len(rows)) - (np.cumsum(per_item) - per_item)[rows]
+    sets = np.zeros((n, m, k))
+    sets[rows, slot] = member
+    sets_t = np.ascontiguousarray(sets.transpose(0, 2, 1))
+    c = np.zeros((n, m))
+    c[rows, slot] = counts
+    empty = (c == 0).astype(np.float64)  # an empty slot's den is 1 instead of 0 (its c stays 0)
+    eye = np.eye(k)
+
+    def grad_hess(theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        e = np.exp(theta - theta.max(axis=1, keepdims=True))
+        den = np.matmul(sets, e[:, :, None])[:, :, 0] + empty
+        q = c / den
+        chosen = e * np.matmul(q[:, None, :], sets)[:, 0, :]
+        h = np.matmul(sets_t * (q / den)[:, None, :], sets) * e[:, :, None] * e[:, None, :]
+        h -= eye * (chosen[:, :, None] + reg)
+        return wins - chosen - reg * theta, h
+
+    return grad_hess
 
 
 def _segment_sum(x: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:

@@ -122,6 +122,42 @@ def test_rlhf_baseline_is_every_raters_own_pairs(owner):
     assert {b["human_share"] for b in baseline if b["rater"].startswith("persona")} == {0.0}
 
 
+ODD_TEXTS = ['say "hi" \\ back\\', "line\nnext\ttab", "emoji \U0001f600 é 中文", "</script>&amp;", "",
+             "\u2028\x01\x1f", 'a", "b']
+
+
+def test_lines_are_the_contract_json_of_odd_texts(owner):
+    """Quotes, backslashes, control characters, non-ASCII and earlier turns: each JSONL line is
+    exactly the contract's JSON (", " and ": " separators, raw UTF-8) of what it holds."""
+    world = random_world(owner, seed=25, n_items=7, ks=(2, 3, 4), partial=True)
+    prompts, texts = {}, {}
+    for n, item in enumerate(world.items):
+        item.prompt = ODD_TEXTS[n % len(ODD_TEXTS)]
+        item.context = [{"role": "system", "content": ODD_TEXTS[(n + 1) % len(ODD_TEXTS)]}] if n % 2 else []
+        item.save()
+        prompts[item.external_id] = [*item.context, {"role": "user", "content": item.prompt}]
+        for r in item.responses.all():
+            r.text = ODD_TEXTS[(n + r.position + 2) % len(ODD_TEXTS)] + r.response_id
+            r.save()
+            texts[(item.external_id, r.response_id)] = r.text
+    snap, _ = create_snapshot(project=world.project, user=owner, inputs=SnapshotInputs(rule="borda"))
+    for name in ("pairs.jsonl", "baseline_pairs.jsonl", "rankings.jsonl"):
+        lines = (snap.path / name).read_bytes().decode().split("\n")  # U+2028 is no line break
+        assert lines.pop() == ""
+        assert lines
+        for line in lines:
+            row = json.loads(line)
+            assert json.dumps(row, ensure_ascii=False, separators=(", ", ": ")) == line
+            assert row["prompt"] == prompts[row["item"]]
+            if "chosen" in row:
+                assert row["chosen"] == [{"role": "assistant", "content": texts[(row["item"], row["chosen_id"])]}]
+                assert row["rejected"] == [{"role": "assistant",
+                                            "content": texts[(row["item"], row["rejected_id"])]}]
+            else:
+                assert row["responses"] == [{"id": r, "content": texts[(row["item"], r)]}
+                                            for r in sorted(row["scores"])]
+
+
 def _group_world(owner, n_de: int, n_fr: int) -> World:
     project, items = make_project(owner, name="Groups", n_items=12)
     w = World(project, owner, items)
@@ -170,6 +206,57 @@ def test_refusals(owner):
         with pytest.raises(AggregationError, match=needle):
             create_snapshot(project=world.project, user=owner, inputs=bad)
     assert not Snapshot.objects.exists()
+
+
+def test_a_failed_write_fails_the_snapshot_and_leaves_nothing(owner, monkeypatch):
+    """The files are made and written in a second thread: its error reaches the caller, after
+    which no row and no directory (not even the temporary one) is left."""
+    from aggregation import snapshot_files, snapshots
+    from aggregation.models import snapshot_root
+
+    world = random_world(owner, seed=26, n_items=7)
+    monkeypatch.setattr(snapshots, "CHUNK_ITEMS", 2)
+    calls = []
+
+    def fail_on_the_third_chunk(*args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise OSError("disk full")
+        return real(*args)
+
+    real = snapshot_files.ranking_lines
+    monkeypatch.setattr(snapshot_files, "ranking_lines", fail_on_the_third_chunk)
+    with pytest.raises(OSError, match="disk full"):
+        create_snapshot(project=world.project, user=owner, inputs=SnapshotInputs(rule="borda"))
+    assert not Snapshot.objects.exists() and not any(snapshot_root().iterdir())
+    monkeypatch.setattr(snapshot_files, "ranking_lines", real)
+    snap, created = create_snapshot(project=world.project, user=owner, inputs=SnapshotInputs(rule="borda"))
+    assert created and len(_lines(snap.path / "rankings.jsonl")) == 7
+
+
+def test_a_ranking_revised_while_writing_starts_the_snapshot_again(owner, monkeypatch):
+    """The rankings are hashed again after the last one is read (while the files are still
+    being written): a change in between makes a new attempt, whose files hold the change."""
+    from aggregation import snapshot_files, snapshots
+    from aggregation.ballots import source_digest
+
+    world = random_world(owner, seed=27, n_items=5)
+    monkeypatch.setattr(snapshots, "CHUNK_ITEMS", 2)
+    total = Ranking.objects.filter(item__project=world.project, is_current=True).count()
+    real, calls = snapshot_files.load_chunk, []
+
+    def revise_during_the_first_attempt(*args):
+        calls.append(1)
+        if len(calls) == 3:  # the last chunk of the first attempt: one ranking is withdrawn
+            ranking = Ranking.objects.filter(item__project=world.project, is_current=True).first()
+            Ranking.objects.filter(pk=ranking.pk).update(is_current=False)
+        return real(*args)
+
+    monkeypatch.setattr(snapshot_files, "load_chunk", revise_during_the_first_attempt)
+    inputs = SnapshotInputs(rule="borda")
+    snap, created = create_snapshot(project=world.project, user=owner, inputs=inputs)
+    assert created and len(calls) == 6 and snap.source_hash == source_digest(world.project)
+    assert snap.manifest["counts"]["rankings"] == total - 1
 
 
 @pytest.mark.parametrize("strategy", ["all", "best_vs_rest", "best_vs_worst", "adjacent"])
