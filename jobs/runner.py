@@ -10,10 +10,12 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sys
 import threading
 import time
 import traceback
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +56,44 @@ def cause_line(exc: BaseException) -> str:
     if isinstance(exc, RunFailure | SubprocessFailed) and first:
         return first
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+# An engine child's exit status when it stopped because its run was cancelled.
+CANCELLED_EXIT = 3
+ENGINE_LIBRARIES = ("transformers", "huggingface_hub", "accelerate", "torch", "vllm")
+
+
+def quiet_engine_libraries() -> None:
+    """Errors only from the engine libraries (transformers, huggingface_hub, vLLM ...), no
+    progress bars, no Python warnings from them (they were landing in every run log as
+    "template" and generation-flag noise, and as weight-loading bars), and no line per HTTP
+    request from httpx."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")  # vLLM sets its logger's level from this on import
+    for name in ENGINE_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.ERROR)
+        warnings.filterwarnings("ignore", module=rf"{name}(\.|$)")
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def engine_child(work: Callable[[], None]) -> None:
+    """The body of an engine subprocess (`manage.py synthetic_engine`, `evaluation_engine`): the
+    libraries quietened, then `work`; exit CANCELLED_EXIT when the run was cancelled, and on any
+    failure the traceback and one `run failed: <cause>` line (which the worker puts first in the
+    failed run's error), exit 1."""
+    quiet_engine_libraries()
+    try:
+        work()
+    except Cancelled:
+        raise SystemExit(CANCELLED_EXIT) from None
+    except Exception as exc:
+        traceback.print_exc(file=sys.stdout)
+        sys.stdout.write(f"{CAUSE_PREFIX}{cause_line(exc)}\n")
+        sys.stdout.flush()
+        raise SystemExit(1) from None
 
 
 class RunContext:

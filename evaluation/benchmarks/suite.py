@@ -67,12 +67,16 @@ class Task:
 
 _TASKS: dict[str, Callable[[dict[str, Any], ChatRenderer, Path], Task]] = {}
 SCORERS: dict[str, tuple[str, ...]] = {}
+FIELDS: dict[str, frozenset[str]] = {}
 
 
-def register(name: str, scorers: tuple[str, ...] = ("loglik",)) -> Callable:
+def register(name: str, scorers: tuple[str, ...] = ("loglik",), fields: tuple[str, ...] = ()) -> Callable:
+    """A benchmark: its task factory, the scorers it takes, and the config fields it reads (besides
+    `name` and `score`); any other field is refused, so a misspelt option is an error, not ignored."""
     def decorator(factory: Callable) -> Callable:
         _TASKS[name] = factory
         SCORERS[name] = scorers
+        FIELDS[name] = frozenset({"name", "score", *fields})
         return factory
     return decorator
 
@@ -96,6 +100,10 @@ def build(config: dict[str, Any], render_chat: ChatRenderer, snapshots_dir: Path
         allowed = SCORERS[name]
         listed = " or ".join([", ".join(allowed[:-1]), allowed[-1]] if len(allowed) > 1 else allowed)
         raise ValueError(f"benchmark {name}: field 'score' must be {listed}, not {scorer!r}")
+    unknown = sorted(set(config) - FIELDS[name])
+    if unknown:
+        raise ValueError(f"benchmark {name}: unknown field(s) {', '.join(map(repr, unknown))}; "
+                         f"it takes {', '.join(sorted(FIELDS[name]))}")
     task = _TASKS[name](config, render_chat, snapshots_dir)
     task.scorer = scorer
     return task
@@ -125,7 +133,7 @@ class BBQTask(Task):
         return rows
 
 
-@register("bbq")
+@register("bbq", fields=("per_category", "directory", "categories", "seed"))
 def _bbq(config: dict[str, Any], render_chat: ChatRenderer, snapshots_dir: Path) -> Task:
     per_category = _int_option(config, "per_category", None)
     directory = config.get("directory")
@@ -153,7 +161,7 @@ class CrowsTask(Task):
         return rows
 
 
-@register("crows_pairs")
+@register("crows_pairs", fields=("path", "limit"))
 def _crows(config: dict[str, Any], render_chat: ChatRenderer, snapshots_dir: Path) -> Task:
     pairs = crows_pairs.load_crows_pairs(config.get("path"), limit=_int_option(config, "limit", None))
     task = CrowsTask("crows_pairs", crows_pairs.VERSION, config)
@@ -170,7 +178,7 @@ class WinoTask(Task):
         return [row(m, result[m], n=result["n"]) for m in ("p_female", "p_neutral", "correlation_with_bls")]
 
 
-@register("winogenerated")
+@register("winogenerated", fields=("path", "limit"))
 def _wino(config: dict[str, Any], render_chat: ChatRenderer, snapshots_dir: Path) -> Task:
     examples = winogenerated.load_winogenerated(config.get("path"), limit=_int_option(config, "limit", None))
     task = WinoTask("winogenerated", winogenerated.VERSION, config)
@@ -222,7 +230,7 @@ def _snapshot_dir(snapshots_dir: Path, snapshot_id: Any) -> Path:
     return path
 
 
-@register("preference", scorers=("loglik", "dpo", "reward"))
+@register("preference", scorers=("loglik", "dpo", "reward"), fields=("snapshots", "beta"))
 def _preference(config: dict[str, Any], render_chat: ChatRenderer, snapshots_dir: Path) -> Task:
     """`{"name": "preference", "snapshots": {"human": id, "synthetic": id}, "score": "loglik" | "dpo" | "reward"}`:
     each snapshot's collective test pairs under its label; groups from the first snapshot."""
@@ -257,7 +265,7 @@ class RewardBenchTask(Task):
         return rows
 
 
-@register("rewardbench", scorers=("loglik", "reward"))
+@register("rewardbench", scorers=("loglik", "reward"), fields=("path",))
 def _rewardbench(config: dict[str, Any], render_chat: ChatRenderer, snapshots_dir: Path) -> Task:
     """`{"name": "rewardbench", "path": "<local JSONL>"}` scored by the policy's log-likelihood,
     or with `"score": "reward"` by a reward model."""
@@ -293,7 +301,7 @@ class DistributionalTask(Task):
         return [row(m, result[m], n=n) for m in ("alignment", "split_half_ceiling", "uniform_baseline")]
 
 
-@register("distributional", scorers=("loglik", "reward"))
+@register("distributional", scorers=("loglik", "reward"), fields=("min_raters", "scale", "items"))
 def _distributional(config: dict[str, Any], render_chat: ChatRenderer, snapshots_dir: Path) -> Task:
     """`{"name": "distributional", "min_raters": 4}`: items with many raters, given at run time
     as `items` ([{prompt: [(role, content)], responses: [{id, text}], rankings: [weak orders]}]).

@@ -44,6 +44,7 @@ def test_the_child_scores_and_stores_results(child_mode):
     run = execute(erun.run.pk)
     assert run.status == Run.Status.SUCCEEDED, run.log
     assert "evaluation_engine" in run.log
+    assert "Loading weights" not in run.log and "it/s]" not in run.log  # no library progress bars
     assert run.progress_done == run.progress_total == 18
     assert ScoreChunk.objects.filter(evaluation=erun).count() == 3
     assert EvaluationResult.objects.filter(evaluation=erun, benchmark="bbq", metric="accuracy", scope="overall").exists()

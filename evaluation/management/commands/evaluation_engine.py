@@ -8,18 +8,14 @@ worker that started it puts first in the failed run's error.
 """
 from __future__ import annotations
 
-import sys
-import traceback
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from evaluation.models import EvaluationRun
 from evaluation.runs import evaluate_run
-from jobs.runner import CAUSE_PREFIX, Cancelled, cause_line
+from jobs.runner import engine_child
 from synthetic.runs import ChildReporter
-
-CANCELLED_EXIT = 3
 
 
 class Command(BaseCommand):
@@ -33,12 +29,4 @@ class Command(BaseCommand):
             erun = EvaluationRun.objects.select_related("run").get(pk=options["id"])
         except EvaluationRun.DoesNotExist:
             raise CommandError(f"no evaluation run with id {options['id']}") from None
-        try:
-            evaluate_run(erun, ChildReporter(erun.run))
-        except Cancelled:
-            raise SystemExit(CANCELLED_EXIT) from None
-        except Exception as exc:
-            traceback.print_exc(file=sys.stdout)
-            sys.stdout.write(f"{CAUSE_PREFIX}{cause_line(exc)}\n")
-            sys.stdout.flush()
-            raise SystemExit(1) from None
+        engine_child(lambda: evaluate_run(erun, ChildReporter(erun.run)))
