@@ -241,6 +241,10 @@ def _preference(config: dict[str, Any], render_chat: ChatRenderer, snapshots_dir
     pairs: list[preference.PreferencePair] = []
     for n, (label, snapshot_id) in enumerate(snapshots.items()):
         found = preference.snapshot_collectives(_snapshot_dir(snapshots_dir, snapshot_id), label=str(label))
+        if not any(p.collective == str(label) for p in found):
+            raise ValueError(f"benchmark preference: snapshot {snapshot_id} ({label}) has no test pairs (its test "
+                             "split holds no item with a collective preference); make one with another seed or a "
+                             "larger test fraction")
         pairs.extend(p for p in found if n == 0 or not p.collective.startswith("group:"))
     task = PreferenceTask("preference", preference.VERSION, config, needs_reference=kind == "dpo")
     task.pairs = pairs

@@ -2,6 +2,7 @@
 category and group with version and config hash, resumable chunks, validation."""
 from __future__ import annotations
 
+import json
 import math
 import re
 
@@ -16,7 +17,7 @@ from evaluation.services import start_evaluation
 from jobs.models import Run
 from jobs.runner import Cancelled, execute
 from jobs.services import RunError
-from tests.evaluation.snapshots import write_snapshot
+from tests.evaluation.snapshots import pair, write_snapshot
 
 pytestmark = pytest.mark.django_db(transaction=True)
 SNAPSHOT = "3f9a0c1d2e4b5a69"
@@ -141,6 +142,18 @@ def test_a_stopped_run_resumes_from_its_stored_chunks(owner, project, tiny_model
 def test_bad_config_is_refused_naming_the_field(owner, project, tiny_model_dir, change, message):
     with pytest.raises(RunError, match=re.escape(message)):
         start_evaluation(owner=owner, project=project, config=_config(tiny_model_dir, **change))
+    assert not Run.objects.exists()
+
+
+def test_a_snapshot_without_test_pairs_is_refused_not_scored_as_nothing(owner, project, tiny_model_dir, tmp_path):
+    # 24 items split 0.8 / 0.1 / 0.1 by hash can all land in train (the review demo's seed-0
+    # snapshot did): the run succeeded with 0 preference numbers. Now it is refused, naming why.
+    path = tmp_path / "snapshots" / "00000000000000aa"
+    path.mkdir(parents=True)
+    (path / "pairs.jsonl").write_text(json.dumps(pair("t0", "yes", "no", split="train")) + "\n")
+    config = _config(tiny_model_dir, benchmarks=[{"name": "preference", "snapshots": {"all": "00000000000000aa"}}])
+    with pytest.raises(RunError, match=re.escape("snapshot 00000000000000aa (all) has no test pairs")):
+        start_evaluation(owner=owner, project=project, config=config)
     assert not Run.objects.exists()
 
 
