@@ -94,6 +94,13 @@ def test_snapshot_pages(client, owner, world):
     other, _ = create_snapshot(project=world.project, user=owner, inputs=SnapshotInputs(rule="copeland"))
     diff = client.get(reverse("aggregation-snapshot-diff", args=[snap.snapshot_id]), {"other": other.snapshot_id})
     assert diff.status_code == 200 and b"Pairs flipped" in diff.content
+    all_test, _ = create_snapshot(project=world.project, user=owner,
+                                  inputs=SnapshotInputs(split={"train": 0.0, "validation": 0.0, "test": 1.0}))
+    assert "no test items" not in client.get(reverse("aggregation-snapshot-detail", args=[all_test.snapshot_id])).content.decode()
+    no_test, _ = create_snapshot(project=world.project, user=owner,
+                                 inputs=SnapshotInputs(split={"train": 0.9, "validation": 0.1, "test": 0.0}))
+    page = client.get(reverse("aggregation-snapshot-detail", args=[no_test.snapshot_id])).content.decode()
+    assert "0 test items" in page and "no test items: held-out evaluation has nothing to score" in page
     archive = client.get(reverse("aggregation-snapshot-download", args=[snap.snapshot_id]))
     names = zipfile.ZipFile(io.BytesIO(b"".join(archive.streaming_content))).namelist()
     assert f"{snap.snapshot_id}/manifest.json" in names
