@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 
 import numpy as np
 import pytest
@@ -14,12 +13,9 @@ from aggregation.ballots import load_ballots
 from annotation.models import Membership, Ranking
 from annotation.services import add_member
 from synthetic.models import Persona, PersonaPanel
+from tests.html import EXTERNAL_ASSET
 
 from .factories import World, add_human, add_persona, make_project, rank_all
-
-# A script or stylesheet from another host (a CDN): the pages must work offline. (A bare "cdn" check
-# failed on a random token that happened to contain the letters.)
-EXTERNAL_ASSET = re.compile(r'<(?:script|link)\b[^>]*\b(?:src|href)="(?:https?:)?//', re.IGNORECASE)
 
 pytestmark = pytest.mark.django_db
 
